@@ -1,0 +1,109 @@
+-- ops.features_1m: the one relation dashboards and ad-hoc SQL read for 1-minute market health.
+-- Book and trade minutes are merged with UNION ALL + GROUP BY (not a FULL JOIN) so a filter on
+-- bucket/venue/symbol is pushed down into both continuous aggregates.
+-- sample_count and the coverage columns tell "no data" (0 samples) from "quiet market".
+CREATE VIEW ops.features_1m AS
+SELECT
+    m.bucket,
+    m.venue,
+    m.symbol,
+    i.asset,
+    m.book_updates,
+    m.spread_bps_sum / NULLIF(m.book_updates, 0)                       AS spread_bps_mean,
+    m.spread_bps_min,
+    m.spread_bps_max,
+    m.bid_qty_sum / NULLIF(m.book_updates, 0)                          AS bid_qty_mean,
+    m.ask_qty_sum / NULLIF(m.book_updates, 0)                          AS ask_qty_mean,
+    m.bid_notional_sum / NULLIF(m.book_updates, 0)                     AS bid_notional_mean,
+    m.ask_notional_sum / NULLIF(m.book_updates, 0)                     AS ask_notional_mean,
+    (m.bid_notional_sum + m.ask_notional_sum) / NULLIF(m.book_updates, 0) AS depth_notional_mean,
+    m.imbalance_sum / NULLIF(m.book_updates, 0)                        AS book_imbalance_mean,
+    (m.bid_qty_close - m.ask_qty_close) / NULLIF(m.bid_qty_close + m.ask_qty_close, 0) AS book_imbalance_close,
+    m.mid_open,
+    m.mid_high,
+    m.mid_low,
+    m.mid_close,
+    m.bid_px_close,
+    m.ask_px_close,
+    m.trade_count,
+    m.volume,
+    m.notional,
+    m.buy_volume,
+    m.sell_volume,
+    (m.buy_volume - m.sell_volume) / NULLIF(m.volume, 0)               AS flow_imbalance,
+    m.notional / NULLIF(m.volume, 0)                                   AS vwap,
+    m.open,
+    m.high,
+    m.low,
+    m.close,
+    m.last_update_ts,
+    extract(epoch FROM least(now(), m.bucket + INTERVAL '1 minute') - m.last_update_ts)::float8 AS freshness_s,
+    m.latency_ms_sum / NULLIF(m.book_updates + m.trade_count, 0)       AS latency_ms_mean,
+    m.latency_ms_min,
+    m.latency_ms_max,
+    -- The minute still filling is measured against the seconds elapsed so far.
+    m.book_active_seconds::float8 / greatest(1, least(60, extract(epoch FROM now() - m.bucket)::float8))  AS book_coverage,
+    m.trade_active_seconds::float8 / greatest(1, least(60, extract(epoch FROM now() - m.bucket)::float8)) AS trade_coverage,
+    m.book_updates + m.trade_count                                     AS sample_count
+FROM (
+    SELECT
+        u.bucket, u.venue, u.symbol,
+        coalesce(sum(u.updates), 0)                   AS book_updates,
+        coalesce(sum(u.book_active_seconds), 0)       AS book_active_seconds,
+        sum(u.spread_bps_sum)                         AS spread_bps_sum,
+        min(u.spread_bps_min)                         AS spread_bps_min,
+        max(u.spread_bps_max)                         AS spread_bps_max,
+        sum(u.bid_qty_sum)                            AS bid_qty_sum,
+        sum(u.ask_qty_sum)                            AS ask_qty_sum,
+        sum(u.bid_notional_sum)                       AS bid_notional_sum,
+        sum(u.ask_notional_sum)                       AS ask_notional_sum,
+        sum(u.imbalance_sum)                          AS imbalance_sum,
+        max(u.mid_open)                               AS mid_open,
+        max(u.mid_high)                               AS mid_high,
+        min(u.mid_low)                                AS mid_low,
+        max(u.mid_close)                              AS mid_close,
+        max(u.bid_px_close)                           AS bid_px_close,
+        max(u.ask_px_close)                           AS ask_px_close,
+        max(u.bid_qty_close)                          AS bid_qty_close,
+        max(u.ask_qty_close)                          AS ask_qty_close,
+        coalesce(sum(u.trades), 0)                    AS trade_count,
+        coalesce(sum(u.trade_active_seconds), 0)      AS trade_active_seconds,
+        coalesce(sum(u.volume), 0)                    AS volume,
+        coalesce(sum(u.notional), 0)                  AS notional,
+        coalesce(sum(u.buy_volume), 0)                AS buy_volume,
+        coalesce(sum(u.sell_volume), 0)               AS sell_volume,
+        max(u.open)                                   AS open,
+        max(u.high)                                   AS high,
+        min(u.low)                                    AS low,
+        max(u.close)                                  AS close,
+        max(u.last_ts)                                AS last_update_ts,
+        sum(u.latency_ms_sum)                         AS latency_ms_sum,
+        min(u.latency_ms_min)                         AS latency_ms_min,
+        max(u.latency_ms_max)                         AS latency_ms_max
+    FROM (
+        SELECT b.bucket, b.venue, b.symbol, b.updates, b.active_seconds AS book_active_seconds,
+               b.spread_bps_sum, b.spread_bps_min, b.spread_bps_max, b.bid_qty_sum, b.ask_qty_sum,
+               b.bid_notional_sum, b.ask_notional_sum, b.imbalance_sum, b.mid_open, b.mid_high,
+               b.mid_low, b.mid_close, b.bid_px_close, b.ask_px_close, b.bid_qty_close, b.ask_qty_close,
+               NULL::bigint AS trades, NULL::bigint AS trade_active_seconds, NULL::float8 AS volume,
+               NULL::float8 AS notional, NULL::float8 AS buy_volume, NULL::float8 AS sell_volume,
+               NULL::float8 AS open, NULL::float8 AS high, NULL::float8 AS low, NULL::float8 AS close,
+               b.last_ts, b.latency_ms_sum, b.latency_ms_min, b.latency_ms_max
+        FROM ops.book_1m b
+        UNION ALL
+        SELECT t.bucket, t.venue, t.symbol, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL,
+               t.trades, t.active_seconds, t.volume,
+               t.notional, t.buy_volume, t.sell_volume,
+               t.open, t.high, t.low, t.close,
+               t.last_ts, t.latency_ms_sum, t.latency_ms_min, t.latency_ms_max
+        FROM ops.trades_1m t
+    ) u
+    GROUP BY u.bucket, u.venue, u.symbol
+) m
+LEFT JOIN ops.instruments i ON i.venue = m.venue AND i.symbol = m.symbol;
+
+COMMENT ON VIEW ops.features_1m IS
+    '1-minute market health per venue/symbol: spread bps, L1 depth, imbalance, trade flow, OHLC/VWAP, freshness, latency, coverage';

@@ -1,0 +1,80 @@
+"""Shared fixtures: a real TimescaleDB (TOWER_TEST_DSN, else testcontainers, else a clear failure),
+a migrated template database per session, and a fresh clone of it per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import asyncpg
+import pytest
+
+from tests import tsdb
+from tower.migrate import migrate
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def server_dsn():
+    dsn = os.environ.get("TOWER_TEST_DSN")
+    if dsn:
+        yield dsn
+        return
+    if tsdb.docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer(tsdb.TIMESCALE_IMAGE, driver=None)
+        container.with_env("TIMESCALEDB_TELEMETRY", "off").with_env("NO_TS_TUNE", "true")
+        with container as pg:
+            yield pg.get_connection_url()
+        return
+    pytest.exit(tsdb.HOW_TO_GET_ONE, returncode=3)
+
+
+_MODE: dict[str, str] = {}
+
+
+async def _build_template(conn: asyncpg.Connection) -> None:
+    report = await migrate(conn, log=_quiet)
+    _MODE["license"] = report.mode
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn):
+    name = asyncio.run(tsdb.create_template(server_dsn, _build_template))
+    yield name
+    asyncio.run(tsdb.drop(server_dsn, name, template=True))
+
+
+@pytest.fixture(scope="session")
+def license(template_db) -> str:
+    """'timescale' (TSL build) or 'apache', as the migration saw it."""
+    return _MODE["license"]
+
+
+@pytest.fixture
+def db_dsn(server_dsn, template_db):
+    """DSN of a fresh, fully migrated database that only this test uses."""
+    name = asyncio.run(tsdb.clone(server_dsn, template_db))
+    yield tsdb.with_database(server_dsn, name)
+    asyncio.run(tsdb.drop(server_dsn, name))
+
+
+@pytest.fixture
+async def conn(db_dsn):
+    connection = await asyncpg.connect(db_dsn)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _tsl_only(request):
+    if request.node.get_closest_marker("tsl") is None:
+        return
+    license = request.getfixturevalue("license")
+    if license != "timescale":
+        pytest.skip(f"needs the TimescaleDB community (TSL) build: continuous aggregates, compression and "
+                    f"policies; this server's timescaledb.license is {license!r}")

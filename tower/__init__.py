@@ -1,0 +1,1 @@
+"""Perps ops control tower: shared settings, database plumbing and the `tower` command."""

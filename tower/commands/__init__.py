@@ -1,0 +1,1 @@
+"""`tower` subcommands. Each module has register(subparsers) and sets `run` on its parsers."""

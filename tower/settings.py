@@ -1,0 +1,45 @@
+"""Settings from the environment (TOWER_*), with errors that name the variable to fix."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+class DatabaseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOWER_", extra="ignore")
+
+    dsn: str
+    readonly_password: str | None = None
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL, e.g. postgresql://tower:secret@localhost:5432/tower")
+        return value
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load(cls: type[S], **overrides: object) -> S:
+    """Build settings from the environment, turning pydantic's report into a ConfigError."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        problems = []
+        for err in exc.errors():
+            name = (prefix + "_".join(str(p) for p in err["loc"])).upper()
+            if err["type"] == "missing":
+                problems.append(f"{name} is not set")
+            else:
+                problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("; ".join(problems)) from None
