@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import os
 import sys
 
 from tower.migrate import MigrationError
@@ -23,7 +24,8 @@ USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueE
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tower", description="Perps ops control tower")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument("--log-level", default=os.environ.get("TOWER_LOG_LEVEL", "INFO"),
+                        help="DEBUG, INFO, WARNING (default: $TOWER_LOG_LEVEL or INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
