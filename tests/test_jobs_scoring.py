@@ -78,3 +78,36 @@ async def test_a_symbol_that_never_quoted_is_scored_stale(conn):
     assert row["top_component"] == "stale" and row["score"] == 100 and row["coverage"] == 0
     # "At least the look-back" is all that is known: reported as a lower bound, never as fresh.
     assert row["freshness_s"] == (CFG.baseline_minutes + 1) * 60
+
+
+async def test_live_minutes_scored_from_history_match_a_from_scratch_computation(conn):
+    """A live pass reads its baselines from ops.risk_scores; that must change no value."""
+    cfg = CFG.model_copy(update={"baseline_minutes": 10, "min_baseline_minutes": 5, "vol_window_minutes": 5})
+
+    def eventful(venue, symbol, m, q):
+        if venue == "binance" and 18 <= m < 21:
+            return None                                            # feed gap: freshness carried in history
+        if symbol in ("BTCUSDT", "BTC") and m >= 12:
+            return Quote(q.mid * (1 + 0.001 * (m % 4)), q.spread_bps * (1 + m % 3), q.qty / (1 + m % 2))
+        return q
+
+    await write_market(conn, 30, eventful)
+    await features.refresh(conn, T0, T0 + 30 * M)
+    for m in range(30):                                            # one minute at a time, like the service
+        await score_minutes(conn, T0 + m * M, T0 + (m + 1) * M, cfg)
+
+    from jobs.scoring import history_boundary, metrics, score_row
+    assert await history_boundary(conn, T0 + 20 * M, cfg) == T0 + 20 * M   # minute 20 read its baseline history
+    assert await history_boundary(conn, T0 + 5 * M, cfg) == T0 - 5 * M     # not enough history: raw features
+    fresh = {(s.bucket, s.venue, s.symbol): s for s in
+             (score_row(r, cfg) for r in await metrics(conn, T0, T0 + 30 * M, cfg))}
+    stored = await conn.fetch("SELECT * FROM ops.risk_scores ORDER BY bucket, venue, symbol")
+    assert len(stored) == len(fresh) == 30 * 6
+    for row in stored:
+        expected = fresh[(row["bucket"], row["venue"], row["symbol"])]
+        assert row["score"] == pytest.approx(expected.score, abs=1e-9)
+        for key, value in expected.metrics.items():
+            assert row[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    gap = await conn.fetchrow("SELECT freshness_s FROM ops.risk_scores WHERE venue = 'binance' "
+                              "AND symbol = 'BTCUSDT' AND bucket = $1", T0 + 20 * M)
+    assert gap["freshness_s"] == 182.0                             # last update 17:58, minute 20 ends 21:00

@@ -1,30 +1,40 @@
 -- Raw risk metrics per active instrument and minute in [$1, $2), from ops.features_1m.
 -- $1 first minute, $2 end (exclusive), $3 baseline window (interval), $4 minimum baseline minutes,
 -- $5 realized-volatility window (minutes), $6 quote age (s) beyond which a venue's mid is ignored
--- for divergence, $7 minimum trades in a minute for its flow imbalance to count.
+-- for divergence, $7 minimum trades in a minute for its flow imbalance to count, $8 look-back
+-- (interval, >= baseline and volatility windows), $9 history boundary: look-back minutes before $9
+-- come from ops.risk_scores (already scored), minutes from $9 on from ops.features_1m.
 -- Every value depends only on data time, never on now(): a minute scores the same live or in catch-up.
 WITH grid AS (
     -- A dense minute grid (look-back included) so window frames count minutes, not rows with data.
     SELECT g.bucket, i.venue, i.symbol, i.asset
-    FROM generate_series($1::timestamptz - $3::interval, $2::timestamptz - INTERVAL '1 minute',
+    FROM generate_series($1::timestamptz - $8::interval, $2::timestamptz - INTERVAL '1 minute',
                          INTERVAL '1 minute') AS g (bucket)
     CROSS JOIN ops.instruments i
     WHERE i.active
 ),
 minutes AS (
+    -- Each minute is joined to exactly one source, so coalesce picks that source's value.
     SELECT g.bucket, g.venue, g.symbol, g.asset,
-           f.spread_bps_mean, f.depth_notional_mean, f.book_imbalance_mean,
+           coalesce(f.spread_bps_mean, h.spread_bps)                        AS spread_bps_mean,
+           coalesce(f.depth_notional_mean, h.depth_notional)                AS depth_notional_mean,
+           f.book_imbalance_mean,
            CASE WHEN f.trade_count >= $7 THEN f.flow_imbalance END          AS flow_imbalance,
-           f.mid_close, f.latency_ms_mean, f.last_update_ts,
+           coalesce(f.mid_close, h.mid)                                     AS mid_close,
+           f.latency_ms_mean,
+           coalesce(f.last_update_ts, h.last_update_ts)                     AS last_update_ts,
            coalesce(b.active_seconds, 0)::float8 / 60                       AS coverage,
            extract(epoch FROM g.bucket + INTERVAL '1 minute' - b.last_ts)::float8 AS quote_age_s
     FROM grid g
+    LEFT JOIN ops.risk_scores h
+           ON h.bucket = g.bucket AND h.venue = g.venue AND h.symbol = g.symbol
+          AND h.bucket >= $1::timestamptz - $8::interval AND h.bucket < $9::timestamptz
     LEFT JOIN ops.features_1m f
            ON f.bucket = g.bucket AND f.venue = g.venue AND f.symbol = g.symbol
-          AND f.bucket >= $1::timestamptz - $3::interval AND f.bucket < $2::timestamptz
+          AND f.bucket >= $9::timestamptz AND f.bucket < $2::timestamptz
     LEFT JOIN ops.book_1m b
            ON b.bucket = g.bucket AND b.venue = g.venue AND b.symbol = g.symbol
-          AND b.bucket >= $1::timestamptz - $3::interval AND b.bucket < $2::timestamptz
+          AND b.bucket >= $1::timestamptz AND b.bucket < $2::timestamptz
 ),
 returns AS (
     SELECT m.*,
@@ -73,9 +83,12 @@ SELECT s.bucket, s.venue, s.symbol, s.asset,
        s.flow_imbalance,
        s.vol * 1e4                                                           AS realized_vol_bps,
        abs(s.ret) * 1e4                                                      AS jump_bps,
-       -- Never seen within the look-back: at least that long, so report that lower bound.
-       coalesce(extract(epoch FROM s.bucket + INTERVAL '1 minute' - s.seen_ts)::float8,
-                extract(epoch FROM $3::interval + INTERVAL '1 minute')::float8) AS freshness_s,
+       s.mid_close                                                           AS mid,
+       s.seen_ts                                                             AS last_update_ts,
+       -- Capped at the look-back: older (or never) is reported as that lower bound, the same
+       -- whether the last update was found in raw features or carried in the scored history.
+       least(coalesce(extract(epoch FROM s.bucket + INTERVAL '1 minute' - s.seen_ts)::float8, 'Infinity'),
+             extract(epoch FROM $8::interval + INTERVAL '1 minute')::float8) AS freshness_s,
        s.coverage,
        s.quote_age_s,
        s.latency_ms_mean                                                     AS latency_ms,
