@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("events", help="list open and recent risk events")
     p.add_argument("--since", type=_duration, default=timedelta(hours=24),
-                   help="closed events opened within this long before the newest one (default 24h)")
+                   help="also list closed events opened within this long (default 24h)")
     p.add_argument("--venue")
     p.add_argument("--rule")
     p.add_argument("--limit", type=int, default=50)
@@ -83,7 +83,7 @@ SELECT id, state, severity, rule, venue, symbol, opened_at, fired_at, resolved_a
 FROM ops.risk_events
 WHERE ($1::text IS NULL OR venue = $1) AND ($2::text IS NULL OR rule = $2)
   AND (state IN ('pending', 'firing')
-       OR opened_at >= (SELECT max(opened_at) FROM ops.risk_events) - $3::interval)
+       OR opened_at >= now() - $3::interval)
 ORDER BY state IN ('pending', 'firing') DESC, opened_at DESC, id DESC
 LIMIT $4
 """

@@ -66,8 +66,10 @@ async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: Rul
     rows = await conn.fetch(sql("minute_scores"), minute)
     open_events = {(r["rule"], r["venue"], r["symbol"]): _event(r) for r in await conn.fetch(sql("open_events"))}
 
-    # Venue-wide rules first: their state decides what the per-symbol rules are inhibited by.
-    firing: dict[tuple[str, str], bool] = {}
+    # Venue-wide rules first: their state decides what the per-symbol rules are inhibited by. A pending
+    # source already inhibits, so symbol rules faster than it cannot slip out a storm of alerts first;
+    # if the source is cancelled, its targets are announced on the next minute.
+    active: dict[tuple[str, str], bool] = {}
     venues = venue_values(rows, rules.scoring.stale_after_s)
     for name, rule in rules.enabled("venue").items():
         markets = set(venues) | {v for (r, v, _s) in open_events if r == name}
@@ -75,7 +77,7 @@ async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: Rul
             value = venues.get(venue, {}).get(rule.metric)
             result = await _advance(conn, rules, name, rule, open_events.get((name, venue, VENUE_WIDE)),
                                     venue, VENUE_WIDE, minute, value, None, sinks, report)
-            firing[(name, venue)] = result is not None and result.state == "firing"
+            active[(name, venue)] = result is not None and result.open
 
     by_market = {(r["venue"], r["symbol"]): r for r in rows}
     for name, rule in rules.enabled("symbol").items():
@@ -83,10 +85,11 @@ async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: Rul
         for venue, symbol in sorted(markets):
             row = by_market.get((venue, symbol))
             value = row[rule.metric] if row is not None else None
-            inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if firing.get((src, venue))), None)
+            inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
             await _advance(conn, rules, name, rule, open_events.get((name, venue, symbol)), venue, symbol, minute,
                            value, inhibitor, sinks, report)
 
+    await _close_orphans(conn, rules, open_events.values(), minute, report)
     await conn.execute(
         "INSERT INTO ops.job_cursors (name, position) VALUES ($1, $2) "
         "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()", CURSOR, minute)
@@ -122,6 +125,18 @@ async def _advance(conn: asyncpg.Connection, rules: RuleSet, name: str, rule: Ru
                 new.id, sink, result.notify, minute, body)
             report.notifications += 1
     return new
+
+
+async def _close_orphans(conn: asyncpg.Connection, rules: RuleSet, events: Iterable[Event], minute: datetime,
+                         report: MinuteReport) -> None:
+    """Open events of rules since disabled or removed from the rules file: resolved, not left open forever."""
+    enabled = set(rules.enabled("venue")) | set(rules.enabled("symbol"))
+    for event in events:
+        if event.rule not in enabled:
+            await conn.execute(
+                "UPDATE ops.risk_events SET state = 'resolved', resolved_at = $2, updated_at = now(), "
+                "message = coalesce(message, '') || ' (rule disabled or removed)' WHERE id = $1", event.id, minute)
+            report.transitions["resolved"] += 1
 
 
 def _event(r: asyncpg.Record) -> Event:

@@ -15,7 +15,7 @@ class JobsSettings(BaseSettings):
     alert_webhook_url: str | None = None                  # TOWER_ALERT_WEBHOOK_URL: generic JSON POST
     alert_slack_url: str | None = None                    # TOWER_ALERT_SLACK_URL: Slack-compatible {"text": ...}
     jobs_catchup: timedelta = timedelta(hours=2)          # TOWER_JOBS_CATCHUP: how far back a start scores
-    jobs_settle_s: float = Field(10.0, ge=0, le=300)      # TOWER_JOBS_SETTLE_S: wait after a minute closes
+    jobs_settle_s: float = Field(10.0, ge=0, le=50)       # TOWER_JOBS_SETTLE_S: wait after a minute closes
     jobs_heartbeat_s: float = Field(30.0, ge=1)           # TOWER_JOBS_HEARTBEAT_S
     jobs_retention_every: timedelta = timedelta(hours=1)  # TOWER_JOBS_RETENTION_EVERY (Apache license)
     jobs_runs_keep: timedelta = timedelta(days=14)        # TOWER_JOBS_RUNS_KEEP: prune ops.job_runs

@@ -215,3 +215,17 @@ async def test_failing_sink_is_retried_recorded_and_does_not_block_scoring(conn,
     await Jobs(pool=pool, rules=RULES, settings=refused, started_at=T0).deliver()
     last = (await deliveries(conn))[-1]
     assert last["status"] == "failed" and last["http_status"] is None and "Connect" in last["error"]
+
+
+async def test_open_event_of_a_disabled_rule_is_resolved_not_left_open(conn, pool, tmp_path):
+    await prepare(conn, 34, spread_blowout)
+    settings = JobsSettings(jobs_settle_s=10)
+    await Jobs(pool=pool, rules=RULES, settings=settings, started_at=T0, now=after(32)).risk()
+    assert [e["state"] for e in await events(conn)] == ["firing"]
+
+    (tmp_path / "r.toml").write_text("[rules.spread_blowout]\nenabled = false\n")
+    await Jobs(pool=pool, rules=load_rules(tmp_path / "r.toml"), settings=settings, started_at=T0,
+               now=after(33)).risk()
+    (e,) = await events(conn)
+    assert (e["state"], e["resolved_at"]) == ("resolved", minute(33))
+    assert e["message"].endswith("(rule disabled or removed)")

@@ -38,13 +38,15 @@ def test_jobs_once_and_events_from_the_command_line(db_dsn, monkeypatch, capsys)
         assert len(rx.received) == 2
 
     capsys.readouterr()
-    assert main(["events"]) == 0
+    assert main(["events"]) == 0                       # closed, and older than the default 24 h
+    assert capsys.readouterr().out.strip() == "no risk events"
+    assert main(["events", "--since", "1000d"]) == 0   # the scenario is in the past: widen the window
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:6] == ["id", "state", "severity", "rule", "venue", "symbol"]
     assert lines[2].split()[1:6] == ["resolved", "warning", "spread_blowout", "binance", "BTCUSDT"]
     assert "2026-01-05 12:30:00" in lines[2] and "2026-01-05 12:37:00" in lines[2]
-    assert main(["events", "--venue", "hyperliquid"]) == 0
+    assert main(["events", "--venue", "hyperliquid", "--since", "1000d"]) == 0
     assert capsys.readouterr().out.strip() == "no risk events"
 
 
