@@ -65,7 +65,7 @@ async def run_jobs(args: argparse.Namespace) -> int:
         raise ValueError("--now only makes sense with --once")
     dsn = load(DatabaseSettings).dsn
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=6)
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConnectionError(f"cannot connect to the database: {exc}") from exc
     try:

@@ -33,6 +33,7 @@ class DeliveryReport:
     failed: int = 0
     attempts: int = 0
     left_queued: int = 0
+    skipped: str | None = None
     by_sink: dict[str, str] = field(default_factory=dict)
 
 

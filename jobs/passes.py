@@ -24,7 +24,8 @@ from jobs.settings import JobsSettings
 log = logging.getLogger("tower.jobs")
 MINUTE = timedelta(minutes=1)
 CHUNK = timedelta(hours=1)        # minutes scored per SQL call during catch-up
-_PASS_LOCK = 0x7269736B           # advisory lock: one risk pass at a time per database
+_PASS_LOCK = 0x7269736B           # advisory locks: one risk pass / one delivery run at a time per database
+_DELIVER_LOCK = 0x72697374
 
 
 def floor_minute(t: datetime) -> datetime:
@@ -58,8 +59,10 @@ async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) 
     cursor = await conn.fetchval("SELECT position FROM ops.job_cursors WHERE name = $1", CURSOR)
     if cursor is None:
         # First run: start where data starts, so the empty past does not read as "every feed down".
-        first = await conn.fetchval("SELECT min(bucket) FROM ops.features_1m WHERE bucket >= $1 AND bucket <= $2",
-                                    window_start, last)
+        # Raw tables, not the features: under Apache those are views that would aggregate the window.
+        first = await conn.fetchval(
+            "SELECT date_trunc('minute', least((SELECT min(ts) FROM ops.raw_book_l1 WHERE ts >= $1 AND ts < $2), "
+            "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))", window_start, last + MINUTE)
         return first, last
     if cursor + MINUTE < window_start:
         log.warning("risk: minutes %s .. %s are older than the catch-up window (%s) and stay unscored",
@@ -104,9 +107,16 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
 
 
 async def deliver_pass(pool: asyncpg.Pool, settings: JobsSettings) -> notify.DeliveryReport:
+    """Send queued notifications; a second service on the same database waits its turn (nothing sent twice)."""
     policy = notify.DeliveryPolicy(timeout_s=settings.alert_timeout_s, max_attempts=settings.alert_max_attempts,
                                    backoff_s=settings.alert_backoff_s)
-    return await notify.deliver_queued(pool, settings.sinks(), policy)
+    async with pool.acquire() as lock:
+        if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", _DELIVER_LOCK):
+            return notify.DeliveryReport(skipped="another delivery run is in progress")
+        try:
+            return await notify.deliver_queued(pool, settings.sinks(), policy)
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock($1)", _DELIVER_LOCK)
 
 
 async def heartbeat(pool: asyncpg.Pool, started_at: datetime) -> dict:
