@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -13,6 +14,8 @@ from jobs.settings import JobsSettings
 from tower.durations import parse_duration
 from tower.settings import DatabaseSettings, load
 from tower.table import render
+
+log = logging.getLogger("tower.jobs")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,6 +66,9 @@ async def run_jobs(args: argparse.Namespace) -> int:
         return 0
     if args.now and not args.once:
         raise ValueError("--now only makes sense with --once")
+    if not settings.sinks():
+        log.warning("no alert sinks configured (TOWER_ALERT_WEBHOOK_URL, TOWER_ALERT_SLACK_URL): "
+                    "events are recorded but no notification is sent")
     dsn = load(DatabaseSettings).dsn
     try:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=6)
