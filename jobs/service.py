@@ -83,12 +83,13 @@ def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
     # A few seconds after each minute closes; the first run (now) is the catch-up.
     scheduler.add_job(risk_then_deliver, CronTrigger(second=int(s.jobs_settle_s) % 60, timezone="UTC"),
-                      id="risk", next_run_time=now, **common)
-    scheduler.add_job(jobs.deliver, IntervalTrigger(seconds=15), id="deliver", next_run_time=now, **common)
-    scheduler.add_job(jobs.heartbeat, IntervalTrigger(seconds=s.jobs_heartbeat_s), id="heartbeat",
+                      id="risk", name="risk", next_run_time=now, **common)
+    scheduler.add_job(jobs.deliver, IntervalTrigger(seconds=15), id="deliver", name="deliver", next_run_time=now,
+                      **common)
+    scheduler.add_job(jobs.heartbeat, IntervalTrigger(seconds=s.jobs_heartbeat_s), id="heartbeat", name="heartbeat",
                       next_run_time=now, **common)
     scheduler.add_job(jobs.housekeeping, IntervalTrigger(seconds=s.jobs_retention_every.total_seconds()),
-                      id="retention", next_run_time=now, **common)
+                      id="retention", name="retention", next_run_time=now, **common)
     return scheduler
 
 
@@ -101,6 +102,9 @@ async def serve(jobs: Jobs, stop: asyncio.Event | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    if not log.isEnabledFor(logging.DEBUG):
+        # APScheduler logs every run at INFO; ops.job_runs has them, and failures still show as errors.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = build_scheduler(jobs)
     scheduler.start()
     log.info("jobs service started: %s", ", ".join(f"{j.id} ({j.trigger})" for j in scheduler.get_jobs()))
