@@ -35,6 +35,13 @@ class JobsSettings(BaseSettings):
             return parsed
         return value
 
+    @field_validator("jobs_catchup")
+    @classmethod
+    def _catchup_covers_a_closed_minute(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=2):
+            raise ValueError("must be at least 2m, or no closed minute is ever inside the window")
+        return value
+
     @field_validator("alert_webhook_url", "alert_slack_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

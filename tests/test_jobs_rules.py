@@ -63,6 +63,24 @@ def test_a_file_overrides_only_what_it_names(tmp_path):
         load_rules(tmp_path / "missing.toml")
 
 
+def test_service_settings_name_the_variable(monkeypatch):
+    from jobs.settings import JobsSettings
+    from tower.settings import ConfigError, load
+
+    monkeypatch.delenv("TOWER_ALERT_SLACK_URL", raising=False)
+    monkeypatch.setenv("TOWER_JOBS_CATCHUP", "90s")
+    with pytest.raises(ConfigError, match="TOWER_JOBS_CATCHUP: .*at least 2m"):
+        load(JobsSettings)
+    monkeypatch.setenv("TOWER_JOBS_CATCHUP", "6h")
+    monkeypatch.setenv("TOWER_ALERT_WEBHOOK_URL", "hooks.example.com/x")
+    with pytest.raises(ConfigError, match="TOWER_ALERT_WEBHOOK_URL: .*http"):
+        load(JobsSettings)
+    monkeypatch.setenv("TOWER_ALERT_WEBHOOK_URL", "https://hooks.example.com/x")
+    settings = load(JobsSettings)
+    assert settings.jobs_catchup == timedelta(hours=6)
+    assert settings.sinks() == {"webhook": "https://hooks.example.com/x"}
+
+
 # The lifecycle on its own: one market, one rule, one value per minute.
 RULE = Rule(metric="spread_z", warning=8, critical=20, clear_at=4, for_minutes=2, clear_minutes=2)
 
