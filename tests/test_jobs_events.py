@@ -229,3 +229,28 @@ async def test_open_event_of_a_disabled_rule_is_resolved_not_left_open(conn, poo
     (e,) = await events(conn)
     assert (e["state"], e["resolved_at"]) == ("resolved", minute(33))
     assert e["message"].endswith("(rule disabled or removed)")
+
+
+async def test_escalation_and_reminders_reach_the_sinks(conn, pool, tmp_path):
+    def worsening(venue, symbol, m, q):
+        if (venue, symbol) == ("binance", "BTCUSDT") and 30 <= m < 36:
+            return Quote(q.mid, 4.0 if m < 32 else 12.0, q.qty)     # warning, then critical from minute 32
+        return q
+
+    await prepare(conn, 45, worsening)
+    (tmp_path / "r.toml").write_text("[notify]\nrepeat_minutes = 3\n")
+    with webhook_receiver() as rx:
+        jobs = Jobs(pool=pool, rules=load_rules(tmp_path / "r.toml"), settings=settings_for(rx), started_at=T0,
+                    now=after(44))
+        await run_once(jobs)
+    (e,) = await events(conn)
+    assert (e["severity"], e["fired_at"], e["last_seen"], e["resolved_at"]) == (
+        "critical", minute(31), minute(35), minute(38))
+    hooks = rx.bodies("/hook")
+    assert [(h["kind"], h["data_time"], h["event"]["severity"]) for h in hooks] == [
+        ("firing", minute(31).isoformat(), "warning"),
+        ("escalated", minute(32).isoformat(), "critical"),
+        ("reminder", minute(35).isoformat(), "critical"),        # 3 data minutes after the last notification
+        ("resolved", minute(38).isoformat(), "critical")]
+    assert [s["text"].split("]")[1].split(":")[0].strip() for s in rx.bodies("/slack")] == [
+        "firing", "escalated", "reminder", "resolved"]
