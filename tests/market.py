@@ -20,6 +20,36 @@ class Quote:
     qty: float = 5.0
 
 
+async def quiesce_background_jobs(conn) -> None:
+    """Under TSL, stop this database's policy jobs and wait for running ones to end.
+
+    A freshly cloned test database gets its compression, retention and refresh jobs started by the
+    TimescaleDB scheduler within seconds. The fixture data lies at a fixed past time, so those jobs
+    compress, drop or re-materialize exactly the chunks a test is writing and refreshing; racing
+    them leaves caggs with missing minutes now and then. Tests call tower.features.refresh instead.
+    """
+    if await conn.fetchval("SELECT current_setting('timescaledb.license', true)") != "timescale":
+        return
+    await conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                       "WHERE job_id >= 1000")
+    # Quiet = no job worker in this database for five checks in a row (one may just be starting).
+    await conn.execute(r"""
+        DO $$
+        DECLARE quiet integer := 0;
+        BEGIN
+            FOR i IN 1..400 LOOP
+                IF EXISTS (SELECT 1 FROM pg_stat_activity
+                           WHERE datname = current_database() AND backend_type ~ '\[[0-9]+\]$') THEN
+                    quiet := 0;
+                ELSE
+                    quiet := quiet + 1;
+                END IF;
+                EXIT WHEN quiet >= 5;
+                PERFORM pg_sleep(0.05);
+            END LOOP;
+        END $$""")
+
+
 # (venue, symbol, minute) -> Quote, or None for "no data this minute"
 Shape = Callable[[str, str, int, Quote], Quote | None]
 
@@ -37,6 +67,7 @@ def quote_at(base_mid: float, minute: int, second: int) -> Quote:
 async def write_market(conn, minutes: int, shape: Shape = quiet, *, start: datetime = T0, every_s: int = 2,
                        latency_ms: float = 40.0) -> None:
     """Book updates every `every_s` seconds and a trade every 10 s for every instrument, for `minutes`."""
+    await quiesce_background_jobs(conn)
     book, trades = [], []
     for venue, symbol, base in INSTRUMENTS:
         uid = 0

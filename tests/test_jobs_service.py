@@ -12,7 +12,7 @@ from jobs.rules import load_rules
 from jobs.service import Jobs, build_scheduler, serve
 from jobs.settings import JobsSettings
 from tests.fixtures import T0, insert_trades
-from tests.market import write_market
+from tests.market import quiesce_background_jobs, write_market
 from tests.test_jobs_events import after, prepare, spread_blowout
 from tests.webhooks import webhook_receiver
 from tower.cli import main
@@ -57,6 +57,7 @@ def test_jobs_command_rejects_now_without_once(monkeypatch, capsys):
 
 
 async def test_retention_job_drops_old_chunks_under_apache_and_records_its_run(conn, db_dsn, license):
+    await quiesce_background_jobs(conn)                         # TSL's own retention job must not win the race
     old = datetime.now(UTC) - timedelta(days=60)                # raw_trades keep 30 days by default
     await insert_trades(conn, [("binance", "BTCUSDT", old, old, "1", 100.0, 1.0, "buy")])
     pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=2)
