@@ -1,0 +1,1 @@
+"""The jobs service: risk scoring, risk events and alerting (`tower jobs`, `tower events`)."""

@@ -1,0 +1,143 @@
+"""Evaluate the rules for one data minute: advance every market's events and queue notifications.
+
+One transaction per minute moves the events, queues the notifications in ops.alert_outbox and moves
+the 'risk' cursor, so a minute is evaluated exactly once however often passes run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import asyncpg
+import orjson
+
+from jobs.lifecycle import Event, Step, step
+from jobs.rules import Rule, RuleSet
+from jobs.sqlfiles import sql
+
+CURSOR = "risk"
+VENUE_WIDE = "*"
+
+
+@dataclass
+class MinuteReport:
+    minute: datetime
+    transitions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    notifications: int = 0
+
+
+def venue_values(rows: Iterable[asyncpg.Record], stale_after_s: float) -> dict[str, dict[str, float]]:
+    """Venue-wide metrics: stale_fraction = share of the venue's active symbols that are stale."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        stale = r["freshness_s"] is None or r["freshness_s"] > stale_after_s
+        counts[r["venue"]][0] += int(stale)
+        counts[r["venue"]][1] += 1
+    return {venue: {"stale_fraction": s / n} for venue, (s, n) in counts.items()}
+
+
+def describe(rule: Rule, event: Event) -> str:
+    where = event.venue if event.symbol == VENUE_WIDE else f"{event.venue} {event.symbol}"
+    value = f"|{rule.metric}|" if rule.absolute else rule.metric
+    return (f"{event.rule} on {where}: {value} {event.last_value:.4g} "
+            f"({'>=' if rule.direction == 'above' else '<='} {event.threshold:g}; peak {event.peak_value:.4g})")
+
+
+def payload(rule: Rule, event: Event, kind: str, minute: datetime) -> dict:
+    body = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(event).items()}
+    body.update(metric=rule.metric, description=rule.description)
+    return {"kind": kind, "data_time": minute.isoformat(), "text": slack_text(kind, body), "event": body}
+
+
+def slack_text(kind: str, e: dict) -> str:
+    icon = {"firing": ":rotating_light:", "escalated": ":fire:", "resolved": ":white_check_mark:",
+            "reminder": ":bell:"}[kind]
+    return f"{icon} [{e['severity'].upper()}] {kind}: {e['message']} (event {e['id']}, since {e['opened_at']})"
+
+
+async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: RuleSet,
+                          sinks: Iterable[str]) -> MinuteReport:
+    """Evaluate `minute` (its scores must exist). Call inside a transaction."""
+    report = MinuteReport(minute)
+    sinks = list(sinks)
+    rows = await conn.fetch(sql("minute_scores"), minute)
+    open_events = {(r["rule"], r["venue"], r["symbol"]): _event(r) for r in await conn.fetch(sql("open_events"))}
+
+    # Venue-wide rules first: their state decides what the per-symbol rules are inhibited by. A pending
+    # source already inhibits, so symbol rules faster than it cannot slip out a storm of alerts first;
+    # if the source is cancelled, its targets are announced on the next minute.
+    active: dict[tuple[str, str], bool] = {}
+    venues = venue_values(rows, rules.scoring.stale_after_s)
+    for name, rule in rules.enabled("venue").items():
+        markets = set(venues) | {v for (r, v, _s) in open_events if r == name}
+        for venue in sorted(markets):
+            value = venues.get(venue, {}).get(rule.metric)
+            result = await _advance(conn, rules, name, rule, open_events.get((name, venue, VENUE_WIDE)),
+                                    venue, VENUE_WIDE, minute, value, None, sinks, report)
+            active[(name, venue)] = result is not None and result.open
+
+    by_market = {(r["venue"], r["symbol"]): r for r in rows}
+    for name, rule in rules.enabled("symbol").items():
+        markets = set(by_market) | {(v, s) for (r, v, s) in open_events if r == name}
+        for venue, symbol in sorted(markets):
+            row = by_market.get((venue, symbol))
+            value = row[rule.metric] if row is not None else None
+            inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
+            await _advance(conn, rules, name, rule, open_events.get((name, venue, symbol)), venue, symbol, minute,
+                           value, inhibitor, sinks, report)
+
+    await _close_orphans(conn, rules, open_events.values(), minute, report)
+    await conn.execute(
+        "INSERT INTO ops.job_cursors (name, position) VALUES ($1, $2) "
+        "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()", CURSOR, minute)
+    return report
+
+
+async def _advance(conn: asyncpg.Connection, rules: RuleSet, name: str, rule: Rule, event: Event | None, venue: str,
+                   symbol: str, minute: datetime, value: float | None, inhibitor: str | None, sinks: list[str],
+                   report: MinuteReport) -> Event | None:
+    result: Step = step(name, rule, event, venue, symbol, minute, value, inhibitor,
+                        repeat=timedelta(minutes=rules.repeat_minutes(rule)), send_resolved=rules.notify.send_resolved)
+    if result.event is None or not result.changed:
+        return result.event
+    new = result.event
+    new = Event(**{**asdict(new), "message": describe(rule, new)})
+    if new.id is None:
+        new_id = await conn.fetchval(
+            sql("insert_event"), new.venue, new.symbol, new.rule, new.severity, new.state, new.opened_at,
+            new.fired_at, new.resolved_at, new.first_seen, new.last_seen, new.peak_value, new.last_value,
+            new.threshold, new.inhibited_by, new.message, new.last_notified_at)
+        new = Event(**{**asdict(new), "id": new_id})
+    else:
+        await conn.execute(
+            sql("update_event"), new.id, new.severity, new.state, new.fired_at, new.resolved_at, new.last_seen,
+            new.peak_value, new.last_value, new.inhibited_by, new.message, new.last_notified_at)
+    if event is None or event.state != new.state:
+        report.transitions[new.state] += 1
+    if result.notify:
+        body = orjson.dumps(payload(rule, new, result.notify, minute)).decode()
+        for sink in sinks:
+            await conn.execute(
+                "INSERT INTO ops.alert_outbox (event_id, sink, kind, data_time, payload) VALUES ($1, $2, $3, $4, $5)",
+                new.id, sink, result.notify, minute, body)
+            report.notifications += 1
+    return new
+
+
+async def _close_orphans(conn: asyncpg.Connection, rules: RuleSet, events: Iterable[Event], minute: datetime,
+                         report: MinuteReport) -> None:
+    """Open events of rules since disabled or removed from the rules file: resolved, not left open forever."""
+    enabled = set(rules.enabled("venue")) | set(rules.enabled("symbol"))
+    for event in events:
+        if event.rule not in enabled:
+            await conn.execute(
+                "UPDATE ops.risk_events SET state = 'resolved', resolved_at = $2, updated_at = now(), "
+                "message = coalesce(message, '') || ' (rule disabled or removed)' WHERE id = $1", event.id, minute)
+            report.transitions["resolved"] += 1
+
+
+def _event(r: asyncpg.Record) -> Event:
+    return Event(**{k: r[k] for k in Event.__dataclass_fields__})

@@ -1,0 +1,215 @@
+"""Risk rules and scoring parameters: a TOML file merged over jobs/rules.default.toml, validated by pydantic.
+
+Errors name the field to fix, e.g. `rules.spread_blowout.for_minutes: must be >= 1`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tower.settings import ConfigError
+
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
+
+SEVERITIES = ("info", "warning", "critical")  # ascending
+COMPONENTS = ("spread", "depth", "imbalance", "volatility", "stale", "latency", "divergence")
+# Columns of ops.risk_scores a symbol rule may watch; venue rules watch venue-wide aggregates.
+SYMBOL_METRICS = ("score", "spread_bps", "spread_z", "depth_drop_pct", "book_imbalance", "flow_imbalance",
+                  "realized_vol_bps", "jump_bps", "freshness_s", "coverage", "latency_ms", "divergence_bps")
+VENUE_METRICS = ("stale_fraction",)
+
+
+class RulesError(ConfigError):
+    """The rules file is unreadable or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(_Strict):
+    low: float
+    high: float
+    weight: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Component:
+        if self.high <= self.low:
+            raise ValueError(f"high ({self.high}) must be greater than low ({self.low})")
+        return self
+
+    def points(self, value: float | None) -> float:
+        """0..100: 0 at or below low, 100 at or above high, linear in between."""
+        if value is None:
+            return 0.0
+        return 100.0 * min(1.0, max(0.0, (value - self.low) / (self.high - self.low)))
+
+
+class Scoring(_Strict):
+    baseline_minutes: int = Field(60, ge=5, le=24 * 60)
+    min_baseline_minutes: int = Field(10, ge=3)
+    spread_scale_floor_bps: float = Field(0.25, gt=0)
+    vol_window_minutes: int = Field(15, ge=2, le=24 * 60)
+    quote_stale_s: float = Field(15, gt=0)
+    stale_after_s: float = Field(15, gt=0)
+    min_trades_for_flow: int = Field(5, ge=1)
+    components: dict[Literal[COMPONENTS], Component]  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _complete(self) -> Scoring:
+        if self.min_baseline_minutes > self.baseline_minutes:
+            raise ValueError(f"min_baseline_minutes ({self.min_baseline_minutes}) must be <= "
+                             f"baseline_minutes ({self.baseline_minutes})")
+        missing = [c for c in COMPONENTS if c not in self.components]
+        if missing:
+            raise ValueError(f"components: missing {', '.join(missing)}")
+        return self
+
+
+class Notify(_Strict):
+    repeat_minutes: int = Field(240, ge=1)
+    send_resolved: bool = True
+
+
+class Rule(_Strict):
+    description: str = ""
+    enabled: bool = True
+    scope: Literal["symbol", "venue"] = "symbol"
+    metric: str
+    direction: Literal["above", "below"] = "above"
+    absolute: bool = False
+    info: float | None = None
+    warning: float | None = None
+    critical: float | None = None
+    clear_at: float | None = None
+    for_minutes: int = Field(1, ge=1, le=24 * 60)
+    clear_minutes: int = Field(1, ge=1, le=24 * 60)
+    repeat_minutes: int | None = Field(None, ge=1)
+    inhibited_by: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        allowed = SYMBOL_METRICS if self.scope == "symbol" else VENUE_METRICS
+        if self.metric not in allowed:
+            raise ValueError(f"metric {self.metric!r} is not a {self.scope} metric; use one of {', '.join(allowed)}")
+        levels = self.thresholds()
+        if not levels:
+            raise ValueError("set at least one threshold: info, warning or critical")
+        values = [v for _, v in levels]
+        ordered = values == sorted(values) if self.direction == "above" else values == sorted(values, reverse=True)
+        if not ordered:
+            raise ValueError(f"thresholds must get stricter with severity ({self.direction}): "
+                             + ", ".join(f"{s}={v}" for s, v in levels))
+        if self.clear_at is not None:
+            first = values[0]
+            if (self.direction == "above" and self.clear_at > first) or (
+                    self.direction == "below" and self.clear_at < first):
+                raise ValueError(f"clear_at ({self.clear_at}) must be on the clear side of the lowest "
+                                 f"threshold ({first})")
+        return self
+
+    def thresholds(self) -> list[tuple[str, float]]:
+        """(severity, threshold) from least to most severe, only those set."""
+        return [(s, getattr(self, s)) for s in SEVERITIES if getattr(self, s) is not None]
+
+    def crosses(self, value: float, level: float) -> bool:
+        return value >= level if self.direction == "above" else value <= level
+
+    def severity_of(self, value: float | None) -> str | None:
+        """The most severe level the value crosses, or None when it crosses none."""
+        if value is None:
+            return None
+        value = abs(value) if self.absolute else value
+        found = None
+        for severity, level in self.thresholds():
+            if self.crosses(value, level):
+                found = severity
+        return found
+
+    def still_active(self, value: float | None) -> bool:
+        """While firing, whether the value keeps it firing (clear_at gives hysteresis)."""
+        if value is None:
+            return False
+        if self.clear_at is None:
+            return self.severity_of(value) is not None
+        value = abs(value) if self.absolute else value
+        return value > self.clear_at if self.direction == "above" else value < self.clear_at
+
+    def first_threshold(self) -> float:
+        return self.thresholds()[0][1]
+
+
+class RuleSet(_Strict):
+    scoring: Scoring
+    notify: Notify = Notify()
+    rules: dict[str, Rule]
+
+    @model_validator(mode="after")
+    def _references(self) -> RuleSet:
+        for name, rule in self.rules.items():
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"rules.{name}: rule names use letters, digits and _ only")
+            for source in rule.inhibited_by:
+                other = self.rules.get(source)
+                if other is None or other.scope != "venue":
+                    venue_rules = [n for n, r in self.rules.items() if r.scope == "venue"]
+                    raise ValueError(f"rules.{name}.inhibited_by: {source!r} is not a venue-scope rule "
+                                     f"(known: {', '.join(venue_rules) or 'none'})")
+        return self
+
+    def enabled(self, scope: str) -> dict[str, Rule]:
+        return {n: r for n, r in self.rules.items() if r.enabled and r.scope == scope}
+
+    def repeat_minutes(self, rule: Rule) -> int:
+        return rule.repeat_minutes or self.notify.repeat_minutes
+
+
+def load_rules(path: str | Path | None = None) -> RuleSet:
+    """Defaults merged with `path` (if given), validated."""
+    data = _read(DEFAULT_RULES_FILE)
+    source = str(DEFAULT_RULES_FILE)
+    if path is not None:
+        data = _merge(data, _read(Path(path)))
+        source = str(path)
+    try:
+        return RuleSet.model_validate(data)
+    except ValidationError as exc:
+        raise RulesError(f"rules file {source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def _read(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise RulesError(f"rules file {path}: not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"rules file {path}: not valid TOML: {exc}") from None
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+}
+
+
+def _describe(err: dict) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    template = _MESSAGES.get(err["type"])
+    msg = template.format(**err.get("ctx", {})) if template else err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
