@@ -40,6 +40,11 @@ _MODE: dict[str, str] = {}
 async def _build_template(conn: asyncpg.Connection) -> None:
     report = await migrate(conn, log=_quiet)
     _MODE["license"] = report.mode
+    if report.mode == "timescale":
+        # Clones inherit the policy jobs, and the scheduler would start them within seconds on the
+        # fixed-past fixture chunks a test is writing. Tests run jobs explicitly (run_job, refresh).
+        await conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                           "WHERE job_id >= 1000")
 
 
 @pytest.fixture(scope="session")
