@@ -59,7 +59,7 @@ def run_provision(args: argparse.Namespace) -> int:
 
 
 async def run_report(args: argparse.Namespace) -> int:
-    from metabase.report import write_report
+    from metabase.report import build_report
     from tower.db import connect
 
     dashboards = spec.load_all()
@@ -72,9 +72,11 @@ async def run_report(args: argparse.Namespace) -> int:
     values = {"venue": args.venue, "symbol": args.symbol, "asset": args.asset, "hours": args.hours}
     conn = await connect()
     try:
-        failed = await write_report(conn, dashboards, values, args.html)
+        page, failed = await build_report(conn, dashboards, values)
     finally:
         await conn.close()
+    args.html.parent.mkdir(parents=True, exist_ok=True)
+    args.html.write_text(page)
     print(f"wrote {args.html} ({len(dashboards)} dashboards, "
           f"{sum(len(d.cards) for d in dashboards)} cards, {failed} failed)")
     return 1 if failed else 0

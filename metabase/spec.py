@@ -16,8 +16,8 @@ SQL_DIR = ROOT / "sql"
 GRID_WIDTH = 24  # Metabase dashboards are 24 columns wide
 
 # Metabase `display` values this project renders (in Metabase and in the HTML report).
-DISPLAYS = {"table", "scalar", "line", "area", "bar", "row"}
-CHART_DISPLAYS = {"line", "area", "bar", "row"}
+DISPLAYS = {"table", "scalar", "line", "area", "bar"}
+CHART_DISPLAYS = {"line", "area", "bar"}
 # Stable namespace for the ids of dashboard parameters and template tags, so re-provisioning
 # produces the same ids and the filter wiring survives.
 _ID_NAMESPACE = uuid.UUID("9a4f3c1e-5b7d-4e2a-8c61-0d3f2b9e7a55")
@@ -82,6 +82,7 @@ class Dashboard:
     description: str
     filters: tuple[Filter, ...]
     cards: tuple[Card, ...]
+    position: int = 100          # order in reports and in provisioning output
 
     def filter(self, slug: str) -> Filter:
         for f in self.filters:
@@ -103,7 +104,8 @@ class Dashboard:
 
 
 def load_all(dashboard_dir: Path = DASHBOARD_DIR, sql_dir: Path = SQL_DIR) -> list[Dashboard]:
-    dashboards = [load(path, sql_dir) for path in sorted(dashboard_dir.glob("*.toml"))]
+    dashboards = sorted((load(path, sql_dir) for path in dashboard_dir.glob("*.toml")),
+                        key=lambda d: (d.position, d.key))
     if not dashboards:
         raise SpecError(f"no dashboards in {dashboard_dir}")
     seen: dict[str, str] = {}
@@ -129,7 +131,7 @@ def load(path: Path, sql_dir: Path = SQL_DIR) -> Dashboard:
         raise SpecError(f"{where}: two filters share a slug")
     cards = tuple(_card(where, path.stem, c, sql_dir) for c in raw.get("cards", []))
     dashboard = Dashboard(key=path.stem, name=_str(where, raw, "name"), description=raw.get("description", ""),
-                          filters=filters, cards=cards)
+                          filters=filters, cards=cards, position=int(raw.get("position", 100)))
     _check_tags(where, dashboard)
     _check_layout(where, dashboard)
     return dashboard

@@ -8,6 +8,7 @@ SELECT
     f.book_imbalance_mean
 FROM ops.features_1m f
 WHERE f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+  AND f.bucket < date_trunc('minute', now())   -- complete minutes only
   AND f.book_imbalance_mean IS NOT NULL
 [[AND f.venue = {{venue}}]]
 [[AND f.symbol = {{symbol}}]]

@@ -7,6 +7,7 @@ WITH mids AS (
            count(*) OVER (PARTITION BY f.bucket)           AS venues_quoting
     FROM ops.features_1m f
     WHERE f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+  AND f.bucket < date_trunc('minute', now())   -- complete minutes only
       AND f.asset = {{asset}}
       AND f.mid_close IS NOT NULL
 )

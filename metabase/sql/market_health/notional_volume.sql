@@ -8,6 +8,7 @@ SELECT
     round(f.notional::numeric, 0)::float8 AS notional
 FROM ops.features_1m f
 WHERE f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+  AND f.bucket < date_trunc('minute', now())   -- complete minutes only
   AND f.trade_count > 0
 [[AND f.venue = {{venue}}]]
 [[AND f.symbol = {{symbol}}]]

@@ -7,6 +7,7 @@ SELECT
     f.vwap
 FROM ops.features_1m f
 WHERE f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+  AND f.bucket < date_trunc('minute', now())   -- complete minutes only
   AND f.asset = {{asset}}
   AND f.vwap IS NOT NULL
 [[AND f.venue = {{venue}}]]
