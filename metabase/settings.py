@@ -12,7 +12,7 @@ class MetabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOWER_", extra="ignore")
 
     metabase_url: str                                  # where this command reaches Metabase's API
-    metabase_site_url: str | None = None               # what people open (printed URLs); default metabase_url
+    metabase_public_url: str | None = None             # what people open (printed URLs); default metabase_url
     metabase_email: str | None = None                  # the admin: created on first run, logged in later
     metabase_password: str | None = None
     metabase_api_key: str | None = None                # instead of email/password, once Metabase is set up
@@ -30,7 +30,7 @@ class MetabaseSettings(BaseSettings):
     metabase_collection: str = "Perps Ops Control Tower"
     metabase_wait_s: float = Field(default=300, gt=0)           # how long to wait for /api/health
 
-    @field_validator("metabase_url", "metabase_site_url")
+    @field_validator("metabase_url", "metabase_public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -41,7 +41,7 @@ class MetabaseSettings(BaseSettings):
 
     @property
     def public_base(self) -> str:
-        return self.metabase_site_url or self.metabase_url
+        return self.metabase_public_url or self.metabase_url
 
     def check_credentials(self) -> None:
         if self.metabase_api_key:

@@ -28,7 +28,7 @@ def fake():
 
 
 def settings_for(server: FakeMetabase, **overrides) -> MetabaseSettings:
-    values = {"metabase_url": server.url, "metabase_site_url": "http://localhost:3000",
+    values = {"metabase_url": server.url, "metabase_public_url": "http://localhost:3000",
               "metabase_db_host": "timescaledb", "metabase_db_port": 5432, "metabase_db_name": "tower",
               "readonly_password": RO_PASSWORD, "metabase_wait_s": 5, **ADMIN, **overrides}
     return MetabaseSettings(**values)
@@ -199,13 +199,15 @@ def test_the_contract_server_holds_metabase_to_its_rules(fake):
 def test_cli_prints_dashboard_urls_and_a_result_line(fake, monkeypatch, capsys):
     env = {"TOWER_METABASE_URL": fake.url, "TOWER_METABASE_EMAIL": ADMIN["metabase_email"],
            "TOWER_METABASE_PASSWORD": ADMIN["metabase_password"], "TOWER_METABASE_DB_HOST": "timescaledb",
-           "TOWER_METABASE_DB_NAME": "tower", "TOWER_READONLY_PASSWORD": RO_PASSWORD}
+           "TOWER_METABASE_DB_NAME": "tower", "TOWER_READONLY_PASSWORD": RO_PASSWORD,
+           "TOWER_METABASE_PUBLIC_URL": "http://localhost:3000"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert cli.main(["metabase", "provision"]) == 0
     out = capsys.readouterr().out
     for d in DASHBOARDS:
-        assert any(line.startswith(d.name) and line.endswith("#refresh=60") for line in out.splitlines())
+        assert any(line.startswith(d.name) and "http://localhost:3000/dashboard/" in line
+                   and line.endswith("#refresh=60") for line in out.splitlines())
     assert f"cards created={N_CARDS} updated=0 unchanged=0" in out
     assert out.splitlines()[-1].startswith("RESULT metabase provision: auth=setup database=created")
 
