@@ -7,6 +7,7 @@ and some rows fall outside a 1-hour (or 24-hour) window."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -36,6 +37,12 @@ def _s(now: datetime, seconds: float) -> datetime:
 async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
     """Insert the data set; returns the now() it was built around."""
     rng = random.Random(seed)
+    tsl = await conn.fetchval("SELECT current_setting('timescaledb.license', true)") == "timescale"
+    if tsl:
+        # Keep TimescaleDB's background jobs out of the way: they would race the explicit refresh and
+        # compression below ("tuple concurrently updated"). Tests must not depend on the scheduler anyway.
+        await conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                           "WHERE hypertable_name IS NOT NULL")
     now = await conn.fetchval("SELECT now()")
     book, trades = [], []
     for venue, symbol, _asset, mid0, half, lat in MARKETS:
@@ -159,15 +166,26 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
 
     # Under TSL the background refresh may already have moved the watermark past the older rows;
     # materialize the whole span explicitly, as a backfill would (no-op under Apache).
-    await features.refresh(conn, now - timedelta(hours=6), now)
-    if await conn.fetchval("SELECT current_setting('timescaledb.license', true)") == "timescale":
-        # The old trades' chunk compressed, as the compression policy would (and may, concurrently: the
-        # background job can get there first, which is fine).
+    await _retry_if_busy(features.refresh, conn, now - timedelta(hours=6), now)
+    if tsl:
+        # The old trades' chunk compressed, as the compression policy would.
         for (chunk,) in await conn.fetch(
                 "SELECT c::text FROM show_chunks('ops.raw_trades', older_than => now() - INTERVAL '3 hours') c"):
-            try:
-                await conn.execute("SELECT compress_chunk($1::regclass, if_not_compressed => true)", chunk)
-            except asyncpg.DuplicateObjectError:
-                pass
+            await _retry_if_busy(conn.execute, "SELECT compress_chunk($1::regclass, if_not_compressed => true)",
+                                 chunk)
     await conn.execute("ANALYZE")
     return now
+
+
+async def _retry_if_busy(fn, *args):
+    """A job run that started before its job was paused may still hold the catalog row for a moment."""
+    for attempt in range(10):
+        try:
+            return await fn(*args)
+        except (asyncpg.InternalServerError, asyncpg.DuplicateObjectError) as exc:
+            if isinstance(exc, asyncpg.DuplicateObjectError):     # the policy compressed it first
+                return None
+            if "concurrently" not in str(exc) or attempt == 9:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    return None

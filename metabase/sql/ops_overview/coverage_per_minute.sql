@@ -1,19 +1,18 @@
 -- Share of each minute's seconds that had at least one book update, per market. A dip below 100 %
 -- on a liquid market means the feed went quiet or was disconnected; minutes with no data are 0.
-WITH markets AS (
-    SELECT DISTINCT f.venue, f.symbol
+-- The features are read once (MATERIALIZED): under the Apache license they are computed live.
+WITH f AS MATERIALIZED (
+    SELECT f.bucket, f.venue, f.symbol, f.book_coverage
     FROM ops.features_1m f
     WHERE f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+      AND f.bucket < date_trunc('minute', now())   -- complete minutes only
     [[AND f.venue = {{venue}}]]
     [[AND f.symbol = {{symbol}}]]
-), span AS (
-    SELECT min(f.bucket) AS first_minute
-    FROM ops.features_1m f
-    WHERE f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+), markets AS (
+    SELECT DISTINCT f.venue, f.symbol FROM f
 ), minutes AS (
-    SELECT generate_series(s.first_minute, date_trunc('minute', now()) - INTERVAL '1 minute',
+    SELECT generate_series((SELECT min(f.bucket) FROM f), date_trunc('minute', now()) - INTERVAL '1 minute',
                            INTERVAL '1 minute') AS minute
-    FROM span s
 )
 SELECT
     mi.minute,
@@ -23,7 +22,5 @@ SELECT
     round(100 * coalesce(f.book_coverage, 0)::numeric, 1)::float8 AS book_coverage_pct
 FROM minutes mi
 CROSS JOIN markets m
-LEFT JOIN ops.features_1m f
-       ON f.bucket = mi.minute AND f.venue = m.venue AND f.symbol = m.symbol
-      AND f.bucket > now() - {{hours}} * INTERVAL '1 hour'
+LEFT JOIN f ON f.bucket = mi.minute AND f.venue = m.venue AND f.symbol = m.symbol
 ORDER BY mi.minute, market
