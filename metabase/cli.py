@@ -69,7 +69,12 @@ async def run_report(args: argparse.Namespace) -> int:
         if not dashboards:
             raise ValueError(f"no dashboard named {', '.join(args.dashboard)}; "
                              f"choose from {', '.join(d.key for d in spec.load_all())}")
-    values = {"venue": args.venue, "symbol": args.symbol, "asset": args.asset, "hours": args.hours}
+    hours = args.hours
+    if hours is not None and hours.is_integer():
+        hours = int(hours)
+    if hours is not None and hours <= 0:
+        raise ValueError("--hours must be positive")
+    values = {"venue": args.venue, "symbol": args.symbol, "asset": args.asset, "hours": hours}
     conn = await connect()
     try:
         page, failed = await build_report(conn, dashboards, values)

@@ -75,8 +75,9 @@ def fingerprint_of(description: str | None) -> str | None:
 
 
 def dashboard_parameter(d: Dashboard, f: Filter) -> dict:
+    # Single value: a text or number template tag takes one value, not a list.
     p = {"id": d.parameter_id(f.slug), "name": f.name, "slug": f.slug, "type": f.parameter_type,
-         "sectionId": f.section_id}
+         "sectionId": f.section_id, "isMultiSelect": False}
     if f.default is not None:
         p["default"] = [f.default]
     return p

@@ -69,7 +69,7 @@ def test_report_applies_the_filters_like_the_dashboards(loaded, tmp_path):
     code, page = report(tmp_path, "--dashboard", "ops_overview", "--venue", "binance", "--hours", "1")
     assert code == 0
     assert "<h2>Ops Overview</h2>" in page and "<h2>Risk Monitor</h2>" not in page
-    assert "Venue: <b>binance</b>" in page and "Hours back: <b>1.0</b>" in page
+    assert "Venue: <b>binance</b>" in page and "Hours back: <b>1</b>" in page
     assert "<td>binance</td>" in page and "<td>hyperliquid</td>" not in page
     assert "nan_price" not in page          # 3 hours old, outside the 1-hour window
 
