@@ -8,6 +8,7 @@ import operator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from html import escape
 
 import asyncpg
@@ -132,7 +133,7 @@ def _table(c: Card, result: CardResult) -> str:
                     if rule.get("highlight_row") and row_color is None:
                         row_color = color
                     break
-            numeric = isinstance(record[n], int | float) and not isinstance(record[n], bool)
+            numeric = isinstance(record[n], int | float | Decimal) and not isinstance(record[n], bool)
             attrs = ' class="num"' if numeric else ""
             if color:
                 attrs += f' style="background:{escape(color)}66"'
@@ -152,6 +153,8 @@ def _cell(v: object) -> str:
         return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, Decimal):
+        v = float(v)
     if isinstance(v, float):
         return fmt_number(v) if abs(v) >= 1e4 else f"{v:,.6g}"
     return str(v)
