@@ -8,7 +8,7 @@ import dataclasses
 import httpx
 import pytest
 
-from metabase import spec
+from metabase import spec, template
 from metabase.api import MetabaseError
 from metabase.provision import provision
 from metabase.settings import MetabaseSettings
@@ -65,6 +65,9 @@ def test_first_run_sets_up_metabase_and_wires_every_filter(fake):
             assert saved["dataset_query"]["native"]["query"] == card.sql
             assert saved["display"] == card.display
             assert saved["collection_id"] == report.collection_id
+            tags = saved["dataset_query"]["native"]["template-tags"]
+            for name in template.required_tags(card.sql):     # e.g. {{hours}}, {{asset}} in cross_venue_basis
+                assert tags[name]["required"] is True and tags[name]["default"] == str(d.filter(name).default)
             dc = next(x for x in dash["dashcards"] if x["card_id"] == saved["id"])
             assert (dc["row"], dc["col"], dc["size_x"], dc["size_y"]) == (card.row, card.col, card.size_x, card.size_y)
             wired = {params[m["parameter_id"]]["slug"] for m in dc["parameter_mappings"]}
