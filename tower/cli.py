@@ -18,6 +18,7 @@ from tower.settings import ConfigError
 COMMAND_MODULES = [
     "tower.commands.database",
     "jobs.cli",
+    "metabase.cli",
 ]
 
 USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueError)

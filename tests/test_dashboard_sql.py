@@ -1,0 +1,175 @@
+"""Every dashboard card's SQL, run as Metabase would run it (tower_readonly, template tags substituted),
+against a realistic data set on the real TimescaleDB, under whichever license the server has."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import datetime
+
+import asyncpg
+import pytest
+
+from metabase import spec
+from tests import dashboard_data, tsdb
+from tests.card_checks import CardCheckError, check_card, run_as_readonly
+
+DASHBOARDS = spec.load_all()
+CARDS = [(d, c) for d in DASHBOARDS for c in d.cards]
+
+
+@pytest.fixture(scope="module")
+def loaded_dsn(server_dsn, template_db):
+    """One database loaded with the data set for the whole module (cards only read)."""
+    name = asyncio.run(tsdb.clone(server_dsn, template_db))
+    dsn = tsdb.with_database(server_dsn, name)
+    holder: dict[str, datetime] = {}
+
+    async def fill():
+        conn = await asyncpg.connect(dsn)
+        try:
+            holder["now"] = await dashboard_data.load(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    yield dsn, holder["now"]
+    asyncio.run(tsdb.drop(server_dsn, name))
+
+
+@pytest.fixture
+async def data(loaded_dsn):
+    dsn, now = loaded_dsn
+    conn = await asyncpg.connect(dsn)
+    yield conn, now
+    await conn.close()
+
+
+def _card(dashboard_key: str, card_key: str):
+    for d, c in CARDS:
+        if d.key == dashboard_key and c.key == card_key:
+            return d, c
+    raise KeyError(card_key)
+
+
+@pytest.mark.parametrize(("dashboard", "card"), CARDS, ids=[f"{d.key}/{c.key}" for d, c in CARDS])
+async def test_card_runs_returns_its_columns_and_honours_filters(data, dashboard, card):
+    conn, now = data
+    await check_card(conn, dashboard, card, dashboard_data.FILTER_VALUES, now)
+
+
+async def test_a_card_reading_a_missing_column_fails_the_check(data):
+    conn, now = data
+    d, c = _card("market_health", "spread_bps")
+    broken = dataclasses.replace(c, sql=c.sql.replace("f.spread_bps_mean", "f.spread_bps_median"))
+    with pytest.raises(CardCheckError, match="spread_bps_median"):
+        await check_card(conn, d, broken, dashboard_data.FILTER_VALUES, now)
+
+
+async def test_a_card_whose_chart_names_a_column_the_sql_lacks_fails_the_check(data):
+    conn, now = data
+    d, c = _card("ops_overview", "messages_per_minute")
+    broken = dataclasses.replace(c, visualization_settings={**c.visualization_settings,
+                                                            "graph.metrics": ["msgs"]})
+    with pytest.raises(CardCheckError, match=r"needs columns \['msgs'\]"):
+        await check_card(conn, d, broken, dashboard_data.FILTER_VALUES, now)
+
+
+async def test_a_card_ignoring_its_venue_filter_fails_the_check(data):
+    conn, now = data
+    d, c = _card("ops_overview", "rejected_by_reason")
+    broken = dataclasses.replace(c, sql=c.sql.replace("[[AND r.venue = {{venue}}]]", "[[AND {{venue}} = {{venue}}]]"))
+    with pytest.raises(CardCheckError, match="venue"):
+        await check_card(conn, d, broken, dashboard_data.FILTER_VALUES, now)
+
+
+async def test_freshness_marks_the_quiet_feed_down_and_the_market_without_data(data):
+    conn, _ = data
+    d, c = _card("ops_overview", "feed_freshness")
+    result = await run_as_readonly(conn, d, c)
+    status = {(r[0], r[1]): r[result.columns.index("status")] for r in result.rows}
+    age = dict(zip(((r[0], r[1]) for r in result.rows), result.column("last_message_age_s"), strict=True))
+    assert status[("hyperliquid", "ETH")] == "down"
+    assert 8 * 60 - 5 < age[("hyperliquid", "ETH")] < 8 * 60 + 60
+    assert status[("binance", "SOLUSDT")] == "no data" and age[("binance", "SOLUSDT")] is None
+    assert age[("binance", "BTCUSDT")] < age[("hyperliquid", "ETH")]
+    # The first rows are the ones needing attention.
+    assert result.rows[0][result.columns.index("status")] == "no data"
+
+
+async def test_rejections_follow_the_time_window(data):
+    conn, _ = data
+    d, c = _card("ops_overview", "rejected_by_reason")
+    day = await run_as_readonly(conn, d, c, {"hours": 24})
+    hour = await run_as_readonly(conn, d, c, {"hours": 1})
+    assert "nan_price" in day.column("reason")
+    assert "nan_price" not in hour.column("reason")
+    counts = dict(zip(zip(hour.column("reason"), hour.column("venue"), strict=True), hour.column("rejected"),
+                      strict=True))
+    assert counts[("crossed_book", "binance")] == 3 and counts[("unknown_symbol", "hyperliquid")] == 4
+
+
+async def test_job_health_shows_the_heartbeat_and_failures_under_either_license(data, license):
+    conn, _ = data
+    d, c = _card("ops_overview", "job_health")
+    result = await run_as_readonly(conn, d, c)
+    rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+    tower = {r["job"]: r for r in rows if r["source"] == "tower jobs"}
+    assert tower["heartbeat"]["health"] == "ok" and tower["heartbeat"]["runs"] == dashboard_data.MINUTES
+    assert tower["risk_score"]["failures"] == 1
+    policies = [r for r in rows if r["source"] == "timescaledb"]
+    if license == "timescale":
+        assert any(r["job"] == "ops.raw_trades compression" for r in policies)
+    else:
+        assert policies == []
+
+
+async def test_storage_shows_every_hypertable_and_a_ratio_only_where_compressed(data, license):
+    conn, _ = data
+    d, c = _card("ops_overview", "storage")
+    result = await run_as_readonly(conn, d, c)
+    rows = {r[0]: dict(zip(result.columns, r, strict=True)) for r in result.rows}
+    assert {"ops.raw_trades", "ops.raw_book_l1", "ops.risk_scores"} <= set(rows)
+    assert rows["ops.raw_book_l1"]["size_mb"] > 0
+    if license == "timescale":
+        assert rows["ops.raw_trades"]["compressed_chunks"] >= 1
+        assert rows["ops.raw_trades"]["compression_ratio"] > 1
+        assert "ops.features_1m" not in rows and "ops.book_1m" in rows   # caggs listed by their view name
+    else:
+        assert all(r["compression_ratio"] is None for r in rows.values())
+
+
+async def test_cross_venue_basis_is_symmetric_around_the_mean(data):
+    conn, _ = data
+    d, c = _card("market_health", "cross_venue_basis")
+    result = await run_as_readonly(conn, d, c, {"asset": "BTC"})
+    by_minute: dict = {}
+    for minute, venue, basis in zip(result.column("minute"), result.column("venue"), result.column("basis_bps"),
+                                    strict=True):
+        by_minute.setdefault(minute, {})[venue] = basis
+    assert by_minute and all(len(v) == 2 for v in by_minute.values())
+    assert all(abs(sum(v.values())) < 0.02 for v in by_minute.values())
+    # Hyperliquid quotes BTC about 2 bps above Binance in the data set: +1 bps vs the two-venue mean.
+    hyperliquid = [v["hyperliquid"] for v in by_minute.values()]
+    assert sum(hyperliquid) / len(hyperliquid) == pytest.approx(1.03, abs=0.3)
+
+
+async def test_open_events_keep_venue_wide_events_when_a_symbol_is_chosen(data):
+    conn, _ = data
+    d, c = _card("risk_monitor", "open_events")
+    result = await run_as_readonly(conn, d, c, {"venue": "hyperliquid", "symbol": "ETH"})
+    assert sorted(result.column("rule")) == ["feed_down", "stale_feed"]
+    assert result.column("severity")[0] == "critical"
+    everything = await run_as_readonly(conn, d, c)
+    assert set(everything.column("state")) == {"pending", "firing"}
+
+
+async def test_current_risk_names_the_top_component(data):
+    conn, _ = data
+    d, c = _card("risk_monitor", "current_risk")
+    result = await run_as_readonly(conn, d, c)
+    rows = {(r[0], r[1]): dict(zip(result.columns, r, strict=True)) for r in result.rows}
+    quiet = rows[dashboard_data.QUIET]
+    assert quiet["top_component"] == "freshness" and quiet["score"] == pytest.approx(95.0)
+    assert quiet["top_component_score"] == pytest.approx(95.0)
+    assert len(rows) == len(dashboard_data.MARKETS)
