@@ -112,11 +112,11 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
             spread_score = 10 + 5 * math.sin(m / 5) + (30 if venue == "binance" and 15 <= m <= 16 else 0)
             fresh_score = 95.0 if quiet else 2.0
             div_bps = 2.0 + math.sin(m / 3) if venue == "hyperliquid" else -(2.0 + math.sin(m / 3))
-            comps = {"spread": {"value": 0.5 + spread_score / 100, "score": spread_score},
-                     "freshness": {"value": 480.0 if quiet else 1.0, "score": fresh_score},
-                     "divergence": {"value": div_bps, "score": abs(div_bps) * 5}}
-            top = max(comps, key=lambda k: comps[k]["score"])
-            score = min(100.0, max(c["score"] for c in comps.values()))
+            comps = {"spread": {"value": 0.5 + spread_score / 100, "points": spread_score},
+                     "freshness": {"value": 480.0 if quiet else 1.0, "points": fresh_score},
+                     "divergence": {"value": div_bps, "points": abs(div_bps) * 5}}
+            top = max(comps, key=lambda k: comps[k]["points"])
+            score = min(100.0, max(c["points"] for c in comps.values()))
             scores.append((bucket, venue, symbol, asset, score, top, json.dumps(comps), 0.5, div_bps,
                            480.0 if quiet else 1.0))
     await conn.executemany(

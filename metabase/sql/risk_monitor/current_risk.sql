@@ -6,7 +6,7 @@ SELECT DISTINCT ON (s.venue, s.symbol)
     round(s.score::numeric, 1)::float8                                         AS score,
     s.top_component,
     round(CASE jsonb_typeof(s.components -> s.top_component)
-              WHEN 'object' THEN (s.components -> s.top_component ->> 'score')::numeric
+              WHEN 'object' THEN (s.components -> s.top_component ->> 'points')::numeric
               WHEN 'number' THEN (s.components ->> s.top_component)::numeric
           END, 1)::float8                                                      AS top_component_score,
     s.bucket                                                                   AS scored_minute,

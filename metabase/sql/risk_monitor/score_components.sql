@@ -4,7 +4,7 @@ SELECT
     s.symbol,
     c.key                                                              AS component,
     round(CASE jsonb_typeof(c.value)
-              WHEN 'object' THEN (c.value ->> 'score')::numeric
+              WHEN 'object' THEN (c.value ->> 'points')::numeric
               WHEN 'number' THEN c.value::text::numeric
           END, 1)::float8                                              AS component_score,
     round(CASE jsonb_typeof(c.value)

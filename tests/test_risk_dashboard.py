@@ -1,0 +1,58 @@
+"""The Risk Monitor cards read what the risk scorer really writes (not a hand-made fixture)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+from jobs.rules import load_rules
+from jobs.scoring import score_minutes
+from metabase import spec
+from tests.card_checks import run_as_readonly
+from tests.fixtures import T0
+from tests.market import Quote, write_market
+from tower import features
+
+M = timedelta(minutes=1)
+
+
+def card(dashboard_key: str, card_key: str):
+    for d in spec.load_all():
+        for c in d.cards:
+            if d.key == dashboard_key and c.key == card_key:
+                return d, c
+    raise KeyError(card_key)
+
+
+def binance_btc_spread_blows_out(venue, symbol, m, q: Quote):
+    if (venue, symbol) == ("binance", "BTCUSDT") and m >= 25:
+        return Quote(q.mid, q.spread_bps * 30, q.qty)
+    return q
+
+
+async def test_risk_cards_show_the_scorers_components(conn):
+    await write_market(conn, 30, binance_btc_spread_blows_out)
+    await features.refresh(conn, T0, T0 + 30 * M)
+    await score_minutes(conn, T0, T0 + 30 * M, load_rules().scoring)
+    hours = str(math.ceil((datetime.now(UTC) - T0).total_seconds() / 3600) + 1)
+
+    stored = await conn.fetchrow(
+        "SELECT top_component, components FROM ops.risk_scores WHERE venue = 'binance' AND symbol = 'BTCUSDT' "
+        "ORDER BY bucket DESC LIMIT 1")
+    components = json.loads(stored["components"])
+    assert stored["top_component"] == "spread"
+
+    d, c = card("risk_monitor", "current_risk")
+    current = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
+    (row,) = [dict(zip(current.columns, r, strict=True)) for r in current.rows]
+    assert row["top_component"] == "spread"
+    assert row["top_component_score"] == round(components["spread"]["points"], 1)
+    assert row["top_component_score"] > 0
+
+    d, c = card("risk_monitor", "score_components")
+    parts = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
+    shown = {r[parts.columns.index("component")]: r[parts.columns.index("component_score")] for r in parts.rows}
+    assert set(shown) == set(components)
+    assert all(v is not None for v in shown.values())
+    assert max(shown, key=lambda k: shown[k]) == "spread"
