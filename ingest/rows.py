@@ -14,7 +14,7 @@ def from_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Trade:
     venue: str
     symbol: str
@@ -31,7 +31,7 @@ class Trade:
         return (self.venue, self.symbol, self.ts, self.recv_ts, self.trade_id, self.price, self.qty, self.side)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class BookL1:
     venue: str
     symbol: str
@@ -50,7 +50,7 @@ class BookL1:
                 self.ask_qty, self.update_id)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Rejection:
     recv_ts: datetime
     venue: str
@@ -65,7 +65,7 @@ class Rejection:
         return (self.recv_ts, self.venue, self.stream, self.symbol, self.reason, self.raw)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class GapEvent:
     venue: str
     symbol: str
@@ -85,7 +85,7 @@ class GapEvent:
                 self.from_ts, self.to_ts, self.cause)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ConnectionEvent:
     venue: str
     conn_id: str

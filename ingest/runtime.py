@@ -23,6 +23,9 @@ from ingest.writer import Writer
 
 log = logging.getLogger("ingest.runtime")
 
+STASH_ROWS = 256   # rows per hop onto the writer's queue
+STASH_S = 0.005    # longest a row waits for its group
+
 
 @dataclass
 class RuntimeConfig:
@@ -44,6 +47,9 @@ class Link:
         self.acked = 0
         self.born = time.monotonic()
         self.stale: str | None = None  # set by the watchdog before it closes the connection
+        self._stash_rows: list = []
+        self._stash_timer: asyncio.TimerHandle | None = None
+        self._late_puts: set[asyncio.Future] = set()
         self.first_data = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.reader = asyncio.create_task(self._read(), name=f"read {conn_id}")
@@ -53,8 +59,8 @@ class Link:
         self.last_sent = time.monotonic()
 
     async def _read(self) -> None:
-        """Runs until the connection ends; raises ConnectionClosed or Stale."""
-        venue, writer, route = self.runner.venue, self.runner.writer, self.runner.route
+        """Runs until the connection ends."""
+        venue, route = self.runner.venue, self.runner.route
         guard = asyncio.create_task(self._guard(), name=f"guard {self.conn_id}")
         try:
             async for frame in self.ws:
@@ -63,7 +69,7 @@ class Link:
                     self.last_data = time.monotonic()
                     self.first_data.set()
                 if parsed.rows:
-                    await writer.put(parsed.rows)
+                    await self._stash(parsed.rows)
                 if parsed.acked:
                     self.acked += parsed.acked
                     if self.acked >= len(route.subscribe) and not self.subscribed.is_set():
@@ -73,6 +79,29 @@ class Link:
                     await self.runner.event(self.conn_id, "error", reason=parsed.error)
         finally:
             guard.cancel()
+            self._flush_now()
+
+    async def _stash(self, rows: list) -> None:
+        """Rows go to the writer in small groups (one queue hop per group, not per frame); a group waits
+        at most STASH_S, so a quiet feed is not held back."""
+        if not self._stash_rows:
+            self._stash_timer = asyncio.get_running_loop().call_later(STASH_S, self._flush_now)
+        self._stash_rows.extend(rows)
+        if len(self._stash_rows) >= STASH_ROWS:
+            self._stash_timer.cancel()
+            group, self._stash_rows = self._stash_rows, []
+            await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
+
+    def _flush_now(self) -> None:
+        if self._stash_timer is not None:
+            self._stash_timer.cancel()
+        group, self._stash_rows = self._stash_rows, []
+        if group:
+            try:
+                self.runner.writer.queue.put_nowait(group)
+            except asyncio.QueueFull:
+                self._late_puts.add(task := asyncio.ensure_future(self.runner.writer.put(group)))
+                task.add_done_callback(self._late_puts.discard)
 
     async def _guard(self) -> None:
         """Heartbeat (venues that need one) and the staleness watchdog."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -37,7 +38,8 @@ async def register_instruments(dsn: str, venues: list[Venue]) -> None:
 
 async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = None,
                  runtime: RuntimeConfig | None = None, writer_config: WriterConfig | None = None,
-                 stop: asyncio.Event | None = None, writer: Writer | None = None) -> IngestResult:
+                 stop: asyncio.Event | None = None, writer: Writer | None = None,
+                 runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
     stop = stop or asyncio.Event()
     await register_instruments(dsn, venues)
     writer = writer or Writer(dsn, writer_config)
@@ -46,8 +48,8 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(run_venue(v, writer, _config_for(v, runtime), stop), name=f"venue {v.name}")
-             for v in venues]
+    runtime_for = runtime_for or (lambda v: _config_for(v, runtime))
+    tasks = [asyncio.create_task(run_venue(v, writer, runtime_for(v), stop), name=f"venue {v.name}") for v in venues]
     report = asyncio.create_task(_report_every(venues, writer, 60.0, stop))
     try:
         if duration_s is not None:

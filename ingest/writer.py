@@ -58,7 +58,7 @@ class Batch:
 class WriterConfig:
     batch_rows: int = 5000
     flush_s: float = 0.2
-    queue_frames: int = 50_000    # bound of the queue between connectors and the collector
+    queue_items: int = 1000       # bound of the queue between connectors and the collector (groups of <= 256 rows)
     memory_rows: int = 500_000    # rows held in memory while the database is away; the rest spill
     spill_path: Path = Path(".tower-spill/ingest.jsonl")
     retry_initial_s: float = 0.2
@@ -72,7 +72,7 @@ class Writer:
         self.dsn = dsn
         self.config = config or WriterConfig()
         self.on_commit = on_commit
-        self.queue: asyncio.Queue[list[Row]] = asyncio.Queue(self.config.queue_frames)
+        self.queue: asyncio.Queue[list[Row]] = asyncio.Queue(self.config.queue_items)
         self.pending: deque[Batch] = deque()
         self.pending_rows = 0
         self.stats: Counter[str] = Counter()
@@ -251,14 +251,18 @@ class Writer:
         async with conn.transaction():
             for table, records in batch.records.items():
                 if table in DEDUP_TABLES:
-                    await conn.execute(self._stage_sql[table])
-                    await conn.copy_records_to_table(f"stage_{table}", columns=COLUMNS[table], records=records)
-                    await conn.execute(self._merge_sql[table])
+                    await self.merge(conn, table, records)
                 else:
                     await conn.copy_records_to_table(table, schema_name="ops", columns=COLUMNS[table],
                                                      records=records)
         self.stats["dedup_batches"] += 1
         self._committed(batch)
+
+    async def merge(self, conn: asyncpg.Connection, table: str, records: list[tuple]) -> None:
+        """Stores records that may already be stored: staging COPY, then insert what is new."""
+        await conn.execute(self._stage_sql[table])
+        await conn.copy_records_to_table(f"stage_{table}", columns=COLUMNS[table], records=records)
+        await conn.execute(self._merge_sql[table])
 
     def _committed(self, batch: Batch) -> None:
         self.stats["batches"] += 1

@@ -16,6 +16,7 @@ from tower.settings import ConfigError
 # One line per command module; each has register(subparsers).
 COMMAND_MODULES = [
     "tower.commands.database",
+    "ingest.cli",
 ]
 
 USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueError)

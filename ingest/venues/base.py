@@ -20,7 +20,7 @@ class Route:
     subscribe: tuple[bytes, ...]  # frames to send right after connecting
 
 
-@dataclass
+@dataclass(slots=True)
 class Parsed:
     """What one frame meant: rows for the writer (data, rejections, gaps) and control information."""
 
