@@ -77,6 +77,8 @@ class Link:
                 if parsed.error:
                     log.warning("%s: venue says: %s", self.conn_id, parsed.error)
                     await self.runner.event(self.conn_id, "error", reason=parsed.error)
+        except websockets.ConnectionClosed:
+            pass  # the normal end of every connection; its code and reason stay on self.ws
         finally:
             guard.cancel()
             self._flush_now()
@@ -147,6 +149,7 @@ class RouteRunner:
             await ws.close(4001, "subscribe not acknowledged")
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await link.reader
+            await self._disconnected(link, "subscribe not acknowledged")
             raise ConnectionError(f"{conn_id}: subscriptions not acknowledged within "
                                   f"{self.config.subscribe_timeout_s:.0f} s ({link.acked}/{len(self.route.subscribe)})")
         await self.event(conn_id, "subscribed", streams=list(self.route.streams))
@@ -195,11 +198,17 @@ class RouteRunner:
     async def _rotate(self, old: Link) -> Link:
         """Overlap, then switch: the new connection is subscribed and delivering before the old one closes;
         the venue adapter drops what both deliver."""
+        new = None
         try:
             new = await self.open()
             await asyncio.wait_for(new.first_data.wait(), self.config.stale_after_s)
         except (OSError, websockets.WebSocketException, TimeoutError, ConnectionError) as exc:
             log.warning("%s: rotation failed (%s); keeping the current connection", old.conn_id, exc)
+            if new is not None:
+                await new.ws.close(1000, "rotation abandoned")
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await new.reader
+                await self._disconnected(new, "rotation abandoned")
             old.born = time.monotonic()  # try again after another full period
             return old
         await self.event(old.conn_id, "rotate", reason=f"replaced by {new.conn_id}")
@@ -227,11 +236,11 @@ class RouteRunner:
 
 
 def _why(link: Link) -> str:
+    exc = link.reader.exception() if not link.reader.cancelled() else None
     if link.stale:
         return link.stale
-    exc = link.reader.exception() if not link.reader.cancelled() else None
     code, reason = link.ws.close_code, link.ws.close_reason
-    if exc is not None and not isinstance(exc, websockets.ConnectionClosed):
+    if exc is not None:
         return f"{type(exc).__name__}: {exc}"
     return f"connection closed (code {code}, reason {reason!r})"
 

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import asyncpg
 
+# CPython 3.11.7 bug (gh-106905, fixed in 3.11.8): a GC pass during ast.parse can raise "AST constructor
+# recursion depth mismatch". The hypothesis plugin imports (and pytest rewrites) hypothesis lazily at
+# session end, after these tests left plenty of garbage behind; importing it now, at collection, avoids that.
+import hypothesis  # noqa: F401
+
 from ingest.runtime import RuntimeConfig
 from ingest.service import IngestResult, ingest
 from ingest.venues.base import Venue

@@ -178,3 +178,40 @@ async def test_rotation_overlaps_then_switches_without_gap_or_duplicate(server, 
     assert await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades") == a
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == a
     assert await conn.fetchval("SELECT count(*) FROM ops.feed_gaps") == 0
+
+
+async def test_symbols_are_sharded_under_the_per_connection_stream_limit(server, conn, db_dsn, tmp_path):
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
+    venue = Binance(symbols, ws_url=server.root, max_streams=2)
+    async with running(db_dsn, [venue], tmp_path):
+        await subscribed(server, symbols)
+        for i, s in enumerate(symbols):
+            await server.publish(agg_trade(s, 1, "10", "1", T0 + i, buyer_is_maker=False))
+        await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", len(symbols))
+    assert server.connections == 6  # 3 on /market, 3 on /public
+    streams = await conn.fetch("SELECT url, streams FROM ops.connection_events WHERE event = 'subscribed'")
+    assert all(len(r["streams"]) <= 2 for r in streams)
+    assert sorted(s for r in streams if r["url"].endswith("/market/ws") for s in r["streams"]) == \
+        sorted(f"{s.lower()}@aggTrade" for s in symbols)
+
+
+async def test_unacknowledged_subscribe_is_a_failed_attempt(conn, db_dsn, tmp_path):
+    """A server that accepts the socket but never answers SUBSCRIBE: recorded, retried, never fatal."""
+    import websockets
+
+    async def mute(ws):
+        async for _ in ws:
+            pass
+
+    async with websockets.serve(mute, "127.0.0.1", 0) as mute_server:
+        root = f"ws://127.0.0.1:{mute_server.sockets[0].getsockname()[1]}"
+        runtime = replace(FAST, subscribe_timeout_s=0.2)
+        async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=root)], tmp_path, runtime=runtime):
+            await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt'",
+                             lambda n: n >= 4)
+    reasons = await conn.fetch("SELECT code, reason FROM ops.connection_events WHERE event = 'disconnect' "
+                               "AND reason LIKE 'subscribe%'")
+    assert reasons and all(r["code"] == 4001 for r in reasons)
+    attempts = await conn.fetch("SELECT attempt FROM ops.connection_events WHERE event = 'reconnect_attempt' "
+                                "AND conn_id LIKE '%market%' ORDER BY ts")
+    assert [a["attempt"] for a in attempts][:2] == [1, 2]  # no data ever arrived: the backoff keeps growing
