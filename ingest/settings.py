@@ -19,7 +19,7 @@ class IngestSettings(BaseSettings):
 
     spill_dir: Path = Path(".tower-spill")        # where rows wait on disk while the database is away
     batch_rows: int = Field(5000, ge=1, le=1_000_000)
-    flush_ms: int = Field(200, ge=1, le=60_000)
+    flush_ms: int = Field(100, ge=1, le=60_000)  # 200 ms gave p99 ~290 ms at 20k msgs/s: too little margin
     memory_rows: int = Field(500_000, ge=1000)
     queue_items: int = Field(1000, ge=10)  # groups of up to 256 rows each
     stale_after_s: float = Field(30.0, gt=0)        # connected but no market data this long = reconnect

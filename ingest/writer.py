@@ -36,6 +36,9 @@ DEDUP_TABLES = ("raw_trades", "raw_book_l1")  # the tables with a dedup index (m
 # Columns that hold datetimes, to rebuild them from the spill file.
 _DATETIME_COLUMNS = {t: [i for i, c in enumerate(cols) if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts")]
                      for t, cols in COLUMNS.items()}
+# Errors about the data, not the connection (class 22 data exception, class 23 constraint violations;
+# unique violations are handled by the dedup path before they get here).
+POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError, ConnectionError)
 
 
@@ -205,7 +208,7 @@ class Writer:
             source, batches = work
             try:
                 for batch in batches:
-                    await self._write(batch)
+                    await self._write_or_set_aside(batch)
                     if source == "memory":
                         self.pending.popleft()
                         self.pending_rows -= batch.rows
@@ -224,6 +227,22 @@ class Writer:
                             type(exc).__name__, str(exc)[:200], wait, self.pending_rows, self.stats["spilled_rows"])
                 delay = min(delay * 2, self.config.retry_cap_s)
                 await asyncio.sleep(wait)
+
+    async def _write_or_set_aside(self, batch: Batch) -> None:
+        try:
+            await self._write(batch)
+        except POISON_ERRORS as exc:
+            # The database refused the data itself, not the connection: retrying cannot help, and holding
+            # the batch would stall every later one. Keep it on disk for a human instead.
+            self._set_aside(batch, exc)
+
+    def _set_aside(self, batch: Batch, exc: Exception) -> None:
+        path = self.config.spill_path.with_suffix(".rejected.jsonl")
+        with open(path, "ab") as f:
+            f.write(orjson.dumps({"error": f"{type(exc).__name__}: {exc}", "records": batch.records}) + b"\n")
+        self.stats["rows_set_aside"] += batch.rows
+        log.error("the database refused a batch of %d rows (%s: %s); kept in %s", batch.rows, type(exc).__name__,
+                  exc, path)
 
     def _next_work(self) -> tuple[str | Path, list[Batch]] | None:
         if self.pending:

@@ -107,3 +107,18 @@ async def test_rows_spilled_at_shutdown_are_replayed_on_next_start(conn, db_dsn,
     rows = await conn.fetch("SELECT trade_id, ts, recv_ts, price FROM ops.raw_trades ORDER BY ts")
     assert [r["trade_id"] for r in rows] == [str(i) for i in range(250)]
     assert rows[0]["ts"] == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+
+
+async def test_a_batch_the_database_refuses_is_set_aside_and_later_batches_still_land(conn, db_dsn, tmp_path):
+    spill = tmp_path / "spill.jsonl"
+    # batch_rows=1: every put() becomes its own batch, so the bad row cannot share one with good rows
+    writer = Writer(db_dsn, WriterConfig(spill_path=spill, flush_s=0.01, batch_rows=1))
+    await writer.start()
+    now = datetime.now(UTC)
+    # a side the table's CHECK refuses: only a bug upstream could produce it, and it must not stall the writer
+    await writer.put([Trade("binance", "BTCUSDT", now, now, "x1", 1.0, 1.0, "sideways")])
+    await writer.put(trades(20))
+    assert await writer.close()
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 20
+    assert writer.stats["rows_set_aside"] == 1
+    assert "sideways" in (tmp_path / "spill.rejected.jsonl").read_text()

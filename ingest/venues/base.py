@@ -64,6 +64,7 @@ class Venue(ABC):
                raw: str | bytes) -> Rejection:
         self.counters[f"rejected.{reason.split(':', 1)[0]}"] += 1
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL; keep it visible instead
         return Rejection(recv_ts, self.name, stream, symbol, reason, text)
 
 
