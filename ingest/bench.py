@@ -13,6 +13,7 @@ import asyncpg
 
 from ingest.rows import COLUMNS
 from ingest.runtime import RuntimeConfig, run_venue
+from ingest.service import tune_gc
 from ingest.settings import IngestSettings
 from ingest.sim.flood import FloodServer
 from ingest.venues.base import Route
@@ -122,6 +123,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings) -> int:
     symbols = [f"BENCH{i}USDT" for i in range(n_symbols)]
+    tune_gc()
     await _cleanup(dsn)
     try:
         meter = await end_to_end(dsn, seconds, rate, symbols, settings)

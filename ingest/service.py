@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -25,6 +26,15 @@ class IngestResult:
     fully_written: bool = True
 
 
+def tune_gc() -> None:
+    """The hot path allocates millions of short-lived, acyclic objects (frames, rows, datetimes); the
+    default gen-0 threshold (700) runs the cycle collector thousands of times a second for nothing.
+    Measured: +12% msgs/s in `tower bench ingest`."""
+    gc.collect()
+    gc.freeze()  # what exists at startup (modules, models) is never garbage: stop rescanning it
+    gc.set_threshold(50_000, 20, 100)
+
+
 async def register_instruments(dsn: str, venues: list[Venue]) -> None:
     """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones."""
     conn = await asyncpg.connect(dsn)
@@ -41,6 +51,7 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
                  stop: asyncio.Event | None = None, writer: Writer | None = None,
                  runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
     stop = stop or asyncio.Event()
+    tune_gc()
     await register_instruments(dsn, venues)
     writer = writer or Writer(dsn, writer_config)
     await writer.start()
