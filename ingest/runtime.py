@@ -81,7 +81,11 @@ class Link:
             pass  # the normal end of every connection; its code and reason stay on self.ws
         finally:
             guard.cancel()
-            self._flush_now()
+            if self._stash_timer is not None:
+                self._stash_timer.cancel()
+            group, self._stash_rows = self._stash_rows, []
+            if group:  # awaited, not handed to a task: nothing received may be lost at shutdown
+                await self.runner.writer.put(group)
 
     async def _stash(self, rows: list) -> None:
         """Rows go to the writer in small groups (one queue hop per group, not per frame); a group waits
