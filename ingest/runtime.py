@@ -112,14 +112,15 @@ class Link:
     async def _guard(self) -> None:
         """Heartbeat (venues that need one) and the staleness watchdog."""
         venue, cfg = self.runner.venue, self.runner.config
-        tick = min(1.0, cfg.stale_after_s / 4, (venue.heartbeat_s or 60) / 4)
+        stale_after_s = cfg.stale_after_s * self.runner.route.stale_factor
+        tick = min(1.0, stale_after_s / 4, (venue.heartbeat_s or 60) / 4)
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
             beat = venue.heartbeat()
             if beat is not None and venue.heartbeat_s and now - self.last_sent >= venue.heartbeat_s:
                 await self.send(beat)
-            if now - self.last_data > cfg.stale_after_s:
+            if now - self.last_data > stale_after_s:
                 self.stale = f"stale: no market data for {now - self.last_data:.1f} s"
                 await self.ws.close(4000, "stale: no market data")
                 return

@@ -152,10 +152,10 @@ async def test_connected_but_silent_is_stale_and_reconnects(server, conn, db_dsn
     runtime = replace(FAST, stale_after_s=0.4)
     async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path, runtime=runtime):
         await subscribed(server, ["BTCUSDT"])
-        await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'stale'",
-                         lambda n: n >= 2)
+        await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'stale' "
+                               "AND conn_id LIKE '%public%'", lambda n: n >= 2)
         await subscribed(server, ["BTCUSDT"])
-    assert server.connections >= 4
+    assert server.connections >= 3
     stale = await conn.fetch("SELECT e.conn_id, d.code FROM ops.connection_events e JOIN ops.connection_events d "
                              "USING (conn_id) WHERE e.event = 'stale' AND d.event = 'disconnect'")
     assert stale and all(r["code"] == 4000 for r in stale)
@@ -189,6 +189,8 @@ async def test_symbols_are_sharded_under_the_per_connection_stream_limit(server,
             await server.publish(agg_trade(s, 1, "10", "1", T0 + i, buyer_is_maker=False))
         await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", len(symbols))
     assert server.connections == 6  # 3 on /market, 3 on /public
+    # a shard of quiet symbols may go minutes without a trade while books move: more patience there
+    assert {r.stale_factor for r in venue.routes() if r.url.endswith("/market/ws")} == {10.0}
     streams = await conn.fetch("SELECT url, streams FROM ops.connection_events WHERE event = 'subscribed'")
     assert all(len(r["streams"]) <= 2 for r in streams)
     assert sorted(s for r in streams if r["url"].endswith("/market/ws") for s in r["streams"]) == \

@@ -18,6 +18,9 @@ class Route:
     url: str
     streams: tuple[str, ...]
     subscribe: tuple[bytes, ...]  # frames to send right after connecting
+    # Trades-only routes may be legitimately quiet much longer than book routes: the staleness
+    # watchdog allows them stale_after_s * stale_factor.
+    stale_factor: float = 1.0
 
 
 @dataclass(slots=True)

@@ -20,6 +20,8 @@ TESTNET = "wss://fstream.binancefuture.com"
 # The documented limit is 1024 streams per connection; staying well under it keeps one connection's
 # message rate (and the damage of one disconnect) small.
 MAX_STREAMS_PER_CONNECTION = 200
+# An aggTrade shard of quiet symbols can go minutes without a print while its books keep moving.
+QUIET_TRADES_FACTOR = 10.0
 ROUTE_OF_STREAM = {"aggTrade": "market", "bookTicker": "public"}
 
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -75,7 +77,8 @@ class Binance(Venue):
                 chunk = tuple(names[start:start + self.max_streams])
                 self._request_id += 1
                 subscribe = orjson.dumps({"method": "SUBSCRIBE", "params": list(chunk), "id": self._request_id})
-                routes.append(Route(f"{route}-{stream}-{shard}", f"{self.root}/{route}/ws", chunk, (subscribe,)))
+                routes.append(Route(f"{route}-{stream}-{shard}", f"{self.root}/{route}/ws", chunk, (subscribe,),
+                                    stale_factor=QUIET_TRADES_FACTOR if stream == "aggTrade" else 1.0))
         return routes
 
     def parse(self, frame: str | bytes, recv_ts: datetime) -> Parsed:
