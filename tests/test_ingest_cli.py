@@ -97,3 +97,16 @@ async def test_demo_is_labelled_simulated_and_stores_both_venues(monkeypatch, co
     venues = await conn.fetch("SELECT venue, count(*) AS n FROM ops.raw_book_l1 GROUP BY venue ORDER BY venue")
     assert [r["venue"] for r in venues] == ["binance", "hyperliquid"] and all(r["n"] > 0 for r in venues)
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
+
+
+async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn, db_dsn, tmp_path, capsys):
+    import re
+
+    env(monkeypatch, db_dsn, tmp_path)
+    assert await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    m = re.fullmatch(r"RESULT msgs_per_s=(\d+) copy_rows_per_s=(\d+) ratio=([\d.]+) p50_ms=([\d.]+) "
+                     r"p99_ms=([\d.]+)", last)
+    assert m, last
+    assert int(m[1]) > 0 and int(m[2]) > 0
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0  # benchmark rows are cleaned up
