@@ -110,3 +110,13 @@ async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn
     assert m, last
     assert int(m[1]) > 0 and int(m[2]) > 0
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0  # benchmark rows are cleaned up
+
+
+def test_the_example_config_is_valid():
+    from pathlib import Path
+
+    from ingest.settings import read_config
+
+    venues = read_config(Path(__file__).parent.parent / "ingest" / "ingest.example.toml")
+    assert [(v.name, v.symbols) for v in venues] == [("binance", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+                                                     ("hyperliquid", ["BTC", "ETH", "SOL"])]
