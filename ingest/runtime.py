@@ -68,8 +68,8 @@ class Link:
                 if parsed.live:
                     self.last_data = time.monotonic()
                     self.first_data.set()
-                if parsed.rows:
-                    await self._stash(parsed.rows)
+                if parsed.rows and (group := self._stash(parsed.rows)):
+                    await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
                 if parsed.acked:
                     self.acked += parsed.acked
                     if self.acked >= len(route.subscribe) and not self.subscribed.is_set():
@@ -87,16 +87,17 @@ class Link:
             if group:  # awaited, not handed to a task: nothing received may be lost at shutdown
                 await self.runner.writer.put(group)
 
-    async def _stash(self, rows: list) -> None:
-        """Rows go to the writer in small groups (one queue hop per group, not per frame); a group waits
-        at most STASH_S, so a quiet feed is not held back."""
+    def _stash(self, rows: list) -> list | None:
+        """Rows go to the writer in small groups (one queue hop per group, not per frame); returns a full
+        group to hand over now. A group waits at most STASH_S, so a quiet feed is not held back."""
         if not self._stash_rows:
             self._stash_timer = asyncio.get_running_loop().call_later(STASH_S, self._flush_now)
         self._stash_rows.extend(rows)
-        if len(self._stash_rows) >= STASH_ROWS:
-            self._stash_timer.cancel()
-            group, self._stash_rows = self._stash_rows, []
-            await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
+        if len(self._stash_rows) < STASH_ROWS:
+            return None
+        self._stash_timer.cancel()
+        group, self._stash_rows = self._stash_rows, []
+        return group
 
     def _flush_now(self) -> None:
         if self._stash_timer is not None:
@@ -118,12 +119,15 @@ class Link:
             await asyncio.sleep(tick)
             now = time.monotonic()
             beat = venue.heartbeat()
-            if beat is not None and venue.heartbeat_s and now - self.last_sent >= venue.heartbeat_s:
-                await self.send(beat)
-            if now - self.last_data > stale_after_s:
-                self.stale = f"stale: no market data for {now - self.last_data:.1f} s"
-                await self.ws.close(4000, "stale: no market data")
-                return
+            try:
+                if beat is not None and venue.heartbeat_s and now - self.last_sent >= venue.heartbeat_s:
+                    await self.send(beat)
+                if now - self.last_data > stale_after_s:
+                    self.stale = f"stale: no market data for {now - self.last_data:.1f} s"
+                    await self.ws.close(4000, "stale: no market data")
+                    return
+            except websockets.ConnectionClosed:
+                return  # the reader sees the same close and reports it
 
 
 class RouteRunner:
