@@ -127,7 +127,7 @@ class Writer:
 
     async def _collect(self) -> None:
         cfg, queue = self.config, self.queue
-        batch, started = Batch(), 0.0
+        batch, started, closing = Batch(), 0.0, False
         while True:
             if batch.rows:
                 remaining = cfg.flush_s - (time.monotonic() - started)
@@ -144,7 +144,9 @@ class Writer:
                 for row in item:
                     batch.records.setdefault(row.table, []).append(row.record())
                 batch.rows += len(item)
-            elif item is not None and self._closing and queue.empty():
+            elif item is not None:  # the empty list close() sends: finish what is queued, then stop
+                closing = True
+            if closing and queue.empty():
                 self._enqueue(batch)
                 return
             if batch.rows and (batch.rows >= cfg.batch_rows or time.monotonic() - started >= cfg.flush_s):
