@@ -11,12 +11,13 @@ import contextlib
 import itertools
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass
 
 import websockets
-from websockets.asyncio.client import ClientConnection
 
+from ingest import wire
 from ingest.rows import ConnectionEvent, utc_now
 from ingest.venues.base import Route, Venue
 from ingest.writer import Writer
@@ -35,12 +36,13 @@ class RuntimeConfig:
     rotate_after_s: float | None = None  # Binance closes connections at 24 h: rotate before that
     open_timeout_s: float = 10.0
     subscribe_timeout_s: float = 10.0
+    ssl_context: ssl.SSLContext | None = None  # None: the system trust store (tests pass their own CA)
 
 
 class Link:
     """One open connection of a route, with its reader, heartbeat and watchdog."""
 
-    def __init__(self, runner: RouteRunner, ws: ClientConnection, conn_id: str) -> None:
+    def __init__(self, runner: RouteRunner, ws: wire.WireConnection, conn_id: str) -> None:
         self.runner, self.ws, self.conn_id = runner, ws, conn_id
         self.last_data = time.monotonic()
         self.last_sent = time.monotonic()
@@ -63,22 +65,22 @@ class Link:
         venue, route = self.runner.venue, self.runner.route
         guard = asyncio.create_task(self._guard(), name=f"guard {self.conn_id}")
         try:
-            async for frame in self.ws:
-                parsed = venue.parse(frame, utc_now())
-                if parsed.live:
-                    self.last_data = time.monotonic()
-                    self.first_data.set()
-                if parsed.rows and (group := self._stash(parsed.rows)):
-                    await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
-                if parsed.acked:
-                    self.acked += parsed.acked
-                    if self.acked >= len(route.subscribe) and not self.subscribed.is_set():
-                        self.subscribed.set()
-                if parsed.error:
-                    log.warning("%s: venue says: %s", self.conn_id, parsed.error)
-                    await self.runner.event(self.conn_id, "error", reason=parsed.error)
-        except websockets.ConnectionClosed:
-            pass  # the normal end of every connection; its code and reason stay on self.ws
+            async for chunk in self.ws.messages():
+                recv_ts = utc_now()  # the frames of one TCP read arrived together
+                for frame in chunk:
+                    parsed = venue.parse(frame, recv_ts)
+                    if parsed.live:
+                        self.last_data = time.monotonic()
+                        self.first_data.set()
+                    if parsed.rows and (group := self._stash(parsed.rows)):
+                        await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
+                    if parsed.acked:
+                        self.acked += parsed.acked
+                        if self.acked >= len(route.subscribe) and not self.subscribed.is_set():
+                            self.subscribed.set()
+                    if parsed.error:
+                        log.warning("%s: venue says: %s", self.conn_id, parsed.error)
+                        await self.runner.event(self.conn_id, "error", reason=parsed.error)
         finally:
             guard.cancel()
             if self._stash_timer is not None:
@@ -126,8 +128,8 @@ class Link:
                     self.stale = f"stale: no market data for {now - self.last_data:.1f} s"
                     await self.ws.close(4000, "stale: no market data")
                     return
-            except websockets.ConnectionClosed:
-                return  # the reader sees the same close and reports it
+            except websockets.WebSocketException:
+                return  # closing already: the reader sees the same close and reports it
 
 
 class RouteRunner:
@@ -143,8 +145,7 @@ class RouteRunner:
 
     async def open(self) -> Link:
         conn_id = f"{self.venue.name}-{self.route.name}#{next(self._ids)}"
-        ws = await websockets.connect(self.route.url, open_timeout=self.config.open_timeout_s, compression=None,
-                                      max_size=2**24, max_queue=4096)
+        ws = await wire.connect(self.route.url, self.config.open_timeout_s, self.config.ssl_context)
         link = Link(self, ws, conn_id)
         await self.event(conn_id, "connect")
         log.info("connected %s to %s", conn_id, self.route.url)
@@ -172,8 +173,7 @@ class RouteRunner:
             while not self.stop.is_set():
                 try:
                     link = await self.open()
-                except (OSError, websockets.InvalidHandshake, websockets.ConnectionClosed, TimeoutError,
-                        ConnectionError) as exc:
+                except (OSError, websockets.WebSocketException, TimeoutError, ConnectionError) as exc:
                     attempt += 1
                     await self._backoff(None, attempt, f"connect failed: {type(exc).__name__}: {exc}")
                     continue

@@ -217,3 +217,41 @@ async def test_unacknowledged_subscribe_is_a_failed_attempt(conn, db_dsn, tmp_pa
     attempts = await conn.fetch("SELECT attempt FROM ops.connection_events WHERE event = 'reconnect_attempt' "
                                 "AND conn_id LIKE '%market%' ORDER BY ts")
     assert [a["attempt"] for a in attempts][:2] == [1, 2]  # no data ever arrived: the backoff keeps growing
+
+
+@pytest.fixture
+def tls(tmp_path):
+    """A throwaway CA-less certificate for 127.0.0.1: (server context, client context trusting it)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl (CLI) is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server, ssl.create_default_context(cafile=str(cert))
+
+
+async def test_wss_with_certificate_verification(tls, conn, db_dsn, tmp_path):
+    server_ctx, client_ctx = tls
+    server = await BinanceServer().start(ssl_context=server_ctx)
+    try:
+        assert server.root.startswith("wss://")
+        runtime = replace(FAST, ssl_context=client_ctx)
+        async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path, runtime=runtime):
+            await subscribed(server, ["BTCUSDT"])
+            await server.publish(agg_trade("BTCUSDT", 1, "91000", "1", T0, buyer_is_maker=False))
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 1)
+        # and a client that does not trust the certificate refuses it: nothing is ever subscribed
+        async with running(db_dsn, [Binance(["ETHUSDT"], ws_url=server.root)], tmp_path / "b"):
+            await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt' "
+                                   "AND reason LIKE '%CERTIFICATE_VERIFY_FAILED%'", lambda n: n >= 2)
+    finally:
+        await server.stop()
+    assert await conn.fetchval("SELECT count(*) FROM ops.connection_events WHERE event = 'subscribed' "
+                               "AND 'ethusdt@aggTrade' = ANY(streams)") == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from dataclasses import dataclass, field
 
 import orjson
@@ -42,10 +43,11 @@ class BinanceServer:
         self._server = None
         self.root = ""
 
-    async def start(self) -> BinanceServer:
-        self._server = await websockets.serve(self._handle, "127.0.0.1", 0, compression=None, max_queue=None)
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> BinanceServer:
+        self._server = await websockets.serve(self._handle, "127.0.0.1", 0, compression=None, max_queue=None,
+                                              ssl=ssl_context)
         port = self._server.sockets[0].getsockname()[1]
-        self.root = f"ws://127.0.0.1:{port}"
+        self.root = f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{port}"
         return self
 
     async def stop(self) -> None:

@@ -53,7 +53,7 @@ class Venue(ABC):
     def routes(self) -> list[Route]: ...
 
     @abstractmethod
-    def parse(self, frame: str | bytes, recv_ts: datetime) -> Parsed: ...
+    def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed: ...
 
     def heartbeat(self) -> bytes | None:
         """An application-level ping, for venues that close connections they hear nothing from."""
@@ -66,7 +66,7 @@ class Venue(ABC):
     def reject(self, recv_ts: datetime, stream: str | None, symbol: str | None, reason: str,
                raw: str | bytes) -> Rejection:
         self.counters[f"rejected.{reason.split(':', 1)[0]}"] += 1
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        text = bytes(raw).decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
         text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL; keep it visible instead
         return Rejection(recv_ts, self.name, stream, symbol, reason, text)
 

@@ -81,7 +81,7 @@ class Binance(Venue):
                                     stale_factor=QUIET_TRADES_FACTOR if stream == "aggTrade" else 1.0))
         return routes
 
-    def parse(self, frame: str | bytes, recv_ts: datetime) -> Parsed:
+    def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:

@@ -76,7 +76,7 @@ class Hyperliquid(Venue):
             routes.append(Route(f"ws-{shard}", self.url, tuple(f"{kind}:{coin}" for kind, coin in chunk), frames))
         return routes
 
-    def parse(self, frame: str | bytes, recv_ts: datetime) -> Parsed:
+    def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         try:
             msg = orjson.loads(frame)
         except orjson.JSONDecodeError:
