@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ingest.service import ingest
+from ingest.service import ingest, tune_gc
 from ingest.settings import IngestSettings, VenueConfig, read_config
 from ingest.status import age, feed_status
 from ingest.venues import REGISTRY
@@ -94,6 +94,7 @@ async def run_ingest(args: argparse.Namespace) -> int:
     settings = load(IngestSettings)
     venues = venues_from_args(args, settings)
     names = "-".join(v.name for v in venues)
+    tune_gc()
     for v in venues:
         log.info("ingesting %s: %d symbols over %d connections", v.name, len(v.symbols), len(v.routes()))
     result = await ingest(db.dsn, venues, duration_s=args.duration,
@@ -121,6 +122,7 @@ async def run_status(args: argparse.Namespace) -> int:
 async def run_demo(args: argparse.Namespace) -> int:
     from ingest.sim.demo import run_demo as demo
 
+    tune_gc()
     return await demo(load(DatabaseSettings).dsn, args.duration, load(IngestSettings))
 
 

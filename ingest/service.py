@@ -35,15 +35,24 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-async def register_instruments(dsn: str, venues: list[Venue]) -> None:
-    """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = [(v.name, s, *v.instrument(s)) for v in venues for s in v.symbols]
-        await conn.executemany("INSERT INTO ops.instruments (venue, symbol, asset, quote) VALUES ($1, $2, $3, $4) "
-                               "ON CONFLICT DO NOTHING", rows)
-    finally:
-        await conn.close()
+async def register_instruments(dsn: str, venues: list[Venue], retry_cap_s: float = 30.0) -> None:
+    """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones. Runs
+    beside the connectors and retries: a database that starts after us must not stop the ingest."""
+    rows = [(v.name, s, *v.instrument(s)) for v in venues for s in v.symbols]
+    delay = 0.5
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+            try:
+                await conn.executemany("INSERT INTO ops.instruments (venue, symbol, asset, quote) "
+                                       "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", rows)
+                return
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("cannot register instruments yet (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_cap_s)
 
 
 async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = None,
@@ -51,8 +60,7 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
                  stop: asyncio.Event | None = None, writer: Writer | None = None,
                  runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
     stop = stop or asyncio.Event()
-    tune_gc()
-    await register_instruments(dsn, venues)
+    instruments = asyncio.create_task(register_instruments(dsn, venues))
     writer = writer or Writer(dsn, writer_config)
     await writer.start()
     loop = asyncio.get_running_loop()
@@ -71,6 +79,7 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
     finally:
         stop.set()
         report.cancel()
+        instruments.cancel()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -122,3 +122,25 @@ async def test_a_batch_the_database_refuses_is_set_aside_and_later_batches_still
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 20
     assert writer.stats["rows_set_aside"] == 1
     assert "sideways" in (tmp_path / "spill.rejected.jsonl").read_text()
+
+
+async def test_ingest_starts_while_the_database_is_down(conn, db_dsn, tmp_path):
+    proxy = await start_proxy(db_dsn)
+    server = await BinanceServer().start()
+    config = WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05, retry_initial_s=0.05, retry_cap_s=0.2)
+    try:
+        await proxy.cut()
+        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT", "ADAUSDT"], ws_url=server.root)], tmp_path,
+                           writer_config=config) as run:
+            await server.wait_subscribed("adausdt@aggTrade")
+            for a in range(1, 51):
+                await server.publish(agg_trade("ADAUSDT", a, "0.45", "100", T0 + a, buyer_is_maker=False))
+            await until(lambda: run.writer.stats["retries"] >= 2)
+            await proxy.restore()
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 50)
+            await wait_until(conn, "SELECT count(*) FROM ops.instruments WHERE symbol = 'ADAUSDT'", 1)
+    finally:
+        await server.stop()
+        await proxy.stop()
+    assert await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades") == 50
+    assert await conn.fetchval("SELECT asset FROM ops.instruments WHERE symbol = 'ADAUSDT'") == "ADA"
