@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "tower.commands.database",
     "jobs.cli",
     "metabase.cli",
+    "ingest.cli",
 ]
 
 USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueError)

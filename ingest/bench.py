@@ -1,0 +1,149 @@
+"""`tower bench ingest`: pre-built aggTrade frames through the real connector and writer into the database,
+against the raw COPY ceiling measured on the same machine in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ingest.rows import COLUMNS
+from ingest.runtime import RuntimeConfig, run_venue
+from ingest.service import tune_gc
+from ingest.settings import IngestSettings
+from ingest.sim.flood import FloodServer
+from ingest.venues.base import Route
+from ingest.venues.binance import Binance
+from ingest.writer import Batch, Writer
+
+BENCH_VENUE = "bench"
+COPY_VENUE = "bench-copy"
+FLOOD_CEILING_PER_S = 150_000  # frames pre-built per second of flood: more than one core can ingest
+
+
+class BenchBinance(Binance):
+    """The real Binance adapter, writing under its own venue name so benchmark rows never mix with real ones."""
+
+    name = BENCH_VENUE
+
+    def routes(self) -> list[Route]:
+        return [r for r in super().routes() if r.name.startswith("market")]
+
+
+class Meter:
+    def __init__(self) -> None:
+        self.rows = 0
+        self.first_recv: float | None = None
+        self.last_commit = 0.0
+        self.latencies_ms: list[float] = []
+
+    def on_commit(self, batch: Batch, committed_at: float) -> None:
+        records = batch.records.get("raw_trades", ())
+        if not records:
+            return
+        self.rows += len(records)
+        self.last_commit = committed_at
+        first = records[0][3].timestamp()
+        self.first_recv = first if self.first_recv is None else min(self.first_recv, first)
+        for r in records[::16]:  # a sample is enough for percentiles
+            self.latencies_ms.append((committed_at - r[3].timestamp()) * 1000)
+
+
+async def _cleanup(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM ops.raw_trades WHERE venue = ANY($1)", [BENCH_VENUE, COPY_VENUE])
+        await conn.execute("DELETE FROM ops.connection_events WHERE venue = $1", BENCH_VENUE)
+        await conn.execute("DELETE FROM ops.rejected_messages WHERE venue = $1", BENCH_VENUE)
+        await conn.execute("DELETE FROM ops.feed_gaps WHERE venue = $1", BENCH_VENUE)
+    finally:
+        await conn.close()
+
+
+async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list[str],
+                     settings: IngestSettings) -> Meter:
+    count = int(seconds * (rate or FLOOD_CEILING_PER_S))
+    print(f"pre-building {count:,} aggTrade frames over {len(symbols)} symbols ...", flush=True)
+    server = await FloodServer(count, symbols, rate).start()
+    meter = Meter()
+    writer = Writer(dsn, settings.writer_config("bench"), on_commit=meter.on_commit)
+    venue = BenchBinance(symbols, ws_url=server.root)
+    stop = asyncio.Event()
+    await writer.start()
+    task = asyncio.create_task(run_venue(venue, writer, RuntimeConfig(stale_after_s=60), stop))
+    try:
+        print(f"flooding for {seconds:g} s" + (f" at {rate:,.0f} frames/s" if rate else " as fast as possible"),
+              flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), seconds)
+    finally:
+        stop.set()
+        await task
+        await writer.close()
+        server.stop()
+    if venue.counters.get("gap") or any(k.startswith("rejected") for k in venue.counters):
+        print(f"warning: unexpected venue counters {dict(venue.counters)}")
+    return meter
+
+
+async def copy_ceiling(dsn: str, rows: int, batch_rows: int, dedup_path: bool = False) -> float:
+    """Raw COPY of ready-made records into the same table, same batch size, one connection; with
+    dedup_path, the writer's replay path instead (staging table + INSERT ... ON CONFLICT DO NOTHING)."""
+    now = datetime.now(UTC)
+    tag = "dedup" if dedup_path else "copy"
+    records = [(COPY_VENUE, f"SYM{i % 10}", now, now, f"{tag}{i}", 50_000.0, 1.0, "buy") for i in range(rows)]
+    writer = Writer(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        t0 = time.perf_counter()
+        for start in range(0, rows, batch_rows):
+            chunk = records[start:start + batch_rows]
+            if dedup_path:
+                async with conn.transaction():  # the staging table empties on commit
+                    await writer.merge(conn, "raw_trades", chunk)
+            else:
+                await conn.copy_records_to_table("raw_trades", schema_name="ops", columns=COLUMNS["raw_trades"],
+                                                 records=chunk)
+        return rows / (time.perf_counter() - t0)
+    finally:
+        await conn.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings) -> int:
+    symbols = [f"BENCH{i}USDT" for i in range(n_symbols)]
+    tune_gc()
+    await _cleanup(dsn)
+    try:
+        meter = await end_to_end(dsn, seconds, rate, symbols, settings)
+        if not meter.rows or meter.first_recv is None:
+            print("no rows were committed: nothing to report")
+            return 1
+        elapsed = meter.last_commit - meter.first_recv
+        msgs_per_s = meter.rows / elapsed
+        print(f"end-to-end: {meter.rows:,} rows committed in {elapsed:.2f} s (first receive -> last commit)")
+        ceiling = await copy_ceiling(dsn, min(meter.rows, 1_000_000), settings.batch_rows)
+        print(f"COPY ceiling: {ceiling:,.0f} rows/s ({settings.batch_rows}-row batches, same table, one connection)")
+        merge = await copy_ceiling(dsn, min(meter.rows, 300_000), settings.batch_rows, dedup_path=True)
+        print(f"replay/dedup path (staging COPY + INSERT ON CONFLICT DO NOTHING): {merge:,.0f} rows/s "
+              f"= {merge / ceiling:.2f}x plain COPY")
+    finally:
+        await _cleanup(dsn)
+    ratio = msgs_per_s / ceiling
+    p50, p99 = percentile(meter.latencies_ms, 50), percentile(meter.latencies_ms, 99)
+    print(f"ratio end-to-end / COPY ceiling: {ratio:.2f}")
+    print(f"receive -> commit latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(f"RESULT msgs_per_s={msgs_per_s:.0f} copy_rows_per_s={ceiling:.0f} ratio={ratio:.2f} "
+          f"p50_ms={p50:.1f} p99_ms={p99:.1f}")
+    return 0

@@ -1,0 +1,132 @@
+"""`tower ingest`, `tower status`, `tower demo`, `tower bench ingest`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ingest.service import ingest, tune_gc
+from ingest.settings import IngestSettings, VenueConfig, read_config
+from ingest.status import age, feed_status
+from ingest.venues import REGISTRY
+from ingest.venues.base import Venue
+from tower.db import connect
+from tower.settings import ConfigError, DatabaseSettings, load
+from tower.table import render
+
+log = logging.getLogger("ingest")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="stream trades and L1 books from venues into the database",
+                       description="`tower ingest binance --symbols BTCUSDT,ETHUSDT` or `tower ingest --config FILE`")
+    p.add_argument("venue", nargs="?", choices=sorted(REGISTRY), help="one venue (or use --config)")
+    p.add_argument("--symbols", type=_symbols, help="comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT or BTC,ETH")
+    p.add_argument("--ws-url", help="replace the venue's base URL (Binance: the root; routes are appended)")
+    p.add_argument("--testnet", action="store_true", help="use the venue's testnet endpoint")
+    p.add_argument("--config", type=Path, help="TOML file with several [[venues]] (name, symbols, ws_url, testnet)")
+    p.add_argument("--duration", type=_positive, help="stop after this many seconds, flush everything, exit 0")
+    p.set_defaults(run=run_ingest)
+
+    p = sub.add_parser("status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps")
+    p.set_defaults(run=run_status)
+
+    p = sub.add_parser("demo", help="SIMULATED venues on loopback + ingest, so dashboards show live data offline")
+    p.add_argument("--duration", type=_positive, help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(run=run_demo)
+
+    bench = _subparsers(sub.choices.get("bench") or sub.add_parser("bench", help="benchmarks (print figures)"))
+    p = bench.add_parser("ingest", help="loopback flood through the real connector and writer into TOWER_DSN")
+    p.add_argument("--seconds", type=_positive, default=10.0, help="how long to flood (default 10)")
+    p.add_argument("--rate", type=_positive, help="frames per second instead of as fast as possible (latency run)")
+    p.add_argument("--symbols", type=int, default=10, help="symbols to spread frames over (default 10)")
+    p.set_defaults(run=run_bench)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The parser's subcommands, created once: other command modules may add their own `bench X`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest="bench_command", required=True)
+
+
+def _symbols(text: str) -> list[str]:
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError("give at least one symbol, e.g. BTCUSDT,ETHUSDT")
+    return symbols
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def venues_from_args(args: argparse.Namespace, settings: IngestSettings) -> list[Venue]:
+    if args.config is not None:
+        if args.venue or args.symbols or args.ws_url or args.testnet:
+            raise ConfigError("use either --config FILE or VENUE --symbols ..., not both")
+        configs = read_config(args.config)
+    elif args.venue is None:
+        raise ConfigError("name a venue (" + ", ".join(sorted(REGISTRY)) + ") with --symbols, or give --config FILE")
+    elif not args.symbols:
+        raise ConfigError(f"--symbols is required, e.g. tower ingest {args.venue} --symbols "
+                          + ("BTCUSDT,ETHUSDT" if args.venue == "binance" else "BTC,ETH"))
+    else:
+        configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet)]
+    return [make_venue(c, settings) for c in configs]
+
+
+def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
+    extra = {"heartbeat_s": settings.hyperliquid_ping_s} if config.name == "hyperliquid" else {}
+    return REGISTRY[config.name](config.symbols, ws_url=config.ws_url, testnet=config.testnet, **extra)
+
+
+async def run_ingest(args: argparse.Namespace) -> int:
+    db = load(DatabaseSettings)
+    settings = load(IngestSettings)
+    venues = venues_from_args(args, settings)
+    names = "-".join(v.name for v in venues)
+    tune_gc()
+    for v in venues:
+        log.info("ingesting %s: %d symbols over %d connections", v.name, len(v.symbols), len(v.routes()))
+    result = await ingest(db.dsn, venues, duration_s=args.duration,
+                          runtime_for=lambda v: settings.runtime_config(v.name),
+                          writer_config=settings.writer_config(f"ingest-{names}"))
+    if not result.fully_written:
+        print(f"tower ingest: the database did not come back; unwritten rows are kept in {settings.spill_dir} "
+              "and replayed by the next run")
+        return 3
+    return 0
+
+
+async def run_status(args: argparse.Namespace) -> int:
+    conn = await connect()
+    try:
+        rows = await feed_status(conn)
+    finally:
+        await conn.close()
+    print(render(["venue", "symbol", "last message", "msgs/min", "reconnects today", "open gaps", "rejected today"],
+                 [[r.venue, r.symbol, age(r.last_age_s), f"{r.msgs_per_min:.1f}", r.reconnects_today, r.open_gaps,
+                   r.rejected_today] for r in rows]))
+    return 0
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    from ingest.sim.demo import run_demo as demo
+
+    tune_gc()
+    return await demo(load(DatabaseSettings).dsn, args.duration, load(IngestSettings))
+
+
+async def run_bench(args: argparse.Namespace) -> int:
+    from ingest.bench import run_bench as bench
+
+    return await bench(load(DatabaseSettings).dsn, args.seconds, args.rate, args.symbols, load(IngestSettings))

@@ -1,0 +1,259 @@
+"""Connections for any venue: connect, subscribe, read, heartbeat, watchdog, backoff, rotation.
+
+Every connect, subscribe, disconnect (close code, reason), retry, stale verdict and rotation is
+written to ops.connection_events through the same writer as the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import ssl
+import time
+from dataclasses import dataclass
+
+import websockets
+
+from ingest import wire
+from ingest.rows import ConnectionEvent, utc_now
+from ingest.venues.base import Route, Venue
+from ingest.writer import Writer
+
+log = logging.getLogger("ingest.runtime")
+
+STASH_ROWS = 256   # rows per hop onto the writer's queue
+STASH_S = 0.005    # longest a row waits for its group
+
+
+@dataclass
+class RuntimeConfig:
+    stale_after_s: float = 30.0       # connected but no market data this long = failure
+    backoff_initial_s: float = 0.5
+    backoff_cap_s: float = 30.0
+    rotate_after_s: float | None = None  # Binance closes connections at 24 h: rotate before that
+    open_timeout_s: float = 10.0
+    subscribe_timeout_s: float = 10.0
+    ssl_context: ssl.SSLContext | None = None  # None: the system trust store (tests pass their own CA)
+
+
+class Link:
+    """One open connection of a route, with its reader, heartbeat and watchdog."""
+
+    def __init__(self, runner: RouteRunner, ws: wire.WireConnection, conn_id: str) -> None:
+        self.runner, self.ws, self.conn_id = runner, ws, conn_id
+        self.last_data = time.monotonic()
+        self.last_sent = time.monotonic()
+        self.acked = 0
+        self.born = time.monotonic()
+        self.stale: str | None = None  # set by the watchdog before it closes the connection
+        self._stash_rows: list = []
+        self._stash_timer: asyncio.TimerHandle | None = None
+        self._late_puts: set[asyncio.Future] = set()
+        self.first_data = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        self.reader = asyncio.create_task(self._read(), name=f"read {conn_id}")
+
+    async def send(self, frame: bytes) -> None:
+        await self.ws.send(frame.decode())
+        self.last_sent = time.monotonic()
+
+    async def _read(self) -> None:
+        """Runs until the connection ends."""
+        venue, route = self.runner.venue, self.runner.route
+        guard = asyncio.create_task(self._guard(), name=f"guard {self.conn_id}")
+        try:
+            async for chunk in self.ws.messages():
+                recv_ts = utc_now()  # the frames of one TCP read arrived together
+                for frame in chunk:
+                    parsed = venue.parse(frame, recv_ts)
+                    if parsed.live:
+                        self.last_data = time.monotonic()
+                        self.first_data.set()
+                    if parsed.rows and (group := self._stash(parsed.rows)):
+                        await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
+                    if parsed.acked:
+                        self.acked += parsed.acked
+                        if self.acked >= len(route.subscribe) and not self.subscribed.is_set():
+                            self.subscribed.set()
+                    if parsed.error:
+                        log.warning("%s: venue says: %s", self.conn_id, parsed.error)
+                        await self.runner.event(self.conn_id, "error", reason=parsed.error)
+        finally:
+            guard.cancel()
+            if self._stash_timer is not None:
+                self._stash_timer.cancel()
+            group, self._stash_rows = self._stash_rows, []
+            if group:  # awaited, not handed to a task: nothing received may be lost at shutdown
+                await self.runner.writer.put(group)
+
+    def _stash(self, rows: list) -> list | None:
+        """Rows go to the writer in small groups (one queue hop per group, not per frame); returns a full
+        group to hand over now. A group waits at most STASH_S, so a quiet feed is not held back."""
+        if not self._stash_rows:
+            self._stash_timer = asyncio.get_running_loop().call_later(STASH_S, self._flush_now)
+        self._stash_rows.extend(rows)
+        if len(self._stash_rows) < STASH_ROWS:
+            return None
+        self._stash_timer.cancel()
+        group, self._stash_rows = self._stash_rows, []
+        return group
+
+    def _flush_now(self) -> None:
+        if self._stash_timer is not None:
+            self._stash_timer.cancel()
+        group, self._stash_rows = self._stash_rows, []
+        if group:
+            try:
+                self.runner.writer.queue.put_nowait(group)
+            except asyncio.QueueFull:
+                self._late_puts.add(task := asyncio.ensure_future(self.runner.writer.put(group)))
+                task.add_done_callback(self._late_puts.discard)
+
+    async def _guard(self) -> None:
+        """Heartbeat (venues that need one) and the staleness watchdog."""
+        venue, cfg = self.runner.venue, self.runner.config
+        stale_after_s = cfg.stale_after_s * self.runner.route.stale_factor
+        tick = min(1.0, stale_after_s / 4, (venue.heartbeat_s or 60) / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            beat = venue.heartbeat()
+            try:
+                if beat is not None and venue.heartbeat_s and now - self.last_sent >= venue.heartbeat_s:
+                    await self.send(beat)
+                if now - self.last_data > stale_after_s:
+                    self.stale = f"stale: no market data for {now - self.last_data:.1f} s"
+                    await self.ws.close(4000, "stale: no market data")
+                    return
+            except websockets.WebSocketException:
+                return  # closing already: the reader sees the same close and reports it
+
+
+class RouteRunner:
+    """Keeps one route connected forever: backoff with jitter and a cap, rotation before the venue's limit."""
+
+    def __init__(self, venue: Venue, route: Route, writer: Writer, config: RuntimeConfig,
+                 stop: asyncio.Event) -> None:
+        self.venue, self.route, self.writer, self.config, self.stop = venue, route, writer, config, stop
+        self._ids = itertools.count(1)
+
+    async def event(self, conn_id: str, event: str, **fields) -> None:
+        await self.writer.put([ConnectionEvent(self.venue.name, conn_id, event, url=self.route.url, **fields)])
+
+    async def open(self) -> Link:
+        conn_id = f"{self.venue.name}-{self.route.name}#{next(self._ids)}"
+        ws = await wire.connect(self.route.url, self.config.open_timeout_s, self.config.ssl_context)
+        link = Link(self, ws, conn_id)
+        await self.event(conn_id, "connect")
+        log.info("connected %s to %s", conn_id, self.route.url)
+        for frame in self.route.subscribe:
+            await link.send(frame)
+        acked = asyncio.ensure_future(link.subscribed.wait())
+        await asyncio.wait([acked, link.reader], timeout=self.config.subscribe_timeout_s,
+                           return_when=asyncio.FIRST_COMPLETED)
+        acked.cancel()
+        if not link.subscribed.is_set():
+            await ws.close(4001, "subscribe not acknowledged")
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await link.reader
+            await self._disconnected(link, "subscribe not acknowledged")
+            raise ConnectionError(f"{conn_id}: subscriptions not acknowledged within "
+                                  f"{self.config.subscribe_timeout_s:.0f} s ({link.acked}/{len(self.route.subscribe)})")
+        await self.event(conn_id, "subscribed", streams=list(self.route.streams))
+        log.info("%s subscribed %d streams", conn_id, len(self.route.streams))
+        return link
+
+    async def run(self) -> None:
+        attempt = 0
+        stop_wait = asyncio.ensure_future(self.stop.wait())
+        try:
+            while not self.stop.is_set():
+                try:
+                    link = await self.open()
+                except (OSError, websockets.WebSocketException, TimeoutError, ConnectionError) as exc:
+                    attempt += 1
+                    await self._backoff(None, attempt, f"connect failed: {type(exc).__name__}: {exc}")
+                    continue
+                link, reason = await self._serve(link, stop_wait)
+                if self.stop.is_set():
+                    await link.ws.close(1000, "shutdown")
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await link.reader
+                    await self._disconnected(link, "shutdown")
+                    return
+                attempt = 0 if link.first_data.is_set() else attempt + 1
+                await self._disconnected(link, reason)
+                await self._backoff(link.conn_id, max(attempt, 1), reason)
+        finally:
+            stop_wait.cancel()
+
+    async def _serve(self, link: Link, stop_wait: asyncio.Future) -> tuple[Link, str]:
+        """Waits until the link ends or we stop; rotates it first if it lives long enough."""
+        while True:
+            rotate_in = None
+            if self.config.rotate_after_s:
+                rotate_in = max(0.0, self.config.rotate_after_s - (time.monotonic() - link.born))
+            done, _ = await asyncio.wait([link.reader, stop_wait], timeout=rotate_in,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if stop_wait in done:
+                return link, "shutdown"
+            if link.reader in done:
+                return link, _why(link)
+            link = await self._rotate(link)
+
+    async def _rotate(self, old: Link) -> Link:
+        """Overlap, then switch: the new connection is subscribed and delivering before the old one closes;
+        the venue adapter drops what both deliver."""
+        new = None
+        try:
+            new = await self.open()
+            await asyncio.wait_for(new.first_data.wait(), self.config.stale_after_s)
+        except (OSError, websockets.WebSocketException, TimeoutError, ConnectionError) as exc:
+            log.warning("%s: rotation failed (%s); keeping the current connection", old.conn_id, exc)
+            if new is not None:
+                await new.ws.close(1000, "rotation abandoned")
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await new.reader
+                await self._disconnected(new, "rotation abandoned")
+            old.born = time.monotonic()  # try again after another full period
+            return old
+        await self.event(old.conn_id, "rotate", reason=f"replaced by {new.conn_id}")
+        log.info("rotated %s -> %s", old.conn_id, new.conn_id)
+        await old.ws.close(1000, "rotate")
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await old.reader
+        await self._disconnected(old, "rotate")
+        return new
+
+    async def _disconnected(self, link: Link, reason: str) -> None:
+        code = link.ws.close_code
+        if reason.startswith("stale"):
+            await self.event(link.conn_id, "stale", reason=reason)
+        await self.event(link.conn_id, "disconnect", code=code, reason=(link.ws.close_reason or reason)[:500])
+
+    async def _backoff(self, conn_id: str | None, attempt: int, reason: str) -> None:
+        delay = min(self.config.backoff_cap_s, self.config.backoff_initial_s * 2 ** (attempt - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: many clients must not reconnect in lockstep
+        conn_id = conn_id or f"{self.venue.name}-{self.route.name}"
+        log.warning("%s: reconnecting in %.1f s because %s", conn_id, delay, reason)
+        await self.event(conn_id, "reconnect_attempt", attempt=attempt, delay_s=delay, reason=reason[:500])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), delay)
+
+
+def _why(link: Link) -> str:
+    exc = link.reader.exception() if not link.reader.cancelled() else None
+    if link.stale:
+        return link.stale
+    code, reason = link.ws.close_code, link.ws.close_reason
+    if exc is not None:
+        return f"{type(exc).__name__}: {exc}"
+    return f"connection closed (code {code}, reason {reason!r})"
+
+
+async def run_venue(venue: Venue, writer: Writer, config: RuntimeConfig, stop: asyncio.Event) -> None:
+    runners = [RouteRunner(venue, route, writer, config, stop) for route in venue.routes()]
+    await asyncio.gather(*(r.run() for r in runners))

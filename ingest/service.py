@@ -1,0 +1,106 @@
+"""Running ingest: venues + runtime + writer, for a duration or until stopped, then flush everything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from ingest.runtime import RuntimeConfig, run_venue
+from ingest.venues.base import Venue
+from ingest.writer import Writer, WriterConfig
+
+log = logging.getLogger("ingest")
+
+
+@dataclass
+class IngestResult:
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    writer_stats: dict[str, int] = field(default_factory=dict)
+    fully_written: bool = True
+
+
+def tune_gc() -> None:
+    """The hot path allocates millions of short-lived, acyclic objects (frames, rows, datetimes); the
+    default gen-0 threshold (700) runs the cycle collector thousands of times a second for nothing.
+    Measured: +12% msgs/s in `tower bench ingest`."""
+    gc.collect()
+    gc.freeze()  # what exists at startup (modules, models) is never garbage: stop rescanning it
+    gc.set_threshold(50_000, 20, 100)
+
+
+async def register_instruments(dsn: str, venues: list[Venue], retry_cap_s: float = 30.0) -> None:
+    """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones. Runs
+    beside the connectors and retries: a database that starts after us must not stop the ingest."""
+    rows = [(v.name, s, *v.instrument(s)) for v in venues for s in v.symbols]
+    delay = 0.5
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+            try:
+                await conn.executemany("INSERT INTO ops.instruments (venue, symbol, asset, quote) "
+                                       "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", rows)
+                return
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            log.warning("cannot register instruments yet (%s); retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, retry_cap_s)
+
+
+async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = None,
+                 runtime: RuntimeConfig | None = None, writer_config: WriterConfig | None = None,
+                 stop: asyncio.Event | None = None, writer: Writer | None = None,
+                 runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
+    stop = stop or asyncio.Event()
+    instruments = asyncio.create_task(register_instruments(dsn, venues))
+    writer = writer or Writer(dsn, writer_config)
+    await writer.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    runtime_for = runtime_for or (lambda v: _config_for(v, runtime))
+    tasks = [asyncio.create_task(run_venue(v, writer, runtime_for(v), stop), name=f"venue {v.name}") for v in venues]
+    report = asyncio.create_task(_report_every(venues, writer, 60.0, stop))
+    try:
+        if duration_s is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration_s)
+            stop.set()
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        report.cancel()
+        instruments.cancel()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fully = await writer.close()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+    result = IngestResult({v.name: dict(v.counters) for v in venues}, dict(writer.stats), fully)
+    log.info("stopped: venues %s; writer %s", result.counters, result.writer_stats)
+    return result
+
+
+def _config_for(venue: Venue, runtime: RuntimeConfig | None) -> RuntimeConfig:
+    if runtime is not None:
+        return runtime
+    # Binance closes every connection at 24 h: rotate at 23 h.
+    return RuntimeConfig(rotate_after_s=23 * 3600 if venue.name == "binance" else None)
+
+
+async def _report_every(venues: list[Venue], writer: Writer, every_s: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(every_s)
+        log.info("progress: venues %s; writer %s; queue %d frames",
+                 {v.name: dict(v.counters) for v in venues}, dict(writer.stats), writer.queue.qsize())

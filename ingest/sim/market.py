@@ -1,0 +1,64 @@
+"""Plausible simulated markets: a random-walk mid, venue-typical spreads, Poisson trades with bursts."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Market:
+    symbol: str
+    mid: float
+    tick: float            # price increment; the spread is a few ticks
+    vol_per_s: float = 4e-4  # relative volatility per sqrt(second)
+    trades_per_s: float = 8.0
+    rng: random.Random = field(default_factory=random.Random)
+    burst_left_s: float = 0.0
+
+    def step(self, dt: float) -> None:
+        self.mid *= math.exp(self.rng.gauss(0, self.vol_per_s * math.sqrt(dt)))
+        if self.burst_left_s > 0:
+            self.burst_left_s -= dt
+        elif self.rng.random() < dt / 45:  # a burst roughly every 45 s
+            self.burst_left_s = self.rng.uniform(1, 4)
+
+    def quote(self) -> tuple[float, float, float, float]:
+        """(bid, bid_qty, ask, ask_qty) around the mid, rounded to the tick."""
+        half = self.tick * self.rng.choice((1, 1, 1, 2, 3)) / 2
+        bid = math.floor((self.mid - half) / self.tick) * self.tick
+        ask = max(bid + self.tick, math.ceil((self.mid + half) / self.tick) * self.tick)
+        return bid, self.size(), ask, self.size()
+
+    def size(self) -> float:
+        return round(self.rng.lognormvariate(0, 1.2) * 10_000 / self.mid, 6) or 0.001
+
+    def trades(self, dt: float) -> list[tuple[str, float, float]]:
+        """(side, price, qty) printed during dt; the aggressor lifts the ask or hits the bid."""
+        rate = self.trades_per_s * (12 if self.burst_left_s > 0 else 1)
+        n = _poisson(self.rng, rate * dt)
+        bid, _, ask, _ = self.quote()
+        out = []
+        for _ in range(n):
+            side = "buy" if self.rng.random() < 0.5 else "sell"
+            out.append((side, ask if side == "buy" else bid, self.size()))
+        return out
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    n, p, limit = 0, 1.0, math.exp(-lam)
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return n
+        n += 1
+
+
+STARTING = {"BTC": (91_000.0, 0.1), "ETH": (3_050.0, 0.01), "SOL": (140.0, 0.001)}
+
+
+def markets(assets: list[str], seed: int) -> dict[str, Market]:
+    rng = random.Random(seed)
+    return {a: Market(a, STARTING[a][0] * rng.uniform(0.999, 1.001), STARTING[a][1],
+                      rng=random.Random(rng.random())) for a in assets}

@@ -1,0 +1,43 @@
+-- Per venue/symbol feed health for `tower status`. Counts look at recent data only, through the
+-- (venue, symbol, ts) indexes, so this stays cheap on a large table.
+WITH symbols AS (
+    SELECT venue, symbol FROM ops.instruments WHERE active
+),
+last_msg AS (
+    SELECT s.venue, s.symbol, greatest(t.recv_ts, b.recv_ts) AS last_recv
+    FROM symbols s
+    LEFT JOIN LATERAL (SELECT recv_ts FROM ops.raw_trades r WHERE r.venue = s.venue AND r.symbol = s.symbol
+                       ORDER BY ts DESC LIMIT 1) t ON true
+    LEFT JOIN LATERAL (SELECT recv_ts FROM ops.raw_book_l1 r WHERE r.venue = s.venue AND r.symbol = s.symbol
+                       ORDER BY ts DESC LIMIT 1) b ON true
+),
+recent AS (
+    SELECT venue, symbol, count(*) AS n FROM (
+        SELECT venue, symbol FROM ops.raw_trades WHERE ts > now() - INTERVAL '5 minutes'
+        UNION ALL
+        SELECT venue, symbol FROM ops.raw_book_l1 WHERE ts > now() - INTERVAL '5 minutes'
+    ) m GROUP BY venue, symbol
+),
+reconnects AS (
+    SELECT venue, count(*) AS n FROM ops.connection_events
+    WHERE event = 'reconnect_attempt' AND ts >= date_trunc('day', now()) GROUP BY venue
+),
+gaps AS (
+    SELECT venue, symbol, count(*) AS n FROM ops.feed_gaps WHERE resolved_at IS NULL GROUP BY venue, symbol
+),
+rejected AS (
+    SELECT venue, symbol, count(*) AS n FROM ops.rejected_messages
+    WHERE recv_ts >= date_trunc('day', now()) GROUP BY venue, symbol
+)
+SELECT l.venue, l.symbol,
+       extract(epoch FROM now() - l.last_recv)::float8 AS last_age_s,
+       coalesce(r.n, 0) / 5.0                          AS msgs_per_min,
+       coalesce(c.n, 0)                                AS reconnects_today,
+       coalesce(g.n, 0)                                AS open_gaps,
+       coalesce(j.n, 0)                                AS rejected_today
+FROM last_msg l
+LEFT JOIN recent r USING (venue, symbol)
+LEFT JOIN reconnects c USING (venue)
+LEFT JOIN gaps g USING (venue, symbol)
+LEFT JOIN rejected j USING (venue, symbol)
+ORDER BY l.venue, l.symbol

@@ -1,0 +1,35 @@
+"""Feed health per venue/symbol, for `tower status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+STATUS_SQL = (Path(__file__).parent / "sql" / "status.sql").read_text()
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    venue: str
+    symbol: str
+    last_age_s: float | None
+    msgs_per_min: float
+    reconnects_today: int
+    open_gaps: int
+    rejected_today: int
+
+
+async def feed_status(conn: asyncpg.Connection) -> list[FeedStatus]:
+    return [FeedStatus(**dict(r)) for r in await conn.fetch(STATUS_SQL)]
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"

@@ -1,0 +1,157 @@
+"""Hyperliquid perps: `trades` and `bbo` subscriptions per coin, with the app-level ping the venue
+needs (it closes a connection it has heard nothing from for 60 s)."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ingest.rows import BookL1, Trade, from_ms
+from ingest.venues.base import Parsed, Route, Venue, validation_reason
+
+MAINNET = "wss://api.hyperliquid.xyz/ws"
+TESTNET = "wss://api.hyperliquid-testnet.xyz/ws"
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 200
+PING = b'{"method":"ping"}'
+DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
+
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class TradeMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    coin: str
+    side: Literal["A", "B"]
+    px: Positive
+    sz: Positive
+    time: int
+    tid: int
+
+
+class Level(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    px: Positive
+    sz: Positive
+
+
+class BboMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    coin: str
+    time: int
+    bbo: tuple[Level | None, Level | None]
+
+
+class Hyperliquid(Venue):
+    name = "hyperliquid"
+
+    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
+                 heartbeat_s: float = 20.0, max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION) -> None:
+        super().__init__(symbols)
+        self.url = ws_url or (TESTNET if testnet else MAINNET)
+        self.heartbeat_s = heartbeat_s  # well inside the venue's 60 s idle rule
+        self.max_subscriptions = max_subscriptions
+        self.known = set(self.symbols)
+        self.last_trade_time: dict[str, int] = {}
+        self.seen_tids: dict[str, tuple[set[int], deque[int]]] = {}
+        self.last_bbo_time: dict[str, int] = {}
+        self.unknown_channels: set[str] = set()
+
+    def instrument(self, symbol: str) -> tuple[str, str]:
+        return symbol, "USD"
+
+    def heartbeat(self) -> bytes | None:
+        return PING
+
+    def routes(self) -> list[Route]:
+        subs = [(kind, coin) for coin in self.symbols for kind in ("trades", "bbo")]
+        routes = []
+        for shard, start in enumerate(range(0, len(subs), self.max_subscriptions)):
+            chunk = subs[start:start + self.max_subscriptions]
+            frames = tuple(orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "coin": coin}})
+                           for kind, coin in chunk)
+            routes.append(Route(f"ws-{shard}", self.url, tuple(f"{kind}:{coin}" for kind, coin in chunk), frames))
+        return routes
+
+    def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
+        if not isinstance(msg, dict) or not isinstance(msg.get("channel"), str):
+            return Parsed([self.reject(recv_ts, None, None, "no_channel", frame)])
+        channel, data = msg["channel"], msg.get("data")
+        if channel == "trades":
+            return self._trades(data, frame, recv_ts)
+        if channel == "bbo":
+            return self._bbo(data, frame, recv_ts)
+        if channel == "subscriptionResponse":
+            return Parsed(acked=1)
+        if channel == "pong":
+            return Parsed()
+        if channel == "error":
+            return Parsed(error=str(data)[:500])
+        self.counters[f"unknown_channel.{channel}"] += 1
+        if channel not in self.unknown_channels:
+            self.unknown_channels.add(channel)
+            return Parsed(error=f"unknown channel {channel!r} (ignored from now on)")
+        return Parsed()
+
+    def _trades(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        if not isinstance(data, list):
+            return Parsed([self.reject(recv_ts, "trades", None, "invalid: data: not a list", frame)])
+        out = Parsed(live=True)
+        for item in data:
+            coin = item.get("coin") if isinstance(item, dict) else None
+            try:
+                t = TradeMsg.model_validate(item)
+            except ValidationError as exc:
+                out.rows.append(self.reject(recv_ts, "trades", coin, validation_reason(exc), orjson.dumps(item)))
+                continue
+            if t.coin not in self.known:
+                out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", orjson.dumps(item)))
+                continue
+            seen, order = self.seen_tids.setdefault(t.coin, (set(), deque()))
+            if t.tid in seen:  # a reconnect's snapshot repeats recent trades
+                self.counters["duplicate"] += 1
+                continue
+            if t.time < self.last_trade_time.get(t.coin, 0):
+                out.rows.append(self.reject(recv_ts, "trades", t.coin, "out_of_order", orjson.dumps(item)))
+                continue
+            seen.add(t.tid)
+            order.append(t.tid)
+            if len(order) > DEDUP_WINDOW:
+                seen.discard(order.popleft())
+            self.last_trade_time[t.coin] = t.time
+            # side is the aggressor: B = bid side took liquidity = buy.
+            out.rows.append(Trade(self.name, t.coin, from_ms(t.time), recv_ts, str(t.tid), t.px, t.sz,
+                                  "buy" if t.side == "B" else "sell"))
+            self.counters["trades"] += 1
+        return out
+
+    def _bbo(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        coin = data.get("coin") if isinstance(data, dict) else None
+        try:
+            b = BboMsg.model_validate(data)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "bbo", coin, validation_reason(exc), frame)])
+        if b.coin not in self.known:
+            return Parsed([self.reject(recv_ts, "bbo", b.coin, "unknown_symbol", frame)])
+        bid, ask = b.bbo
+        if bid is None or ask is None:
+            return Parsed([self.reject(recv_ts, "bbo", b.coin, "one_sided_book", frame)], live=True)
+        if bid.px >= ask.px:
+            return Parsed([self.reject(recv_ts, "bbo", b.coin, "crossed_book", frame)], live=True)
+        last = self.last_bbo_time.get(b.coin)
+        if last is not None and b.time == last:  # the snapshot after a (re)subscribe repeats the current book
+            self.counters["duplicate"] += 1
+            return Parsed(live=True)
+        if last is not None and b.time < last:
+            return Parsed([self.reject(recv_ts, "bbo", b.coin, "out_of_order", frame)], live=True)
+        self.last_bbo_time[b.coin] = b.time
+        self.counters["books"] += 1
+        return Parsed([BookL1(self.name, b.coin, from_ms(b.time), recv_ts, bid.px, bid.sz, ask.px, ask.sz, None)],
+                      live=True)

@@ -1,0 +1,122 @@
+"""The commands as a user runs them: `tower ingest`, `tower ingest --config`, `tower status`, `tower demo`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
+from ingest.sim.hyperliquid_server import HyperliquidServer, trade
+from tower.cli import main
+
+NOW_MS = int(datetime.now(UTC).timestamp() * 1000)
+
+
+def env(monkeypatch, dsn, tmp_path):
+    monkeypatch.setenv("TOWER_DSN", dsn)
+    monkeypatch.setenv("TOWER_INGEST_SPILL_DIR", str(tmp_path / "spill"))
+    monkeypatch.setenv("TOWER_INGEST_BACKOFF_CAP_S", "0.2")
+
+
+async def test_ingest_with_duration_flushes_and_exits_zero(monkeypatch, conn, db_dsn, tmp_path):
+    env(monkeypatch, db_dsn, tmp_path)
+    server = await BinanceServer().start()
+    try:
+        run = asyncio.create_task(asyncio.to_thread(
+            main, ["ingest", "binance", "--symbols", "BTCUSDT,ETHUSDT", "--ws-url", server.root, "--duration", "2"]))
+        await server.wait_subscribed("ethusdt@aggTrade")
+        await server.wait_subscribed("ethusdt@bookTicker")
+        for a in range(1, 51):
+            await server.publish(agg_trade("ETHUSDT", a, "3000.5", "0.1", NOW_MS + a, buyer_is_maker=a % 2 == 0))
+        await server.publish(book_ticker("ETHUSDT", 1, "3000.4", "5", "3000.6", "6", NOW_MS))
+        assert await run == 0
+    finally:
+        await server.stop()
+    # everything received before the deadline was written before exit: no waiting here
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE symbol = 'ETHUSDT'") == 50
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE side = 'sell'") == 25
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1") == 1
+    assert await conn.fetchval("SELECT count(*) FROM ops.instruments WHERE venue = 'binance' "
+                               "AND symbol = 'ETHUSDT' AND asset = 'ETH'") == 1
+
+
+async def test_config_file_runs_several_venues(monkeypatch, conn, db_dsn, tmp_path):
+    env(monkeypatch, db_dsn, tmp_path)
+    binance, hl = await BinanceServer().start(), await HyperliquidServer().start()
+    config = tmp_path / "ingest.toml"
+    config.write_text(f'[[venues]]\nname = "binance"\nsymbols = ["BTCUSDT"]\nws_url = "{binance.root}"\n\n'
+                      f'[[venues]]\nname = "hyperliquid"\nsymbols = ["BTC", "AVAX"]\nws_url = "{hl.url}"\n')
+    try:
+        run = asyncio.create_task(asyncio.to_thread(main, ["ingest", "--config", str(config), "--duration", "2"]))
+        await binance.wait_subscribed("btcusdt@aggTrade")
+        await hl.wait_subscribed("trades", "AVAX")
+        await binance.publish(agg_trade("BTCUSDT", 1, "91000", "1", NOW_MS, buyer_is_maker=True))
+        await hl.publish("trades", "AVAX", [trade("AVAX", "B", "35.5", "10", NOW_MS, 9)])
+        assert await run == 0
+    finally:
+        await binance.stop()
+        await hl.stop()
+    rows = await conn.fetch("SELECT venue, symbol, side FROM ops.raw_trades ORDER BY venue")
+    assert [tuple(r) for r in rows] == [("binance", "BTCUSDT", "sell"), ("hyperliquid", "AVAX", "buy")]
+
+
+def test_bad_config_is_a_clear_error(monkeypatch, db_dsn, tmp_path, capsys):
+    env(monkeypatch, db_dsn, tmp_path)
+    config = tmp_path / "bad.toml"
+    config.write_text('[[venues]]\nname = "binance"\nsymbols = ["BTCUSDT"]\nws_url = "http://x"\n')
+    assert main(["ingest", "--config", str(config)]) == 2
+    assert "venues.0.ws_url" in capsys.readouterr().err
+    assert main(["ingest", "hyperliquid"]) == 2
+    assert "--symbols is required" in capsys.readouterr().err
+
+
+async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, capsys):
+    env(monkeypatch, db_dsn, tmp_path)
+    now = datetime.now(UTC)
+    await conn.executemany(
+        "INSERT INTO ops.raw_trades (venue, symbol, ts, recv_ts, trade_id, price, qty, side) "
+        "VALUES ('binance', 'BTCUSDT', $1, $1, $2, 1, 1, 'buy')",
+        [(now - timedelta(seconds=30 + i), str(i)) for i in range(10)])
+    await conn.execute("INSERT INTO ops.feed_gaps (venue, symbol, stream, cause) "
+                       "VALUES ('binance', 'BTCUSDT', 'aggTrade', 'id_jump')")
+    await conn.execute("INSERT INTO ops.connection_events (venue, conn_id, event) "
+                       "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')")
+    assert await asyncio.to_thread(main, ["status"]) == 0
+    lines = {tuple(line.split()[:2]): line.split()[2:] for line in capsys.readouterr().out.splitlines()[2:]}
+    age, per_min, reconnects, gaps, rejected = lines[("binance", "BTCUSDT")]
+    assert age.endswith("s") and 30 <= float(age[:-1]) < 120
+    assert (per_min, reconnects, gaps, rejected) == ("2.0", "2", "1", "0")
+    assert lines[("hyperliquid", "BTC")][0] == "never"
+
+
+async def test_demo_is_labelled_simulated_and_stores_both_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):
+    env(monkeypatch, db_dsn, tmp_path)
+    assert await asyncio.to_thread(main, ["demo", "--duration", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "SIMULATED" in out.splitlines()[1]
+    venues = await conn.fetch("SELECT venue, count(*) AS n FROM ops.raw_book_l1 GROUP BY venue ORDER BY venue")
+    assert [r["venue"] for r in venues] == ["binance", "hyperliquid"] and all(r["n"] > 0 for r in venues)
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
+
+
+async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn, db_dsn, tmp_path, capsys):
+    import re
+
+    env(monkeypatch, db_dsn, tmp_path)
+    assert await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    m = re.fullmatch(r"RESULT msgs_per_s=(\d+) copy_rows_per_s=(\d+) ratio=([\d.]+) p50_ms=([\d.]+) "
+                     r"p99_ms=([\d.]+)", last)
+    assert m, last
+    assert int(m[1]) > 0 and int(m[2]) > 0
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0  # benchmark rows are cleaned up
+
+
+def test_the_example_config_is_valid():
+    from pathlib import Path
+
+    from ingest.settings import read_config
+
+    venues = read_config(Path(__file__).parent.parent / "ingest" / "ingest.example.toml")
+    assert [(v.name, v.symbols) for v in venues] == [("binance", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+                                                     ("hyperliquid", ["BTC", "ETH", "SOL"])]

@@ -1,0 +1,146 @@
+"""The writer when the database goes away: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from ingest.rows import Trade
+from ingest.sim.binance_server import BinanceServer, agg_trade
+from ingest.venues.binance import Binance
+from ingest.writer import Writer, WriterConfig
+from tests.ingest_helpers import running, wait_until
+from tests.tcp_proxy import TcpProxy
+
+T0 = int(datetime(2026, 11, 25, 6, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+async def until(condition) -> None:
+    async with asyncio.timeout(15):
+        while not condition():  # noqa: ASYNC110 - the writer's counters have no event to wait on
+            await asyncio.sleep(0.05)
+
+
+def via(proxy: TcpProxy, dsn: str) -> str:
+    parts = urlsplit(dsn)
+    user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}"))
+
+
+async def start_proxy(dsn: str) -> TcpProxy:
+    parts = urlsplit(dsn)
+    return await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+
+
+async def test_database_down_mid_stream_keeps_every_row_exactly_once(conn, db_dsn, tmp_path):
+    proxy = await start_proxy(db_dsn)
+    server = await BinanceServer().start()
+    # A small memory bound, so the outage also exercises the spill file and its replay.
+    config = WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05, batch_rows=50, memory_rows=100,
+                          retry_initial_s=0.05, retry_cap_s=0.2)
+    try:
+        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path,
+                           writer_config=config) as run:
+            await server.wait_subscribed("btcusdt@aggTrade")
+            for a in range(1, 101):
+                await server.publish(agg_trade("BTCUSDT", a, "90000", "1", T0 + a, buyer_is_maker=False))
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 100)
+            await proxy.cut()
+            for a in range(101, 501):
+                await server.publish(agg_trade("BTCUSDT", a, "90000", "1", T0 + a, buyer_is_maker=True))
+            # the outage was noticed and rows went to disk
+            await until(lambda: run.writer.stats["spilled_rows"] > 0 and run.writer.stats["retries"] >= 2)
+            await proxy.restore()
+            for a in range(501, 601):
+                await server.publish(agg_trade("BTCUSDT", a, "90000", "1", T0 + a, buyer_is_maker=False))
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 600)
+            result = await run.finish()
+    finally:
+        await server.stop()
+        await proxy.stop()
+    assert result.fully_written
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 600
+    assert await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades") == 600
+    assert await conn.fetchval("SELECT min(trade_id::int) = 1 AND max(trade_id::int) = 600 FROM ops.raw_trades")
+    assert not list(tmp_path.glob("spill.jsonl*")), "the spill file is removed once replayed"
+
+
+def trades(n: int, start: int = 0) -> list[Trade]:
+    t0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    now = datetime.now(UTC)
+    return [Trade("binance", "BTCUSDT", t0 + timedelta(milliseconds=i), now, str(i), 90000.0, 1.0, "buy")
+            for i in range(start, start + n)]
+
+
+async def test_overlapping_batches_from_two_writers_are_stored_once(conn, db_dsn, tmp_path):
+    first = Writer(db_dsn, WriterConfig(spill_path=tmp_path / "a.jsonl", flush_s=0.01))
+    second = Writer(db_dsn, WriterConfig(spill_path=tmp_path / "b.jsonl", flush_s=0.01))
+    await first.start()
+    await first.put(trades(300))
+    assert await first.close()
+    await second.start()  # e.g. a restarted process that replays the overlap
+    await second.put(trades(400, start=200))
+    assert await second.close()
+    assert second.stats["dedup_fallbacks"] == 1
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 600
+    assert await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades") == 600
+
+
+async def test_rows_spilled_at_shutdown_are_replayed_on_next_start(conn, db_dsn, tmp_path):
+    proxy = await start_proxy(db_dsn)
+    spill = tmp_path / "spill.jsonl"
+    config = WriterConfig(spill_path=spill, flush_s=0.01, retry_initial_s=0.05, retry_cap_s=0.1, memory_rows=10)
+    try:
+        await proxy.cut()
+        writer = Writer(via(proxy, db_dsn), config)
+        await writer.start()
+        await writer.put(trades(250))
+        assert not await writer.close(drain_timeout_s=0.5)  # the database never came back: kept on disk
+    finally:
+        await proxy.stop()
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0
+    again = Writer(db_dsn, config)
+    await again.start()
+    assert await again.close()
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 250
+    rows = await conn.fetch("SELECT trade_id, ts, recv_ts, price FROM ops.raw_trades ORDER BY ts")
+    assert [r["trade_id"] for r in rows] == [str(i) for i in range(250)]
+    assert rows[0]["ts"] == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+
+
+async def test_a_batch_the_database_refuses_is_set_aside_and_later_batches_still_land(conn, db_dsn, tmp_path):
+    spill = tmp_path / "spill.jsonl"
+    # batch_rows=1: every put() becomes its own batch, so the bad row cannot share one with good rows
+    writer = Writer(db_dsn, WriterConfig(spill_path=spill, flush_s=0.01, batch_rows=1))
+    await writer.start()
+    now = datetime.now(UTC)
+    # a side the table's CHECK refuses: only a bug upstream could produce it, and it must not stall the writer
+    await writer.put([Trade("binance", "BTCUSDT", now, now, "x1", 1.0, 1.0, "sideways")])
+    await writer.put(trades(20))
+    assert await writer.close()
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 20
+    assert writer.stats["rows_set_aside"] == 1
+    assert "sideways" in (tmp_path / "spill.rejected.jsonl").read_text()
+
+
+async def test_ingest_starts_while_the_database_is_down(conn, db_dsn, tmp_path):
+    proxy = await start_proxy(db_dsn)
+    server = await BinanceServer().start()
+    config = WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05, retry_initial_s=0.05, retry_cap_s=0.2)
+    try:
+        await proxy.cut()
+        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT", "ADAUSDT"], ws_url=server.root)], tmp_path,
+                           writer_config=config) as run:
+            await server.wait_subscribed("adausdt@aggTrade")
+            for a in range(1, 51):
+                await server.publish(agg_trade("ADAUSDT", a, "0.45", "100", T0 + a, buyer_is_maker=False))
+            await until(lambda: run.writer.stats["retries"] >= 2)
+            await proxy.restore()
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 50)
+            await wait_until(conn, "SELECT count(*) FROM ops.instruments WHERE symbol = 'ADAUSDT'", 1)
+    finally:
+        await server.stop()
+        await proxy.stop()
+    assert await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades") == 50
+    assert await conn.fetchval("SELECT asset FROM ops.instruments WHERE symbol = 'ADAUSDT'") == "ADA"
