@@ -1,7 +1,7 @@
 # The tower's one image: every service runs a `tower` subcommand.
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TOWER_SPILL_DIR=/var/lib/tower
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 TOWER_INGEST_SPILL_DIR=/var/lib/tower/spill
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY tower ./tower
