@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import statistics
 import time
 from datetime import UTC, datetime
@@ -90,27 +91,67 @@ async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list
     return meter
 
 
-async def copy_ceiling(dsn: str, rows: int, batch_rows: int, dedup_path: bool = False) -> float:
-    """Raw COPY of ready-made records into the same table, same batch size, one connection; with
-    dedup_path, the writer's replay path instead (staging table + INSERT ... ON CONFLICT DO NOTHING)."""
+async def copy_ceiling(dsn: str, rows: int, batch_rows: int, dedup_path: bool = False, connections: int = 1) -> float:
+    """Raw COPY of ready-made records into the same table, same batch size, on as many parallel connections
+    as the end-to-end run had writers; with dedup_path, the writer's replay path instead (staging table +
+    INSERT ... ON CONFLICT DO NOTHING)."""
     now = datetime.now(UTC)
     tag = "dedup" if dedup_path else "copy"
     records = [(COPY_VENUE, f"SYM{i % 10}", now, now, f"{tag}{i}", 50_000.0, 1.0, "buy") for i in range(rows)]
     writer = Writer(dsn)
-    conn = await asyncpg.connect(dsn)
-    try:
-        t0 = time.perf_counter()
-        for start in range(0, rows, batch_rows):
-            chunk = records[start:start + batch_rows]
+    conns = [await asyncpg.connect(dsn) for _ in range(connections)]
+
+    async def copy_share(conn: asyncpg.Connection, share: list[tuple]) -> None:
+        for start in range(0, len(share), batch_rows):
+            chunk = share[start:start + batch_rows]
             if dedup_path:
                 async with conn.transaction():  # the staging table empties on commit
                     await writer.merge(conn, "raw_trades", chunk)
             else:
                 await conn.copy_records_to_table("raw_trades", schema_name="ops", columns=COLUMNS["raw_trades"],
                                                  records=chunk)
+
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(copy_share(c, records[i::connections]) for i, c in enumerate(conns)))
         return rows / (time.perf_counter() - t0)
     finally:
-        await conn.close()
+        for c in conns:
+            await c.close()
+
+
+def _bench_worker(dsn: str, seconds: float, rate: float | None, symbols: list[str], settings: IngestSettings,
+                  out) -> None:
+    tune_gc()
+    meter = asyncio.run(end_to_end(dsn, seconds, rate, symbols, settings))
+    out.send((meter.rows, meter.first_recv, meter.last_commit, meter.latencies_ms))
+
+
+async def end_to_end_processes(dsn: str, seconds: float, rate: float | None, symbols: list[str],
+                               settings: IngestSettings, processes: int) -> Meter:
+    """As `tower ingest --processes N`: symbols split over N workers, each its own connection and writer
+    (and its own flood server, so the venue side also scales); the figures are their sum."""
+    ctx = multiprocessing.get_context("spawn")
+    groups = [symbols[i::processes] for i in range(processes) if symbols[i::processes]]
+    share = None if rate is None else rate / len(groups)
+    pipes, workers = [], []
+    for group in groups:
+        receive, send = ctx.Pipe(duplex=False)
+        worker = ctx.Process(target=_bench_worker, args=(dsn, seconds, share, group, settings, send))
+        worker.start()
+        pipes.append(receive)
+        workers.append(worker)
+    loop = asyncio.get_running_loop()
+    meter = Meter()
+    for receive, worker in zip(pipes, workers, strict=True):
+        rows, first, last, latencies = await loop.run_in_executor(None, receive.recv)
+        await loop.run_in_executor(None, worker.join)
+        meter.rows += rows
+        if first is not None:
+            meter.first_recv = first if meter.first_recv is None else min(meter.first_recv, first)
+        meter.last_commit = max(meter.last_commit, last)
+        meter.latencies_ms += latencies
+    return meter
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -121,20 +162,26 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings) -> int:
+async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings,
+                    processes: int = 1) -> int:
     symbols = [f"BENCH{i}USDT" for i in range(n_symbols)]
     tune_gc()
     await _cleanup(dsn)
     try:
-        meter = await end_to_end(dsn, seconds, rate, symbols, settings)
+        if processes > 1:
+            print(f"ingest in {processes} worker processes (as `tower ingest --processes {processes}`)", flush=True)
+            meter = await end_to_end_processes(dsn, seconds, rate, symbols, settings, processes)
+        else:
+            meter = await end_to_end(dsn, seconds, rate, symbols, settings)
         if not meter.rows or meter.first_recv is None:
             print("no rows were committed: nothing to report")
             return 1
         elapsed = meter.last_commit - meter.first_recv
         msgs_per_s = meter.rows / elapsed
         print(f"end-to-end: {meter.rows:,} rows committed in {elapsed:.2f} s (first receive -> last commit)")
-        ceiling = await copy_ceiling(dsn, min(meter.rows, 1_000_000), settings.batch_rows)
-        print(f"COPY ceiling: {ceiling:,.0f} rows/s ({settings.batch_rows}-row batches, same table, one connection)")
+        ceiling = await copy_ceiling(dsn, min(meter.rows, 1_000_000), settings.batch_rows, connections=processes)
+        print(f"COPY ceiling: {ceiling:,.0f} rows/s ({settings.batch_rows}-row batches, same table, "
+              f"{processes} connection(s), one per ingest writer)")
         merge = await copy_ceiling(dsn, min(meter.rows, 300_000), settings.batch_rows, dedup_path=True)
         print(f"replay/dedup path (staging COPY + INSERT ON CONFLICT DO NOTHING): {merge:,.0f} rows/s "
               f"= {merge / ceiling:.2f}x plain COPY")

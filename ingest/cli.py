@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--testnet", action="store_true", help="use the venue's testnet endpoint")
     p.add_argument("--config", type=Path, help="TOML file with several [[venues]] (name, symbols, ws_url, testnet)")
     p.add_argument("--duration", type=_positive, help="stop after this many seconds, flush everything, exit 0")
+    p.add_argument("--processes", type=_count, default=1,
+                   help="spread the symbols over this many worker processes (one core each; default 1)")
     p.set_defaults(run=run_ingest)
 
     p = sub.add_parser("status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps")
@@ -41,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=_positive, default=10.0, help="how long to flood (default 10)")
     p.add_argument("--rate", type=_positive, help="frames per second instead of as fast as possible (latency run)")
     p.add_argument("--symbols", type=int, default=10, help="symbols to spread frames over (default 10)")
+    p.add_argument("--processes", type=_count, default=2,
+                   help="ingest worker processes, as `tower ingest --processes` (default 2: both cores)")
     p.set_defaults(run=run_bench)
 
 
@@ -59,6 +63,12 @@ def _symbols(text: str) -> list[str]:
     return symbols
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 64, not {text!r}")
+    return int(text)
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -70,6 +80,10 @@ def _positive(text: str) -> float:
 
 
 def venues_from_args(args: argparse.Namespace, settings: IngestSettings) -> list[Venue]:
+    return [make_venue(c, settings) for c in configs_from_args(args)]
+
+
+def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     if args.config is not None:
         if args.venue or args.symbols or args.ws_url or args.testnet:
             raise ConfigError("use either --config FILE or VENUE --symbols ..., not both")
@@ -81,7 +95,7 @@ def venues_from_args(args: argparse.Namespace, settings: IngestSettings) -> list
                           + ("BTCUSDT,ETHUSDT" if args.venue == "binance" else "BTC,ETH"))
     else:
         configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet)]
-    return [make_venue(c, settings) for c in configs]
+    return configs
 
 
 def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
@@ -92,6 +106,10 @@ def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
 async def run_ingest(args: argparse.Namespace) -> int:
     db = load(DatabaseSettings)
     settings = load(IngestSettings)
+    if args.processes > 1:
+        from ingest.processes import ingest_processes
+
+        return await ingest_processes(db.dsn, configs_from_args(args), args.processes, args.duration)
     venues = venues_from_args(args, settings)
     names = "-".join(v.name for v in venues)
     tune_gc()
@@ -129,4 +147,5 @@ async def run_demo(args: argparse.Namespace) -> int:
 async def run_bench(args: argparse.Namespace) -> int:
     from ingest.bench import run_bench as bench
 
-    return await bench(load(DatabaseSettings).dsn, args.seconds, args.rate, args.symbols, load(IngestSettings))
+    return await bench(load(DatabaseSettings).dsn, args.seconds, args.rate, args.symbols, load(IngestSettings),
+                       processes=args.processes)

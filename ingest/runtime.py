@@ -37,6 +37,7 @@ class RuntimeConfig:
     open_timeout_s: float = 10.0
     subscribe_timeout_s: float = 10.0
     ssl_context: ssl.SSLContext | None = None  # None: the system trust store (tests pass their own CA)
+    conn_tag: str = ""                # tells apart the connections of `--processes` workers, e.g. "-p1"
 
 
 class Link:
@@ -144,7 +145,7 @@ class RouteRunner:
         await self.writer.put([ConnectionEvent(self.venue.name, conn_id, event, url=self.route.url, **fields)])
 
     async def open(self) -> Link:
-        conn_id = f"{self.venue.name}-{self.route.name}#{next(self._ids)}"
+        conn_id = f"{self.venue.name}-{self.route.name}{self.config.conn_tag}#{next(self._ids)}"
         ws = await wire.connect(self.route.url, self.config.open_timeout_s, self.config.ssl_context)
         link = Link(self, ws, conn_id)
         await self.event(conn_id, "connect")

@@ -120,3 +120,39 @@ def test_the_example_config_is_valid():
     venues = read_config(Path(__file__).parent.parent / "ingest" / "ingest.example.toml")
     assert [(v.name, v.symbols) for v in venues] == [("binance", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
                                                      ("hyperliquid", ["BTC", "ETH", "SOL"])]
+
+
+async def test_processes_split_the_symbols_and_every_row_lands_once(monkeypatch, conn, db_dsn, tmp_path):
+    env(monkeypatch, db_dsn, tmp_path)
+    server = await BinanceServer().start()
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    try:
+        run = asyncio.create_task(asyncio.to_thread(
+            main, ["ingest", "binance", "--symbols", ",".join(symbols), "--ws-url", server.root,
+                   "--processes", "2", "--duration", "8"]))
+        for s in symbols:
+            await server.wait_subscribed(f"{s.lower()}@aggTrade")
+        for s in symbols:
+            for a in range(1, 21):
+                await server.publish(agg_trade(s, a, "100.5", "0.1", NOW_MS + a, buyer_is_maker=False))
+        assert await run == 0
+    finally:
+        await server.stop()
+    rows = await conn.fetch("SELECT symbol, count(*) AS n, count(DISTINCT trade_id) AS ids FROM ops.raw_trades "
+                            "GROUP BY symbol ORDER BY symbol")
+    assert [tuple(r) for r in rows] == [(s, 20, 20) for s in sorted(symbols)]
+    # Two connections on the /market route: one per worker process.
+    connects = await conn.fetchval("SELECT count(DISTINCT conn_id) FROM ops.connection_events "
+                                   "WHERE event = 'connect' AND url LIKE '%/market/%'")
+    assert connects == 2
+
+
+def test_split_spreads_each_venues_symbols_round_robin():
+    from ingest.processes import split
+    from ingest.settings import VenueConfig
+
+    groups = split([VenueConfig(name="binance", symbols=["A", "B", "C"]),
+                    VenueConfig(name="hyperliquid", symbols=["X"])], 2)
+    assert [[(c.name, c.symbols) for c in g] for g in groups] == [
+        [("binance", ["A", "C"]), ("hyperliquid", ["X"])], [("binance", ["B"])]]
+    assert len(split([VenueConfig(name="binance", symbols=["A"])], 4)) == 1
