@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ingest.service import ingest, tune_gc
 from ingest.settings import IngestSettings, VenueConfig, read_config
 from ingest.status import age, feed_status
@@ -94,7 +96,11 @@ def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
         raise ConfigError(f"--symbols is required, e.g. tower ingest {args.venue} --symbols "
                           + ("BTCUSDT,ETHUSDT" if args.venue == "binance" else "BTC,ETH"))
     else:
-        configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet)]
+        try:
+            configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet)]
+        except ValidationError as exc:
+            raise ConfigError("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: "
+                                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
     return configs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class IngestSettings(BaseSettings):
                              rotate_after_s=23 * 3600 if venue == "binance" else None)
 
 
+SYMBOL = re.compile(r"[A-Za-z0-9._:-]{1,40}")
+
+
 class VenueConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,6 +53,16 @@ class VenueConfig(BaseModel):
     def _known(cls, value: str) -> str:
         if value not in REGISTRY:
             raise ValueError(f"unknown venue {value!r}; known: {', '.join(sorted(REGISTRY))}")
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbol_shape(cls, value: list[str]) -> list[str]:
+        # Symbols end up in stream names, URLs and log lines: only what venues actually use.
+        bad = [s for s in value if not SYMBOL.fullmatch(s)]
+        if bad:
+            raise ValueError(f"not a venue symbol: {', '.join(repr(b) for b in bad)} "
+                             "(letters, digits and . _ : - only, at most 40)")
         return value
 
     @field_validator("ws_url")

@@ -156,3 +156,10 @@ def test_split_spreads_each_venues_symbols_round_robin():
     assert [[(c.name, c.symbols) for c in g] for g in groups] == [
         [("binance", ["A", "C"]), ("hyperliquid", ["X"])], [("binance", ["B"])]]
     assert len(split([VenueConfig(name="binance", symbols=["A"])], 4)) == 1
+
+
+def test_symbols_that_are_not_venue_symbols_are_refused(monkeypatch, db_dsn, tmp_path, capsys):
+    env(monkeypatch, db_dsn, tmp_path)
+    assert main(["ingest", "binance", "--symbols", "BTCUSDT,BTC'; DROP TABLE ops.raw_trades;--"]) == 2
+    err = capsys.readouterr().err
+    assert "--symbols: not a venue symbol: \"BTC'; DROP TABLE ops.raw_trades;--\"" in err

@@ -6,8 +6,17 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
 
 from ingest.rows import Rejection, Row
+
+# Field types shared by the venues' message models. Bounds keep impossible values at the edge, as
+# rejections: a time past 2100 would not convert to a datetime, an id past int64 would not COPY.
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+VenueMs = Annotated[int, Field(ge=0, le=4_102_444_800_000)]   # epoch milliseconds up to 2100-01-01
+VenueId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,12 @@ so every stream name is tied to its route here and nowhere else.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ingest.rows import BookL1, GapEvent, Trade, from_ms
-from ingest.venues.base import Parsed, Route, Venue, validation_reason
+from ingest.venues.base import Parsed, Positive, Route, Venue, VenueId, VenueMs, validation_reason
 
 MAINNET = "wss://fstream.binance.com"
 TESTNET = "wss://fstream.binancefuture.com"
@@ -24,25 +23,22 @@ MAX_STREAMS_PER_CONNECTION = 200
 QUIET_TRADES_FACTOR = 10.0
 ROUTE_OF_STREAM = {"aggTrade": "market", "bookTicker": "public"}
 
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
 class AggTradeMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    E: int
+    E: VenueMs
     s: str
-    a: int
+    a: VenueId
     p: Positive
     q: Positive
-    T: int
+    T: VenueMs
     m: bool
 
 
 class BookTickerMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    u: int
-    E: int
-    T: int
+    u: VenueId
+    E: VenueMs
+    T: VenueMs
     s: str
     b: Positive
     B: Positive

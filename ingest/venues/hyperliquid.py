@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ingest.rows import BookL1, Trade, from_ms
-from ingest.venues.base import Parsed, Route, Venue, validation_reason
+from ingest.venues.base import Parsed, Positive, Route, Venue, VenueId, VenueMs, validation_reason
 
 MAINNET = "wss://api.hyperliquid.xyz/ws"
 TESTNET = "wss://api.hyperliquid-testnet.xyz/ws"
@@ -19,17 +19,14 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 200
 PING = b'{"method":"ping"}'
 DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
 
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
 class TradeMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
     coin: str
     side: Literal["A", "B"]
     px: Positive
     sz: Positive
-    time: int
-    tid: int
+    time: VenueMs
+    tid: VenueId
 
 
 class Level(BaseModel):
@@ -41,7 +38,7 @@ class Level(BaseModel):
 class BboMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
     coin: str
-    time: int
+    time: VenueMs
     bbo: tuple[Level | None, Level | None]
 
 
