@@ -14,7 +14,8 @@ from ingest.status import age, feed_status
 from ingest.venues import REGISTRY
 from ingest.venues.base import Venue
 from tower.db import connect
-from tower.settings import ConfigError, DatabaseSettings, load
+from tower.metrics import serve as serve_metrics
+from tower.settings import ConfigError, DatabaseSettings, MetricsSettings, load
 from tower.table import render
 
 log = logging.getLogger("ingest")
@@ -112,11 +113,13 @@ def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
 async def run_ingest(args: argparse.Namespace) -> int:
     db = load(DatabaseSettings)
     settings = load(IngestSettings)
+    metrics_port = load(MetricsSettings).metrics_port
     if args.processes > 1:
         from ingest.processes import ingest_processes
 
-        return await ingest_processes(db.dsn, configs_from_args(args), args.processes, args.duration)
+        return await ingest_processes(db.dsn, configs_from_args(args), args.processes, args.duration, metrics_port)
     venues = venues_from_args(args, settings)
+    serve_metrics(metrics_port)
     names = "-".join(v.name for v in venues)
     tune_gc()
     for v in venues:
@@ -147,6 +150,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     from ingest.sim.demo import run_demo as demo
 
     tune_gc()
+    serve_metrics(load(MetricsSettings).metrics_port)
     return await demo(load(DatabaseSettings).dsn, args.duration, load(IngestSettings))
 
 

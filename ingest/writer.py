@@ -14,6 +14,7 @@ restarts) goes through a staging table and `INSERT ... ON CONFLICT DO NOTHING`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -27,6 +28,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from ingest import metrics
 from ingest.rows import COLUMNS, Row
 
 log = logging.getLogger("ingest.writer")
@@ -99,6 +101,7 @@ class Writer:
         self.config.spill_path.parent.mkdir(parents=True, exist_ok=True)
         if self._spill_files():
             log.warning("found spilled rows from an earlier run in %s; replaying them", self.config.spill_path)
+        metrics.watch(self)
         self._collector = asyncio.create_task(self._collect(), name="writer-collector")
         self._committer = asyncio.create_task(self._commit_loop(), name="writer-committer")
 
@@ -156,6 +159,7 @@ class Writer:
     def _enqueue(self, batch: Batch) -> None:
         if not batch.rows:
             return
+        metrics.batch_accepted(batch)
         if self.pending_rows + batch.rows > self.config.memory_rows:
             self._spill(batch)
         else:
@@ -172,6 +176,13 @@ class Writer:
             f.flush()
             os.fsync(f.fileno())
         self.stats["spilled_rows"] += batch.rows
+
+    def spill_bytes(self) -> int:
+        total = 0
+        for path in self._spill_files():
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+        return total
 
     def _spill_files(self) -> list[Path]:
         p = self.config.spill_path
@@ -286,6 +297,7 @@ class Writer:
         await conn.execute(self._merge_sql[table])
 
     def _committed(self, batch: Batch) -> None:
+        metrics.batch_committed(batch, time.time())
         self.stats["batches"] += 1
         for table, records in batch.records.items():
             self.stats[f"rows.{table}"] += len(records)

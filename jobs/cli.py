@@ -12,7 +12,8 @@ from jobs.rules import load_rules
 from jobs.service import Jobs, run_once, serve
 from jobs.settings import JobsSettings
 from tower.durations import parse_duration
-from tower.settings import DatabaseSettings, load
+from tower.metrics import serve as serve_metrics
+from tower.settings import DatabaseSettings, MetricsSettings, load
 from tower.table import render
 
 log = logging.getLogger("tower.jobs")
@@ -78,6 +79,7 @@ async def run_jobs(args: argparse.Namespace) -> int:
         jobs = Jobs(pool=pool, rules=rules, settings=settings, started_at=datetime.now(UTC), now=args.now)
         if args.once:
             return await run_once(jobs)
+        serve_metrics(load(MetricsSettings).metrics_port)
         return await serve(jobs)
     finally:
         await pool.close()

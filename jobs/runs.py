@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 import orjson
+
+from jobs import metrics
 
 log = logging.getLogger("tower.jobs")
 
@@ -23,13 +26,17 @@ async def recorded(pool: asyncpg.Pool, job: str) -> AsyncIterator[Run]:
     """Insert the run on entry, set finished_at/ok/error/detail on exit; the error is re-raised."""
     run_id = await pool.fetchval("INSERT INTO ops.job_runs (job) VALUES ($1) RETURNING id", job)
     run = Run()
+    started = time.perf_counter()
     try:
         yield run
     except Exception as exc:
+        metrics.RUN_SECONDS.labels(job).observe(time.perf_counter() - started)
+        metrics.RUN_FAILURES.labels(job).inc()
         log.error("job %s failed: %s", job, exc)
         log.debug("%s", traceback.format_exc())
         await _close(pool, run_id, False, f"{exc.__class__.__name__}: {exc}", run.detail)
         raise
+    metrics.RUN_SECONDS.labels(job).observe(time.perf_counter() - started)
     await _close(pool, run_id, True, None, run.detail)
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from jobs.rules import load_rules
 from jobs.service import Jobs, run_once
@@ -182,8 +183,13 @@ async def test_stale_binance_feed_inhibits_its_symbol_alerts(conn, pool):
     assert all(r["divergence_bps"] == 0 for r in div if r["bucket"] < minute(15) or r["bucket"] >= minute(25))
 
 
+def alerts_sent(sink: str, kind: str, status: str) -> float:
+    return REGISTRY.get_sample_value("tower_alerts_sent_total", {"sink": sink, "kind": kind, "status": status}) or 0
+
+
 async def test_failing_sink_is_retried_recorded_and_does_not_block_scoring(conn, pool):
     await prepare(conn, SCENARIO_MINUTES, spread_blowout)
+    retrying_before, sent_before = alerts_sent("webhook", "firing", "retrying"), alerts_sent("slack", "firing", "sent")
     with webhook_receiver() as rx:
         rx.status["/hook"] = 503
         jobs = Jobs(pool=pool, rules=RULES, settings=settings_for(rx), started_at=T0, now=after(SCENARIO_MINUTES - 1))
@@ -200,6 +206,9 @@ async def test_failing_sink_is_retried_recorded_and_does_not_block_scoring(conn,
             ("firing", "sent"), ("resolved", "sent")]
         assert len(rx.bodies("/slack")) == 2
         assert len(rx.bodies("/hook")) == 3
+        # /metrics counts the same attempts the table records.
+        assert alerts_sent("webhook", "firing", "retrying") - retrying_before == 2
+        assert alerts_sent("slack", "firing", "sent") - sent_before == 1
         outbox = await conn.fetch("SELECT sink, kind, status, attempts FROM ops.alert_outbox ORDER BY id")
         assert ("webhook", "resolved", "queued", 0) in [tuple(r) for r in outbox]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,14 @@ class DatabaseSettings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL, e.g. postgresql://tower:secret@localhost:5432/tower")
         return value
+
+
+class MetricsSettings(BaseSettings):
+    """TOWER_METRICS_PORT: serve Prometheus /metrics on this port (unset: no metrics endpoint)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOWER_", extra="ignore")
+
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -1,0 +1,104 @@
+"""Prometheus metrics of the ingest process, served on TOWER_METRICS_PORT when it is set.
+
+Counting happens once per batch (in the writer's collector and committer), never per frame on the
+connectors' hot path. Gauges that describe the present (queue depth, spill bytes, last message age)
+are read when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter as PromCounter
+from prometheus_client import Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+
+if TYPE_CHECKING:
+    from ingest.writer import Batch, Writer
+
+# table -> stream label; the tuple index of venue and recv_ts in each table's record.
+STREAMS = {"raw_trades": "trades", "raw_book_l1": "book_l1"}
+VENUE, RECV_TS = 0, 3
+REJECTION_VENUE, REJECTION_REASON = 1, 4
+CONNECTION_VENUE, CONNECTION_EVENT = 1, 3
+GAP_VENUE = 0
+
+RECEIVED = PromCounter("tower_ingest_messages_received_total",
+                       "Market data rows accepted from the venues into the writer", ["venue", "stream"])
+WRITTEN = PromCounter("tower_ingest_messages_written_total",
+                      "Market data rows committed to the database", ["venue", "stream"])
+REJECTED = PromCounter("tower_ingest_messages_rejected_total",
+                       "Frames or rows quarantined in ops.rejected_messages", ["venue", "reason"])
+RECONNECTS = PromCounter("tower_ingest_reconnects_total", "Reconnect attempts", ["venue"])
+GAPS = PromCounter("tower_ingest_gaps_total", "Gaps detected in venue feeds", ["venue"])
+COMMIT_LATENCY = Histogram("tower_ingest_commit_latency_seconds", "Local receive to database commit, per row",
+                           buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60))
+
+_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+_last_message: dict[str, float] = {}  # venue -> epoch seconds of the newest row received
+
+
+def batch_accepted(batch: Batch) -> None:
+    """A batch the collector closed: count what it holds and note each venue's newest message."""
+    for table, records in batch.records.items():
+        stream = STREAMS.get(table)
+        if stream is not None:
+            for venue, n in Counter(r[VENUE] for r in records).items():
+                RECEIVED.labels(venue, stream).inc(n)
+            newest = max(records, key=lambda r: r[RECV_TS])
+            venue, ts = newest[VENUE], newest[RECV_TS].timestamp()
+            if ts > _last_message.get(venue, 0.0):
+                _last_message[venue] = ts
+        elif table == "rejected_messages":
+            for (venue, reason), n in Counter((r[REJECTION_VENUE], r[REJECTION_REASON].split(":", 1)[0])
+                                              for r in records).items():
+                REJECTED.labels(venue, reason).inc(n)
+        elif table == "feed_gaps":
+            for venue, n in Counter(r[GAP_VENUE] for r in records).items():
+                GAPS.labels(venue).inc(n)
+        elif table == "connection_events":
+            for r in records:
+                if r[CONNECTION_EVENT] == "reconnect_attempt":
+                    RECONNECTS.labels(r[CONNECTION_VENUE]).inc()
+
+
+def batch_committed(batch: Batch, committed_at: float) -> None:
+    for table, records in batch.records.items():
+        stream = STREAMS.get(table)
+        if stream is None:
+            continue
+        for venue, n in Counter(r[VENUE] for r in records).items():
+            WRITTEN.labels(venue, stream).inc(n)
+        for r in records[::16]:  # a sample is plenty for a histogram
+            COMMIT_LATENCY.observe(max(0.0, committed_at - r[RECV_TS].timestamp()))
+
+
+def watch(writer: Writer) -> None:
+    _writers.add(writer)
+
+
+class _LiveGauges(Collector):
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        depth = GaugeMetricFamily("tower_ingest_writer_queue_depth",
+                                  "Rows waiting in the writer: queued groups plus pending batches")
+        depth.add_metric([], sum(w.queue.qsize() + w.pending_rows for w in list(_writers)))
+        yield depth
+        spill = GaugeMetricFamily("tower_ingest_spill_bytes", "Bytes of rows waiting in spill files")
+        spill.add_metric([], sum(w.spill_bytes() for w in list(_writers)))
+        yield spill
+        age = GaugeMetricFamily("tower_ingest_last_message_age_seconds",
+                                "Seconds since the newest market data row of each venue was received",
+                                labels=["venue"])
+        now = time.time()
+        for venue, ts in sorted(_last_message.items()):
+            age.add_metric([venue], max(0.0, now - ts))
+        yield age
+
+
+REGISTRY.register(_LiveGauges())
+
