@@ -50,6 +50,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ingest worker processes, as `tower ingest --processes` (default 2: both cores)")
     p.set_defaults(run=run_bench)
 
+    p = bench.add_parser("soak", help="faults on schedule (database crashes, venue drops, stalls, malformed floods), "
+                                      "then reconcile: nothing lost, nothing twice")
+    p.add_argument("--seconds", type=_positive, default=300.0, help="how long to run (default 300)")
+    p.add_argument("--rate", type=_positive, default=2000.0, help="trades per second the venue sends (default 2000)")
+    p.add_argument("--db-restarts", type=int, default=10, help="database crashes + restarts (default 10)")
+    p.add_argument("--venue-drops", type=int, default=100,
+                   help="venue connection drops: close frames, resets, silent sockets in turn (default 100)")
+    p.add_argument("--memory-mb", type=_positive, default=1024.0, help="peak RSS bound to check (default 1024)")
+    p.add_argument("--port", type=int, default=55497, help="port of the soak's own database server (default 55497)")
+    p.set_defaults(run=run_soak)
+
 
 def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     """The parser's subcommands, created once: other command modules may add their own `bench X`."""
@@ -152,6 +163,15 @@ async def run_demo(args: argparse.Namespace) -> int:
     tune_gc()
     serve_metrics(load(MetricsSettings).metrics_port)
     return await demo(load(DatabaseSettings).dsn, args.duration, load(IngestSettings))
+
+
+async def run_soak(args: argparse.Namespace) -> int:
+    from ingest.soak import SoakPlan
+    from ingest.soak import run_soak as soak
+
+    tune_gc()
+    return await soak(SoakPlan(seconds=args.seconds, rate=args.rate, db_restarts=args.db_restarts,
+                               venue_drops=args.venue_drops, memory_mb=args.memory_mb, port=args.port))
 
 
 async def run_bench(args: argparse.Namespace) -> int:

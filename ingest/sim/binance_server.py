@@ -106,12 +106,14 @@ class BinanceServer:
         return await self.publish_raw(f"{payload['s'].lower()}@{payload['e']}", orjson.dumps(payload).decode())
 
     async def publish_raw(self, stream: str, text: str) -> int:
-        """Sends a frame to every connection that receives `stream`; returns how many got it."""
-        receivers = self._receivers(stream)
-        for c in receivers:
+        """Sends a frame to every connection that receives `stream`; returns how many it was written to
+        (a connection already closing does not count)."""
+        sent = 0
+        for c in self._receivers(stream):
             with contextlib.suppress(websockets.ConnectionClosed):
                 await c.ws.send(text)
-        return len(receivers)
+                sent += 1
+        return sent
 
     async def drop_all(self, code: int = 1001, reason: str = "server restart") -> None:
         for c in list(self.clients):
