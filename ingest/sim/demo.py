@@ -99,8 +99,9 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
     binance_server = await BinanceServer().start()
     hl_server = await HyperliquidServer().start()
     stop = asyncio.Event()
-    drivers = [asyncio.create_task(drive_binance(binance_server, markets(ASSETS, 1), stop)),
-               asyncio.create_task(drive_hyperliquid(hl_server, markets(ASSETS, 2), stop)),
+    binance_markets = markets(ASSETS, 1)
+    drivers = [asyncio.create_task(drive_binance(binance_server, binance_markets, stop)),
+               asyncio.create_task(drive_hyperliquid(hl_server, markets(ASSETS, 2, anchors=binance_markets), stop)),
                asyncio.create_task(keep_features_fresh(dsn, stop))]
     venues = [Binance([f"{a}USDT" for a in ASSETS], ws_url=binance_server.root),
               Hyperliquid(ASSETS, ws_url=hl_server.url, heartbeat_s=settings.hyperliquid_ping_s)]

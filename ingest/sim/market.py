@@ -16,9 +16,13 @@ class Market:
     trades_per_s: float = 8.0
     rng: random.Random = field(default_factory=random.Random)
     burst_left_s: float = 0.0
+    anchor: Market | None = None  # the same asset on another venue: arbitrage keeps the two close
+    pull_per_s: float = 5.0  # deviations decay within a second: a few bps apart, as on real venues
 
     def step(self, dt: float) -> None:
         self.mid *= math.exp(self.rng.gauss(0, self.vol_per_s * math.sqrt(dt)))
+        if self.anchor is not None:
+            self.mid += (self.anchor.mid - self.mid) * min(1.0, self.pull_per_s * dt)
         if self.burst_left_s > 0:
             self.burst_left_s -= dt
         elif self.rng.random() < dt / 45:  # a burst roughly every 45 s
@@ -58,7 +62,8 @@ def _poisson(rng: random.Random, lam: float) -> int:
 STARTING = {"BTC": (91_000.0, 0.1), "ETH": (3_050.0, 0.01), "SOL": (140.0, 0.001)}
 
 
-def markets(assets: list[str], seed: int) -> dict[str, Market]:
+def markets(assets: list[str], seed: int, anchors: dict[str, Market] | None = None) -> dict[str, Market]:
+    """One market per asset; with anchors (another venue's markets) each follows its anchor's mid."""
     rng = random.Random(seed)
     return {a: Market(a, STARTING[a][0] * rng.uniform(0.999, 1.001), STARTING[a][1],
-                      rng=random.Random(rng.random())) for a in assets}
+                      rng=random.Random(rng.random()), anchor=(anchors or {}).get(a)) for a in assets}
