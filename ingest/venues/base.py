@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
 
+import orjson
 from pydantic import Field
 
 from ingest.rows import Rejection, Row
@@ -71,6 +72,13 @@ class Venue(ABC):
     @abstractmethod
     def instrument(self, symbol: str) -> tuple[str, str]:
         """(asset, quote) of a symbol, for ops.instruments."""
+
+    def decode(self, frame: str | bytes | bytearray, recv_ts: datetime) -> tuple[object, Parsed | None]:
+        """The frame as JSON, or (None, the quarantine to return) when it is not JSON at all."""
+        try:
+            return orjson.loads(frame), None
+        except orjson.JSONDecodeError:
+            return None, Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
 
     def reject(self, recv_ts: datetime, stream: str | None, symbol: str | None, reason: str,
                raw: str | bytes) -> Rejection:

@@ -78,10 +78,9 @@ class Binance(Venue):
         return routes
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
+        msg, bad = self.decode(frame, recv_ts)
+        if bad is not None:
+            return bad
         if not isinstance(msg, dict):
             return Parsed([self.reject(recv_ts, None, None, "not_an_object", frame)])
         if "data" in msg and "stream" in msg:  # combined-stream wrapper (query mode)

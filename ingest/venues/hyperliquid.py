@@ -74,10 +74,9 @@ class Hyperliquid(Venue):
         return routes
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
-        try:
-            msg = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
+        msg, bad = self.decode(frame, recv_ts)
+        if bad is not None:
+            return bad
         if not isinstance(msg, dict) or not isinstance(msg.get("channel"), str):
             return Parsed([self.reject(recv_ts, None, None, "no_channel", frame)])
         channel, data = msg["channel"], msg.get("data")
