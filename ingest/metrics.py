@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # table -> stream label; the tuple index of venue and recv_ts in each table's record.
 STREAMS = {"raw_trades": "trades", "raw_book_l1": "book_l1"}
 VENUE, RECV_TS = 0, 3
-REJECTION_VENUE, REJECTION_REASON = 1, 4
+REJECTION_VENUE, REJECTION_STREAM, REJECTION_REASON = 1, 2, 4
 CONNECTION_VENUE, CONNECTION_EVENT = 1, 3
 GAP_VENUE = 0
 
@@ -33,7 +33,7 @@ RECEIVED = PromCounter("tower_ingest_messages_received_total",
 WRITTEN = PromCounter("tower_ingest_messages_written_total",
                       "Market data rows committed to the database", ["venue", "stream"])
 REJECTED = PromCounter("tower_ingest_messages_rejected_total",
-                       "Frames or rows quarantined in ops.rejected_messages", ["venue", "reason"])
+                       "Frames or rows quarantined in ops.rejected_messages", ["venue", "stream", "reason"])
 RECONNECTS = PromCounter("tower_ingest_reconnects_total", "Reconnect attempts", ["venue"])
 GAPS = PromCounter("tower_ingest_gaps_total", "Gaps detected in venue feeds", ["venue"])
 COMMIT_LATENCY = Histogram("tower_ingest_commit_latency_seconds", "Local receive to database commit, per row",
@@ -55,9 +55,10 @@ def batch_accepted(batch: Batch) -> None:
             if ts > _last_message.get(venue, 0.0):
                 _last_message[venue] = ts
         elif table == "rejected_messages":
-            for (venue, reason), n in Counter((r[REJECTION_VENUE], r[REJECTION_REASON].split(":", 1)[0])
-                                              for r in records).items():
-                REJECTED.labels(venue, reason).inc(n)
+            for (venue, stream, reason), n in Counter(
+                    (r[REJECTION_VENUE], r[REJECTION_STREAM] or "unknown", r[REJECTION_REASON].split(":", 1)[0])
+                    for r in records).items():
+                REJECTED.labels(venue, stream, reason).inc(n)
         elif table == "feed_gaps":
             for venue, n in Counter(r[GAP_VENUE] for r in records).items():
                 GAPS.labels(venue).inc(n)

@@ -57,7 +57,9 @@ async def test_ingest_metrics_match_what_reached_the_database(monkeypatch, conn,
 
     assert delta("tower_ingest_messages_received_total", venue="binance", stream="trades") == stored
     assert delta("tower_ingest_messages_written_total", venue="binance", stream="trades") == stored
-    assert delta("tower_ingest_messages_rejected_total", venue="binance", reason="malformed_json") == rejected
+    # Not JSON at all: the stream cannot be known from the frame.
+    assert delta("tower_ingest_messages_rejected_total", venue="binance", stream="unknown",
+                 reason="malformed_json") == rejected
     assert delta("tower_ingest_commit_latency_seconds_count") >= 1
     assert value(after, "tower_ingest_writer_queue_depth") == 0
     assert value(after, "tower_ingest_spill_bytes") == 0
