@@ -100,7 +100,7 @@ async def test_apache_mode_creates_plain_views(conn, license):
     if license == "apache":
         assert caggs == set()
     else:
-        assert caggs == {"book_1m", "trades_1m", "book_1h", "trades_1h"}
+        assert caggs == {"book_1m", "trades_1m", "book_1h", "trades_1h", "derivs_1m", "liquidations_1m"}
 
 
 @pytest.mark.tsl
@@ -109,12 +109,14 @@ async def test_tsl_mode_creates_realtime_caggs_and_jobs(conn):
         "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates "
         "WHERE view_schema = 'ops'")
     assert {r["view_name"]: r["materialized_only"] for r in rows} == {
-        "book_1m": False, "trades_1m": False, "book_1h": False, "trades_1h": False}
+        "book_1m": False, "trades_1m": False, "book_1h": False, "trades_1h": False,
+        "derivs_1m": False, "liquidations_1m": False}
     jobs = await conn.fetch("SELECT proc_name, relation FROM ops.policy_jobs")
     by_kind: dict[str, set[str]] = {}
     for j in jobs:
         by_kind.setdefault(j["proc_name"], set()).add(j["relation"].removeprefix("ops."))
-    assert by_kind["policy_refresh_continuous_aggregate"] == {"book_1m", "trades_1m", "book_1h", "trades_1h"}
+    assert by_kind["policy_refresh_continuous_aggregate"] == {"book_1m", "trades_1m", "book_1h", "trades_1h",
+                                                              "derivs_1m", "liquidations_1m"}
     assert {"raw_trades", "raw_book_l1", "risk_scores", "book_1m", "trades_1m"} <= by_kind["policy_compression"]
     assert {"raw_trades", "raw_book_l1", "rejected_messages", "book_1m", "book_1h"} <= by_kind["policy_retention"]
 
