@@ -22,13 +22,19 @@ log = logging.getLogger("ingest")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="stream trades and L1 books from venues into the database",
+    p = sub.add_parser("ingest", help="stream trades, L1 books and derivatives context from venues into the database",
                        description="`tower ingest binance --symbols BTCUSDT,ETHUSDT` or `tower ingest --config FILE`")
     p.add_argument("venue", nargs="?", choices=sorted(REGISTRY), help="one venue (or use --config)")
-    p.add_argument("--symbols", type=_symbols, help="comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT or BTC,ETH")
+    p.add_argument("--symbols", type=_symbols,
+                   help="comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT (binance, bybit), BTC,ETH (hyperliquid), "
+                        "BTC-USDT-SWAP (okx)")
     p.add_argument("--ws-url", help="replace the venue's base URL (Binance: the root; routes are appended)")
     p.add_argument("--testnet", action="store_true", help="use the venue's testnet endpoint")
-    p.add_argument("--config", type=Path, help="TOML file with several [[venues]] (name, symbols, ws_url, testnet)")
+    p.add_argument("--rest-url", help="replace the venue's REST root (Binance open interest, OKX contract sizes)")
+    p.add_argument("--no-derivs", action="store_true",
+                   help="trades and L1 only: no mark/index/funding/open interest/liquidations")
+    p.add_argument("--config", type=Path,
+                   help="TOML file with several [[venues]] (name, symbols, ws_url, testnet, rest_url, derivs)")
     p.add_argument("--duration", type=_positive, help="stop after this many seconds, flush everything, exit 0")
     p.add_argument("--processes", type=_count, default=1,
                    help="spread the symbols over this many worker processes (one core each; default 1)")
@@ -99,25 +105,35 @@ def venues_from_args(args: argparse.Namespace, settings: IngestSettings) -> list
 
 def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     if args.config is not None:
-        if args.venue or args.symbols or args.ws_url or args.testnet:
+        if args.venue or args.symbols or args.ws_url or args.testnet or args.rest_url or args.no_derivs:
             raise ConfigError("use either --config FILE or VENUE --symbols ..., not both")
         configs = read_config(args.config)
     elif args.venue is None:
         raise ConfigError("name a venue (" + ", ".join(sorted(REGISTRY)) + ") with --symbols, or give --config FILE")
     elif not args.symbols:
         raise ConfigError(f"--symbols is required, e.g. tower ingest {args.venue} --symbols "
-                          + ("BTCUSDT,ETHUSDT" if args.venue == "binance" else "BTC,ETH"))
+                          + EXAMPLE_SYMBOLS[args.venue])
     else:
         try:
-            configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet)]
+            configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet,
+                                   rest_url=args.rest_url, derivs=not args.no_derivs)]
         except ValidationError as exc:
             raise ConfigError("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: "
                                         f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
     return configs
 
 
+EXAMPLE_SYMBOLS = {"binance": "BTCUSDT,ETHUSDT", "bybit": "BTCUSDT,ETHUSDT", "hyperliquid": "BTC,ETH",
+                   "okx": "BTC-USDT-SWAP,ETH-USDT-SWAP"}
+
+
 def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
-    extra = {"heartbeat_s": settings.hyperliquid_ping_s} if config.name == "hyperliquid" else {}
+    extra: dict[str, object] = {"derivs": config.derivs}
+    ping_s = settings.ping_s(config.name)
+    if ping_s is not None:
+        extra["heartbeat_s"] = ping_s
+    if config.rest_url is not None:
+        extra["rest_url"] = config.rest_url
     return REGISTRY[config.name](config.symbols, ws_url=config.ws_url, testnet=config.testnet, **extra)
 
 

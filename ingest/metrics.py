@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ingest.writer import Batch, Writer
 
 # table -> stream label; the tuple index of venue and recv_ts in each table's record.
-STREAMS = {"raw_trades": "trades", "raw_book_l1": "book_l1"}
+STREAMS = {"raw_trades": "trades", "raw_book_l1": "book_l1", "raw_derivs": "derivs", "raw_liquidations": "liquidations"}
 VENUE, RECV_TS = 0, 3
 REJECTION_VENUE, REJECTION_STREAM, REJECTION_REASON = 1, 2, 4
 CONNECTION_VENUE, CONNECTION_EVENT = 1, 3

@@ -33,7 +33,7 @@ def split(configs: list[VenueConfig], n: int) -> list[list[VenueConfig]]:
 
 
 def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int, log_level: str,
-            metrics_port: int | None) -> None:
+            metrics_port: int | None, workers: int = 1) -> None:
     from ingest.cli import make_venue
     from ingest.service import ingest, tune_gc
     from tower.metrics import serve as serve_metrics
@@ -42,6 +42,9 @@ def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int,
                         format=f"%(asctime)s %(levelname)s %(name)s[p{index}] %(message)s")
     settings = IngestSettings()
     venues = [make_venue(VenueConfig.model_validate(c), settings) for c in configs]
+    for v in venues:  # a REST weight budget is per IP: the workers share it
+        if hasattr(v, "oi_weight_per_min"):
+            v.oi_weight_per_min = max(1, v.oi_weight_per_min // workers)
     names = "-".join(v.name for v in venues)
     tune_gc()
     serve_metrics(metrics_port + index if metrics_port else None)  # worker i: port + i
@@ -58,7 +61,8 @@ async def ingest_processes(dsn: str, configs: list[VenueConfig], processes: int,
     ctx = multiprocessing.get_context("spawn")
     level = logging.getLevelName(logging.getLogger().level)
     workers = [ctx.Process(target=_worker, name=f"ingest-p{i}",
-                           args=(dsn, [c.model_dump() for c in group], duration_s, i, level, metrics_port))
+                           args=(dsn, [c.model_dump() for c in group], duration_s, i, level, metrics_port,
+                                 len(groups)))
                for i, group in enumerate(groups)]
     for i, (worker, group) in enumerate(zip(workers, groups, strict=True)):
         worker.start()

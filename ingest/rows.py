@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def utc_now() -> datetime:
@@ -48,6 +48,45 @@ class BookL1:
     def record(self) -> tuple:
         return (self.venue, self.symbol, self.ts, self.recv_ts, self.bid_px, self.bid_qty, self.ask_px,
                 self.ask_qty, self.update_id)
+
+
+@dataclass(slots=True)
+class Derivs:
+    """Derivatives context of one instrument at one time. A channel that carries only some of the
+    fields (OKX sends mark, index, funding and open interest on separate channels) leaves the rest None."""
+
+    venue: str
+    symbol: str
+    ts: datetime
+    recv_ts: datetime
+    mark_px: float | None = None
+    index_px: float | None = None
+    funding_rate: float | None = None          # per funding_interval, as a fraction
+    funding_interval: timedelta | None = None
+    next_funding_ts: datetime | None = None
+    open_interest: float | None = None         # base units (contracts already converted)
+
+    table = "raw_derivs"
+
+    def record(self) -> tuple:
+        return (self.venue, self.symbol, self.ts, self.recv_ts, self.mark_px, self.index_px, self.funding_rate,
+                self.funding_interval, self.next_funding_ts, self.open_interest)
+
+
+@dataclass(slots=True)
+class Liquidation:
+    venue: str
+    symbol: str
+    ts: datetime
+    recv_ts: datetime
+    side: str  # the forced order's side: 'sell' closes a long, 'buy' closes a short
+    price: float
+    qty: float  # base units
+
+    table = "raw_liquidations"
+
+    def record(self) -> tuple:
+        return (self.venue, self.symbol, self.ts, self.recv_ts, self.side, self.price, self.qty)
 
 
 @dataclass(slots=True)
@@ -105,12 +144,15 @@ class ConnectionEvent:
                 self.attempt, self.delay_s)
 
 
-Row = Trade | BookL1 | Rejection | GapEvent | ConnectionEvent
+Row = Trade | BookL1 | Derivs | Liquidation | Rejection | GapEvent | ConnectionEvent
 
 # Column order of record() per table; the writer COPYs in exactly this order.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "raw_trades": ("venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"),
     "raw_book_l1": ("venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"),
+    "raw_derivs": ("venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",
+                   "next_funding_ts", "open_interest"),
+    "raw_liquidations": ("venue", "symbol", "ts", "recv_ts", "side", "price", "qty"),
     "rejected_messages": ("recv_ts", "venue", "stream", "symbol", "reason", "raw"),
     "feed_gaps": ("venue", "symbol", "stream", "detected_at", "from_id", "to_id", "missing", "from_ts", "to_ts",
                   "cause"),

@@ -77,7 +77,7 @@ class Link:
                         await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
                     if parsed.acked:
                         self.acked += parsed.acked
-                        if self.acked >= len(route.subscribe) and not self.subscribed.is_set():
+                        if self.acked >= route.expected_acks and not self.subscribed.is_set():
                             self.subscribed.set()
                     if parsed.error:
                         log.warning("%s: venue says: %s", self.conn_id, parsed.error)
@@ -162,7 +162,7 @@ class RouteRunner:
                 await link.reader
             await self._disconnected(link, "subscribe not acknowledged")
             raise ConnectionError(f"{conn_id}: subscriptions not acknowledged within "
-                                  f"{self.config.subscribe_timeout_s:.0f} s ({link.acked}/{len(self.route.subscribe)})")
+                                  f"{self.config.subscribe_timeout_s:.0f} s ({link.acked}/{self.route.expected_acks})")
         await self.event(conn_id, "subscribed", streams=list(self.route.streams))
         log.info("%s subscribed %d streams", conn_id, len(self.route.streams))
         return link

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from ingest.poller import run_polls
 from ingest.runtime import RuntimeConfig, run_venue
 from ingest.venues.base import Venue
 from ingest.writer import Writer, WriterConfig
@@ -35,17 +36,26 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+# Ingesting a symbol makes it active (seeded venues start inactive so nobody is alerted about a feed
+# they never ran); a contract size read from the venue replaces the stored one.
+REGISTER_SQL = """
+INSERT INTO ops.instruments (venue, symbol, asset, quote, contract_size)
+VALUES ($1, $2, $3, $4, coalesce($5::float8, 1))
+ON CONFLICT (venue, symbol) DO UPDATE
+SET active = true, contract_size = coalesce($5::float8, ops.instruments.contract_size)
+"""
+
+
 async def register_instruments(dsn: str, venues: list[Venue], retry_cap_s: float = 30.0) -> None:
     """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones. Runs
     beside the connectors and retries: a database that starts after us must not stop the ingest."""
-    rows = [(v.name, s, *v.instrument(s)) for v in venues for s in v.symbols]
+    rows = [(v.name, s, *v.instrument(s), v.contract_size(s)) for v in venues for s in v.symbols]
     delay = 0.5
     while True:
         try:
             conn = await asyncpg.connect(dsn, timeout=5)
             try:
-                await conn.executemany("INSERT INTO ops.instruments (venue, symbol, asset, quote) "
-                                       "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", rows)
+                await conn.executemany(REGISTER_SQL, rows)
                 return
             finally:
                 await conn.close()
@@ -60,6 +70,7 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
                  stop: asyncio.Event | None = None, writer: Writer | None = None,
                  runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
     stop = stop or asyncio.Event()
+    await asyncio.gather(*(v.prepare(dsn) for v in venues))
     instruments = asyncio.create_task(register_instruments(dsn, venues))
     writer = writer or Writer(dsn, writer_config)
     await writer.start()
@@ -69,6 +80,8 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
             loop.add_signal_handler(sig, stop.set)
     runtime_for = runtime_for or (lambda v: _config_for(v, runtime))
     tasks = [asyncio.create_task(run_venue(v, writer, runtime_for(v), stop), name=f"venue {v.name}") for v in venues]
+    # Polls are cancelled at stop, not awaited: a request in flight has nothing worth waiting for.
+    polls = [asyncio.create_task(run_polls(v, writer, stop), name=f"polls {v.name}") for v in venues if v.polls()]
     report = asyncio.create_task(_report_every(venues, writer, 60.0, stop))
     try:
         if duration_s is not None:
@@ -80,9 +93,9 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
         stop.set()
         report.cancel()
         instruments.cancel()
-        for t in tasks:
+        for t in tasks + polls:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *polls, return_exceptions=True)
         fully = await writer.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

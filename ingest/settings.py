@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.runtime import RuntimeConfig
@@ -26,6 +27,12 @@ class IngestSettings(BaseSettings):
     stale_after_s: float = Field(30.0, gt=0)        # connected but no market data this long = reconnect
     backoff_cap_s: float = Field(30.0, gt=0)
     hyperliquid_ping_s: float = Field(20.0, gt=0, lt=60)  # the venue drops connections silent for 60 s
+    bybit_ping_s: float = Field(20.0, gt=0, le=60)        # Bybit asks for a ping about every 20 s
+    okx_ping_s: float = Field(20.0, gt=0, lt=30)          # OKX drops connections with no traffic for 30 s
+
+    def ping_s(self, venue: str) -> float | None:
+        """The app-level ping interval of venues that need one (Binance pings us instead)."""
+        return {"hyperliquid": self.hyperliquid_ping_s, "bybit": self.bybit_ping_s, "okx": self.okx_ping_s}.get(venue)
 
     def writer_config(self, name: str) -> WriterConfig:
         return WriterConfig(batch_rows=self.batch_rows, flush_s=self.flush_ms / 1000, memory_rows=self.memory_rows,
@@ -47,6 +54,8 @@ class VenueConfig(BaseModel):
     symbols: list[str] = Field(min_length=1)
     ws_url: str | None = None
     testnet: bool = False
+    rest_url: str | None = None  # Binance open interest, OKX instrument metadata
+    derivs: bool = True          # mark/index/funding/open interest and liquidations as well as trades and L1
 
     @field_validator("name")
     @classmethod
@@ -70,6 +79,19 @@ class VenueConfig(BaseModel):
     def _websocket_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("ws://", "wss://")):
             raise ValueError("must start with ws:// or wss://")
+        return value
+
+
+    @field_validator("rest_url")
+    @classmethod
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        name = info.data.get("name")
+        if name in REGISTRY and "rest_url" not in inspect.signature(REGISTRY[name]).parameters:
+            raise ValueError(f"{name} reads nothing over REST")
         return value
 
 

@@ -22,7 +22,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -34,10 +34,13 @@ from ingest.rows import COLUMNS, Row
 log = logging.getLogger("ingest.writer")
 
 SQL_DIR = Path(__file__).parent / "sql"
-DEDUP_TABLES = ("raw_trades", "raw_book_l1")  # the tables with a dedup index (migration 0300)
-# Columns that hold datetimes, to rebuild them from the spill file.
-_DATETIME_COLUMNS = {t: [i for i, c in enumerate(cols) if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts")]
+# The tables with a dedup index (migrations 0300, 0602).
+DEDUP_TABLES = ("raw_trades", "raw_book_l1", "raw_derivs", "raw_liquidations")
+# Columns that hold datetimes or intervals, to rebuild them from the spill file.
+_DATETIME_COLUMNS = {t: [i for i, c in enumerate(cols)
+                         if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts", "next_funding_ts")]
                      for t, cols in COLUMNS.items()}
+_INTERVAL_COLUMNS = {t: [i for i, c in enumerate(cols) if c == "funding_interval"] for t, cols in COLUMNS.items()}
 # Errors about the data, not the connection (class 22 data exception, class 23 constraint violations;
 # unique violations are handled by the dedup path before they get here).
 POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -170,7 +173,7 @@ class Writer:
     # -- spill file: append-only JSON lines, one batch per line --------------------------------------
 
     def _spill(self, batch: Batch) -> None:
-        line = orjson.dumps({"records": batch.records}) + b"\n"
+        line = orjson.dumps({"records": batch.records}, default=_seconds) + b"\n"
         with open(self.config.spill_path, "ab") as f:
             f.write(line)
             f.flush()
@@ -316,8 +319,18 @@ class Writer:
             self._conn = None
 
 
+def _seconds(value: object) -> float:
+    """Spill-file encoding of the one type orjson does not know: intervals, as seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot spill {type(value).__name__}")
+
+
 def _revive(table: str, record: list) -> tuple:
     for i in _DATETIME_COLUMNS[table]:
         if record[i] is not None:
             record[i] = datetime.fromisoformat(record[i])
+    for i in _INTERVAL_COLUMNS[table]:
+        if record[i] is not None:
+            record[i] = timedelta(seconds=record[i])
     return tuple(record)

@@ -35,7 +35,7 @@ async def subscribed(server: BinanceServer, symbols: list[str], clients: int = 1
 
 
 async def test_trades_and_books_land_row_by_row(server, conn, db_dsn, tmp_path):
-    venue = Binance(["BTCUSDT", "ETHUSDT"], ws_url=server.root)
+    venue = Binance(["BTCUSDT", "ETHUSDT"], ws_url=server.root, derivs=False)
     async with running(db_dsn, [venue], tmp_path) as run:
         await subscribed(server, ["BTCUSDT", "ETHUSDT"])
         before = datetime.now(UTC)
@@ -69,7 +69,7 @@ async def test_trades_and_books_land_row_by_row(server, conn, db_dsn, tmp_path):
 
 async def test_venue_clock_ahead_is_recorded_as_negative_lag(server, conn, db_dsn, tmp_path):
     future = ms(datetime.now(UTC)) + 5000
-    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path):
+    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path):
         await subscribed(server, ["BTCUSDT"])
         await server.publish(agg_trade("BTCUSDT", 1, "90000", "1", future, buyer_is_maker=False))
         await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 1)
@@ -78,7 +78,7 @@ async def test_venue_clock_ahead_is_recorded_as_negative_lag(server, conn, db_ds
 
 
 async def test_aggtrade_id_gap_across_reconnect_goes_to_feed_gaps(server, conn, db_dsn, tmp_path):
-    venue = Binance(["BTCUSDT"], ws_url=server.root)
+    venue = Binance(["BTCUSDT"], ws_url=server.root, derivs=False)
     async with running(db_dsn, [venue], tmp_path):
         await subscribed(server, ["BTCUSDT"])
         for a in (1, 2, 3):
@@ -120,7 +120,7 @@ async def test_bad_frames_are_quarantined_and_the_connector_keeps_running(server
     }
     crossed = book_ticker("BTCUSDT", 1, "90001", "1", "90000", "1", T0)
     locked = book_ticker("BTCUSDT", 2, "90000", "1", "90000", "1", T0)
-    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path):
+    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path):
         await subscribed(server, ["BTCUSDT"])
         await server.publish(good)
         for text in bad.values():
@@ -150,7 +150,7 @@ async def test_bad_frames_are_quarantined_and_the_connector_keeps_running(server
 
 async def test_connected_but_silent_is_stale_and_reconnects(server, conn, db_dsn, tmp_path):
     runtime = replace(FAST, stale_after_s=0.4)
-    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path, runtime=runtime):
+    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path, runtime=runtime):
         await subscribed(server, ["BTCUSDT"])
         await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'stale' "
                                "AND conn_id LIKE '%public%'", lambda n: n >= 2)
@@ -163,7 +163,7 @@ async def test_connected_but_silent_is_stale_and_reconnects(server, conn, db_dsn
 
 async def test_rotation_overlaps_then_switches_without_gap_or_duplicate(server, conn, db_dsn, tmp_path):
     runtime = replace(FAST, rotate_after_s=0.3)
-    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path, runtime=runtime):
+    async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path, runtime=runtime):
         await subscribed(server, ["BTCUSDT"])
         a, t_end = 0, time.monotonic() + 30
         rotated = 0
@@ -182,7 +182,7 @@ async def test_rotation_overlaps_then_switches_without_gap_or_duplicate(server, 
 
 async def test_symbols_are_sharded_under_the_per_connection_stream_limit(server, conn, db_dsn, tmp_path):
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
-    venue = Binance(symbols, ws_url=server.root, max_streams=2)
+    venue = Binance(symbols, ws_url=server.root, max_streams=2, derivs=False)
     async with running(db_dsn, [venue], tmp_path):
         await subscribed(server, symbols)
         for i, s in enumerate(symbols):
@@ -208,7 +208,7 @@ async def test_unacknowledged_subscribe_is_a_failed_attempt(conn, db_dsn, tmp_pa
     async with websockets.serve(mute, "127.0.0.1", 0) as mute_server:
         root = f"ws://127.0.0.1:{mute_server.sockets[0].getsockname()[1]}"
         runtime = replace(FAST, subscribe_timeout_s=0.2)
-        async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=root)], tmp_path, runtime=runtime):
+        async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=root, derivs=False)], tmp_path, runtime=runtime):
             await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt'",
                              lambda n: n >= 4)
     reasons = await conn.fetch("SELECT code, reason FROM ops.connection_events WHERE event = 'disconnect' "
@@ -243,12 +243,12 @@ async def test_wss_with_certificate_verification(tls, conn, db_dsn, tmp_path):
     try:
         assert server.root.startswith("wss://")
         runtime = replace(FAST, ssl_context=client_ctx)
-        async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path, runtime=runtime):
+        async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path, runtime=runtime):
             await subscribed(server, ["BTCUSDT"])
             await server.publish(agg_trade("BTCUSDT", 1, "91000", "1", T0, buyer_is_maker=False))
             await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 1)
         # and a client that does not trust the certificate refuses it: nothing is ever subscribed
-        async with running(db_dsn, [Binance(["ETHUSDT"], ws_url=server.root)], tmp_path / "b"):
+        async with running(db_dsn, [Binance(["ETHUSDT"], ws_url=server.root, derivs=False)], tmp_path / "b"):
             await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt' "
                                    "AND reason LIKE '%CERTIFICATE_VERIFY_FAILED%'", lambda n: n >= 2)
     finally:

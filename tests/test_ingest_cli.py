@@ -89,14 +89,22 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
     assert lines[("hyperliquid", "BTC")][0] == "never"
 
 
-async def test_demo_is_labelled_simulated_and_stores_both_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):
+async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):
     env(monkeypatch, db_dsn, tmp_path)
-    assert await asyncio.to_thread(main, ["demo", "--duration", "2"]) == 0
+    assert await asyncio.to_thread(main, ["demo", "--duration", "3"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out.splitlines()[1]
-    venues = await conn.fetch("SELECT venue, count(*) AS n FROM ops.raw_book_l1 GROUP BY venue ORDER BY venue")
-    assert [r["venue"] for r in venues] == ["binance", "hyperliquid"] and all(r["n"] > 0 for r in venues)
+    four = ["binance", "bybit", "hyperliquid", "okx"]
+    for table in ("raw_book_l1", "raw_derivs"):
+        venues = await conn.fetch(f"SELECT venue, count(*) AS n FROM ops.{table} GROUP BY venue ORDER BY venue")
+        assert [r["venue"] for r in venues] == four and all(r["n"] > 0 for r in venues), table
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
+    assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
+    # The same asset lines up across venues once OKX contracts are converted: depth in base units.
+    depth = await conn.fetch("SELECT venue, avg(bid_qty * bid_px) AS notional FROM ops.raw_book_l1 "
+                             "WHERE symbol LIKE 'BTC%' GROUP BY venue")
+    notional = {r["venue"]: r["notional"] for r in depth}
+    assert 0.2 < notional["okx"] / notional["binance"] < 5
 
 
 async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn, db_dsn, tmp_path, capsys):
@@ -126,10 +134,12 @@ async def test_processes_split_the_symbols_and_every_row_lands_once(monkeypatch,
     env(monkeypatch, db_dsn, tmp_path)
     server = await BinanceServer().start()
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    for i, s in enumerate(symbols):
+        server.open_interest[s] = (f"{1000 + i}.5", NOW_MS)
     try:
         run = asyncio.create_task(asyncio.to_thread(
             main, ["ingest", "binance", "--symbols", ",".join(symbols), "--ws-url", server.root,
-                   "--processes", "2", "--duration", "8"]))
+                   "--rest-url", server.root.replace("ws://", "http://"), "--processes", "2", "--duration", "8"]))
         for s in symbols:
             await server.wait_subscribed(f"{s.lower()}@aggTrade")
         for s in symbols:
@@ -141,10 +151,13 @@ async def test_processes_split_the_symbols_and_every_row_lands_once(monkeypatch,
     rows = await conn.fetch("SELECT symbol, count(*) AS n, count(DISTINCT trade_id) AS ids FROM ops.raw_trades "
                             "GROUP BY symbol ORDER BY symbol")
     assert [tuple(r) for r in rows] == [(s, 20, 20) for s in sorted(symbols)]
-    # Two connections on the /market route: one per worker process.
+    # Two aggTrade connections on the /market route: one per worker process.
     connects = await conn.fetchval("SELECT count(DISTINCT conn_id) FROM ops.connection_events "
-                                   "WHERE event = 'connect' AND url LIKE '%/market/%'")
+                                   "WHERE event = 'connect' AND url LIKE '%/market/%' AND conn_id LIKE '%aggTrade%'")
     assert connects == 2
+    # Each worker polls open interest for its own symbols only, once per symbol and venue time.
+    oi = await conn.fetch("SELECT symbol, open_interest FROM ops.raw_derivs ORDER BY symbol")
+    assert [tuple(r) for r in oi] == [("BTCUSDT", 1000.5), ("ETHUSDT", 1001.5), ("SOLUSDT", 1002.5)]
 
 
 def test_split_spreads_each_venues_symbols_round_robin():

@@ -40,7 +40,7 @@ async def test_database_down_mid_stream_keeps_every_row_exactly_once(conn, db_ds
     config = WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05, batch_rows=50, memory_rows=100,
                           retry_initial_s=0.05, retry_cap_s=0.2)
     try:
-        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT"], ws_url=server.root)], tmp_path,
+        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path,
                            writer_config=config) as run:
             await server.wait_subscribed("btcusdt@aggTrade")
             for a in range(1, 101):
@@ -130,7 +130,8 @@ async def test_ingest_starts_while_the_database_is_down(conn, db_dsn, tmp_path):
     config = WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05, retry_initial_s=0.05, retry_cap_s=0.2)
     try:
         await proxy.cut()
-        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT", "ADAUSDT"], ws_url=server.root)], tmp_path,
+        venue = Binance(["BTCUSDT", "ADAUSDT"], ws_url=server.root, derivs=False)
+        async with running(via(proxy, db_dsn), [venue], tmp_path,
                            writer_config=config) as run:
             await server.wait_subscribed("adausdt@aggTrade")
             for a in range(1, 51):

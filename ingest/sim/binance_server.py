@@ -1,19 +1,25 @@
 """A loopback Binance USD-M market-data server with the 2026 routing: /market carries aggTrade,
-/public carries bookTicker, and a stream subscribed on the wrong route is acknowledged but never
-delivered (as on the real venue)."""
+markPrice@1s and forceOrder, /public carries bookTicker, and a stream subscribed on the wrong route
+is acknowledged but never delivered (as on the real venue)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import websockets
 from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
-ROUTE_OF_EVENT = {"aggTrade": "market", "bookTicker": "public", "markPrice": "market", "depth": "public"}
+ROUTE_OF_EVENT = {"aggTrade": "market", "bookTicker": "public", "markPrice": "market", "markPrice@1s": "market",
+                  "forceOrder": "market", "depth": "public"}
+STREAM_OF_EVENT = {"aggTrade": "aggTrade", "bookTicker": "bookTicker", "markPriceUpdate": "markPrice@1s",
+                   "forceOrder": "forceOrder"}
 
 
 @dataclass(eq=False)
@@ -35,8 +41,26 @@ def book_ticker(symbol: str, u: int, bid: str, bid_qty: str, ask: str, ask_qty: 
             "a": ask, "A": ask_qty}
 
 
+def mark_price(symbol: str, mark: str, index: str, funding: str, next_funding_ms: int, event_ms: int) -> dict:
+    return {"e": "markPriceUpdate", "E": event_ms, "s": symbol, "p": mark, "i": index, "P": index, "r": funding,
+            "T": next_funding_ms}
+
+
+def force_order(symbol: str, side: str, price: str, qty: str, trade_ms: int) -> dict:
+    return {"e": "forceOrder", "E": trade_ms + 3, "o": {"s": symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": qty,
+                                                          "p": price, "ap": price, "X": "FILLED", "l": qty, "z": qty,
+                                                          "T": trade_ms}}
+
+
 class BinanceServer:
+    """Also answers REST `GET /fapi/v1/openInterest?symbol=X` on the same port (plain HTTP, no upgrade),
+    with the X-MBX-USED-WEIGHT-1M header; `rate_limited` answers the next N requests with 429."""
+
     def __init__(self) -> None:
+        self.open_interest: dict[str, tuple[str, int]] = {}  # symbol -> (openInterest, time ms)
+        self.rest_requests: list[str] = []
+        self.used_weight = 0
+        self.rate_limited = 0
         self.clients: set[Client] = set()
         self.connections = 0
         self._changed = asyncio.Condition()
@@ -45,7 +69,7 @@ class BinanceServer:
 
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> BinanceServer:
         self._server = await websockets.serve(self._handle, "127.0.0.1", 0, compression=None, max_queue=None,
-                                              ssl=ssl_context)
+                                              ssl=ssl_context, process_request=self._rest)
         port = self._server.sockets[0].getsockname()[1]
         self.root = f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{port}"
         return self
@@ -54,6 +78,28 @@ class BinanceServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    async def _rest(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        url = urlsplit(request.path)
+        self.rest_requests.append(request.path)
+        async with self._changed:
+            self._changed.notify_all()
+        self.used_weight += 1
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            response = connection.respond(429, '{"code":-1003,"msg":"Too many requests"}')
+            response.headers["Retry-After"] = "1"
+            return response
+        symbol = parse_qs(url.query).get("symbol", [""])[0]
+        if url.path != "/fapi/v1/openInterest" or symbol not in self.open_interest:
+            return connection.respond(400, '{"code":-1121,"msg":"Invalid symbol."}')
+        oi, ms = self.open_interest[symbol]
+        response = connection.respond(200, orjson.dumps({"openInterest": oi, "symbol": symbol, "time": ms}).decode())
+        response.headers["Content-Type"] = "application/json"
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.used_weight)
+        return response
 
     async def _handle(self, ws: ServerConnection) -> None:
         parts = ws.request.path.strip("/").split("/")
@@ -97,13 +143,19 @@ class BinanceServer:
         route = ROUTE_OF_EVENT.get(stream.split("@", 1)[1])
         return [c for c in self.clients if stream in c.streams and c.route == route]
 
+    async def wait_until(self, ready: Callable[[], bool], within_s: float = 10.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(ready), within_s)
+
     async def wait_subscribed(self, stream: str, clients: int = 1, within_s: float = 10.0) -> None:
         """Until `clients` connections receive `stream` (subscribed on the right route)."""
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(self._receivers(stream)) >= clients), within_s)
 
     async def publish(self, payload: dict) -> int:
-        return await self.publish_raw(f"{payload['s'].lower()}@{payload['e']}", orjson.dumps(payload).decode())
+        symbol = payload["o"]["s"] if payload["e"] == "forceOrder" else payload["s"]
+        stream = f"{symbol.lower()}@{STREAM_OF_EVENT[payload['e']]}"
+        return await self.publish_raw(stream, orjson.dumps(payload).decode())
 
     async def publish_raw(self, stream: str, text: str) -> int:
         """Sends a frame to every connection that receives `stream`; returns how many it was written to

@@ -1,4 +1,6 @@
-"""`tower demo`: SIMULATED Binance and Hyperliquid venues on loopback, with the real ingest against them."""
+"""`tower demo`: SIMULATED Binance, Hyperliquid, Bybit and OKX venues on loopback, with the real ingest
+against them: trades, L1 books and the derivatives context (mark, index, funding, open interest,
+liquidations), each venue in its own protocol and units."""
 
 from __future__ import annotations
 
@@ -8,73 +10,154 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from ingest.service import ingest
 from ingest.settings import IngestSettings
-from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
-from ingest.sim.hyperliquid_server import HyperliquidServer, bbo, trade
+from ingest.sim import binance_server as bn
+from ingest.sim import bybit_server as by
+from ingest.sim import hyperliquid_server as hl
+from ingest.sim import okx_server as ok
 from ingest.sim.market import Market, markets
+from ingest.venues.base import Venue
 from ingest.venues.binance import Binance
+from ingest.venues.bybit import Bybit
 from ingest.venues.hyperliquid import Hyperliquid
+from ingest.venues.okx import Okx
 from tower import features
 
 log = logging.getLogger("ingest.demo")
 
 ASSETS = ["BTC", "ETH", "SOL"]
 STEP_S = 0.1
-DISCONNECT_EVERY_S = 180  # on average: the connectors' reconnect path shows up in the dashboards too
+DERIVS_EVERY_S = 1.0
+DISCONNECT_EVERY_S = 180  # per venue, on average: the reconnect path shows up in the dashboards too
+HOUR_MS, EIGHT_HOURS_MS = 3600_000, 8 * 3600_000
 
 BANNER = """\
 ==========================================================================================
-  tower demo: SIMULATED market data. Local fake Binance and Hyperliquid servers on 127.0.0.1
-  (real protocols, invented prices) feed the real connectors and writer. Not real markets.
+  tower demo: SIMULATED market data. Local fake Binance, Hyperliquid, Bybit and OKX servers
+  on 127.0.0.1 (real protocols, invented prices) feed the real connectors and writer.
+  Not real markets.
 =========================================================================================="""
+
+# (asset, market, now ms, trades, derivs due) -> frames published
+Emit = Callable[[str, Market, int, list[tuple[str, float, float]], bool], Awaitable[None]]
 
 
 def _px(x: float) -> str:
     return f"{x:.6f}".rstrip("0").rstrip(".")
 
 
-async def drive_binance(server: BinanceServer, books: dict[str, Market], stop: asyncio.Event) -> None:
-    agg_ids = {a: itertools.count(1) for a in books}
-    update_ids = itertools.count(1)
+def _next_settlement(now_ms: int, every_ms: int) -> int:
+    return (now_ms // every_ms + 1) * every_ms
+
+
+async def drive(name: str, server, books: dict[str, Market], emit: Emit, stop: asyncio.Event) -> None:
+    next_derivs = 0.0
     while not stop.is_set():
         now = int(time.time() * 1000)
+        derivs_due = time.monotonic() >= next_derivs
+        if derivs_due:
+            next_derivs = time.monotonic() + DERIVS_EVERY_S
         for asset, m in books.items():
             m.step(STEP_S)
-            symbol = f"{asset}USDT"
-            for side, price, qty in m.trades(STEP_S):
-                await server.publish(agg_trade(symbol, next(agg_ids[asset]), _px(price), _px(qty), now,
-                                               buyer_is_maker=side == "sell"))
-            b, bq, a, aq = m.quote()
-            await server.publish(book_ticker(symbol, next(update_ids), _px(b), _px(bq), _px(a), _px(aq), now))
-        await _maybe_disconnect(server, "binance")
+            if derivs_due:
+                m.derivs_step(DERIVS_EVERY_S)
+            await emit(asset, m, now, m.trades(STEP_S), derivs_due)
+        if random.random() < STEP_S / DISCONNECT_EVERY_S:
+            log.info("SIMULATED %s drops its connections (the connectors should reconnect)", name)
+            await server.drop_all(1001, "simulated venue restart")
         await asyncio.sleep(STEP_S)
 
 
-async def drive_hyperliquid(server: HyperliquidServer, books: dict[str, Market], stop: asyncio.Event) -> None:
+def binance_emitter(server: bn.BinanceServer) -> Emit:
+    agg_ids, update_ids = itertools.count(1), itertools.count(1)
+
+    async def emit(asset, m, now, trades, derivs_due):
+        symbol = f"{asset}USDT"
+        for side, price, qty in trades:
+            await server.publish(bn.agg_trade(symbol, next(agg_ids), _px(price), _px(qty), now,
+                                              buyer_is_maker=side == "sell"))
+        b, bq, a, aq = m.quote()
+        await server.publish(bn.book_ticker(symbol, next(update_ids), _px(b), _px(bq), _px(a), _px(aq), now))
+        if derivs_due:
+            mark, index = m.mark_index()
+            await server.publish(bn.mark_price(symbol, _px(mark), _px(index), f"{m.funding_8h:.8f}",
+                                               _next_settlement(now, EIGHT_HOURS_MS), now))
+            server.open_interest[symbol] = (f"{m.open_interest:.3f}", now)
+            for side, price, qty in m.liquidations(DERIVS_EVERY_S):
+                await server.publish(bn.force_order(symbol, side.upper(), _px(price), _px(qty), now))
+    return emit
+
+
+def hyperliquid_emitter(server: hl.HyperliquidServer) -> Emit:
     tids = itertools.count(1_000_000)
-    while not stop.is_set():
-        now = int(time.time() * 1000)
-        for coin, m in books.items():
-            m.step(STEP_S)
-            prints = [trade(coin, "B" if side == "buy" else "A", _px(price), _px(qty), now, next(tids))
-                      for side, price, qty in m.trades(STEP_S)]
-            if prints:
-                await server.publish("trades", coin, prints)
-            b, bq, a, aq = m.quote()
-            await server.publish("bbo", coin, bbo(coin, now, (_px(b), _px(bq)), (_px(a), _px(aq))))
-        await _maybe_disconnect(server, "hyperliquid")
-        await asyncio.sleep(STEP_S)
+
+    async def emit(coin, m, now, trades, derivs_due):
+        prints = [hl.trade(coin, "B" if side == "buy" else "A", _px(price), _px(qty), now, next(tids))
+                  for side, price, qty in trades]
+        if prints:
+            await server.publish("trades", coin, prints)
+        b, bq, a, aq = m.quote()
+        await server.publish("bbo", coin, hl.bbo(coin, now, (_px(b), _px(bq)), (_px(a), _px(aq))))
+        if derivs_due:
+            mark, index = m.mark_index()
+            await server.publish("activeAssetCtx", coin, hl.asset_ctx(coin, _px(mark), _px(index),
+                                                                      f"{m.funding_8h / 8:.10f}",
+                                                                      f"{m.open_interest:.3f}"))
+    return emit
 
 
-async def _maybe_disconnect(server: BinanceServer | HyperliquidServer, name: str) -> None:
-    if random.random() < STEP_S / DISCONNECT_EVERY_S:
-        log.info("SIMULATED %s drops its connections (the connectors should reconnect)", name)
-        await server.drop_all(1001, "simulated venue restart")
+def bybit_emitter(server: by.BybitServer) -> Emit:
+    ids, update_ids = itertools.count(1), itertools.count(1)
+
+    async def emit(asset, m, now, trades, derivs_due):
+        symbol = f"{asset}USDT"
+        if trades:
+            await server.publish(by.public_trade(symbol, [("Buy" if s == "buy" else "Sell", _px(p), _px(q), now,
+                                                            f"by-{next(ids)}") for s, p, q in trades], now))
+        b, bq, a, aq = m.quote()
+        await server.publish(by.orderbook(symbol, "snapshot", (_px(b), _px(bq)), (_px(a), _px(aq)),
+                                          next(update_ids), now))
+        if derivs_due:
+            mark, index = m.mark_index()
+            await server.publish(by.ticker(symbol, now, markPrice=_px(mark), indexPrice=_px(index),
+                                           fundingRate=f"{m.funding_8h:.8f}", fundingIntervalHour="8",
+                                           nextFundingTime=str(_next_settlement(now, EIGHT_HOURS_MS)),
+                                           openInterest=f"{m.open_interest:.3f}"))
+            for side, price, qty in m.liquidations(DERIVS_EVERY_S):  # Bybit names the liquidated position
+                await server.publish(by.liquidation(symbol, "Buy" if side == "sell" else "Sell", _px(price),
+                                                    _px(qty), now))
+    return emit
+
+
+def okx_emitter(server: ok.OkxServer) -> Emit:
+    ids, seq = itertools.count(1), itertools.count(1)
+
+    def contracts(inst: str, qty: float) -> str:
+        return _px(max(0.01, round(qty / float(server.contract_values[inst]), 2)))
+
+    async def emit(asset, m, now, trades, derivs_due):
+        inst = f"{asset}-USDT-SWAP"
+        for side, price, qty in trades:
+            await server.publish(ok.trade(inst, str(next(ids)), _px(price), contracts(inst, qty), side, now))
+        b, bq, a, aq = m.quote()
+        await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now,
+                                    next(seq)))
+        if derivs_due:
+            mark, index = m.mark_index()
+            settle = _next_settlement(now, EIGHT_HOURS_MS)
+            await server.publish(ok.mark_price(inst, _px(mark), now))
+            await server.publish(ok.index_ticker(f"{asset}-USDT", _px(index), now))
+            await server.publish(ok.funding_rate(inst, f"{m.funding_8h:.8f}", settle, settle + EIGHT_HOURS_MS, now))
+            await server.publish(ok.open_interest(inst, contracts(inst, m.open_interest), now))
+            for side, price, qty in m.liquidations(DERIVS_EVERY_S):
+                await server.publish(ok.liquidation(inst, side, _px(price), contracts(inst, qty), now))
+    return emit
 
 
 async def keep_features_fresh(dsn: str, stop: asyncio.Event) -> None:
@@ -96,16 +179,24 @@ async def keep_features_fresh(dsn: str, stop: asyncio.Event) -> None:
 async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings) -> int:
     print(BANNER, flush=True)
     logging.getLogger("websockets").setLevel(logging.WARNING)  # the fake servers' own chatter
-    binance_server = await BinanceServer().start()
-    hl_server = await HyperliquidServer().start()
+    binance, hyper = await bn.BinanceServer().start(), await hl.HyperliquidServer().start()
+    bybit, okx = await by.BybitServer().start(), await ok.OkxServer().start()
     stop = asyncio.Event()
-    binance_markets = markets(ASSETS, 1)
-    drivers = [asyncio.create_task(drive_binance(binance_server, binance_markets, stop)),
-               asyncio.create_task(drive_hyperliquid(hl_server, markets(ASSETS, 2, anchors=binance_markets), stop)),
+    lead = markets(ASSETS, 1)  # Binance leads; the others follow it within a few bps, as arbitrage would
+    drivers = [asyncio.create_task(drive("binance", binance, lead, binance_emitter(binance), stop)),
+               asyncio.create_task(drive("hyperliquid", hyper, markets(ASSETS, 2, anchors=lead),
+                                         hyperliquid_emitter(hyper), stop)),
+               asyncio.create_task(drive("bybit", bybit, markets(ASSETS, 3, anchors=lead), bybit_emitter(bybit),
+                                         stop)),
+               asyncio.create_task(drive("okx", okx, markets(ASSETS, 4, anchors=lead), okx_emitter(okx), stop)),
                asyncio.create_task(keep_features_fresh(dsn, stop))]
-    venues = [Binance([f"{a}USDT" for a in ASSETS], ws_url=binance_server.root),
-              Hyperliquid(ASSETS, ws_url=hl_server.url, heartbeat_s=settings.hyperliquid_ping_s)]
-    print(f"SIMULATED Binance on {binance_server.root}, SIMULATED Hyperliquid on {hl_server.url}; "
+    venues: list[Venue] = [
+        Binance([f"{a}USDT" for a in ASSETS], ws_url=binance.root, rest_url=binance.root.replace("ws://", "http://")),
+        Hyperliquid(ASSETS, ws_url=hyper.url, heartbeat_s=settings.hyperliquid_ping_s),
+        Bybit([f"{a}USDT" for a in ASSETS], ws_url=bybit.url, heartbeat_s=settings.bybit_ping_s),
+        Okx([f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url, heartbeat_s=settings.okx_ping_s),
+    ]
+    print(f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
           f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"), flush=True)
     try:
         result = await ingest(dsn, venues, duration_s=duration_s, stop=stop,
@@ -114,10 +205,11 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
     finally:
         stop.set()
         await asyncio.gather(*drivers, return_exceptions=True)
-        await binance_server.stop()
-        await hl_server.stop()
+        for server in (binance, hyper, bybit, okx):
+            await server.stop()
     stored = result.writer_stats
-    print(f"SIMULATED demo finished: {stored.get('rows.raw_trades', 0)} trades and "
-          f"{stored.get('rows.raw_book_l1', 0)} book updates stored (simulated data, venue names binance and "
-          "hyperliquid on loopback)", flush=True)
+    print(f"SIMULATED demo finished: {stored.get('rows.raw_trades', 0)} trades, "
+          f"{stored.get('rows.raw_book_l1', 0)} book updates, {stored.get('rows.raw_derivs', 0)} derivatives "
+          f"updates and {stored.get('rows.raw_liquidations', 0)} liquidations stored (simulated data, venue names "
+          "binance, hyperliquid, bybit and okx on loopback)", flush=True)
     return 0 if result.fully_written else 3

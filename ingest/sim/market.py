@@ -1,4 +1,6 @@
-"""Plausible simulated markets: a random-walk mid, venue-typical spreads, Poisson trades with bursts."""
+"""Plausible simulated markets: a random-walk mid, venue-typical spreads, Poisson trades with bursts, and
+the derivatives context around them (mark premium over the index, funding, open interest, liquidations
+that cluster in bursts on the side the market moved against)."""
 
 from __future__ import annotations
 
@@ -18,11 +20,17 @@ class Market:
     burst_left_s: float = 0.0
     anchor: Market | None = None  # the same asset on another venue: arbitrage keeps the two close
     pull_per_s: float = 5.0  # deviations decay within a second: a few bps apart, as on real venues
+    funding_8h: float = 0.0001  # per 8 h, as a fraction: the 0.01 % most perps sit at
+    premium_bps: float = 1.0    # mark over index
+    open_interest: float = 0.0  # base units; set from the mid on first use
+    last_return: float = 0.0
 
     def step(self, dt: float) -> None:
+        before = self.mid
         self.mid *= math.exp(self.rng.gauss(0, self.vol_per_s * math.sqrt(dt)))
         if self.anchor is not None:
             self.mid += (self.anchor.mid - self.mid) * min(1.0, self.pull_per_s * dt)
+        self.last_return = math.log(self.mid / before)
         if self.burst_left_s > 0:
             self.burst_left_s -= dt
         elif self.rng.random() < dt / 45:  # a burst roughly every 45 s
@@ -48,6 +56,27 @@ class Market:
             side = "buy" if self.rng.random() < 0.5 else "sell"
             out.append((side, ask if side == "buy" else bid, self.size()))
         return out
+
+
+    def derivs_step(self, dt: float) -> None:
+        """Funding and premium mean-revert with noise; open interest drifts, and drops in bursts."""
+        self.funding_8h += (0.0001 - self.funding_8h) * min(1.0, dt / 600) + self.rng.gauss(0, 2e-6 * math.sqrt(dt))
+        self.premium_bps += (1.0 - self.premium_bps) * min(1.0, dt / 5) + self.rng.gauss(0, 0.8 * math.sqrt(dt))
+        if not self.open_interest:
+            self.open_interest = round(2e9 / self.mid, 3)
+        drift = -0.002 if self.burst_left_s > 0 else 0.0
+        self.open_interest *= math.exp(drift * dt + self.rng.gauss(0, 5e-4 * math.sqrt(dt)))
+
+    def mark_index(self) -> tuple[float, float]:
+        index = self.mid / (1 + self.premium_bps / 1e4)
+        return self.mid, index
+
+    def liquidations(self, dt: float) -> list[tuple[str, float, float]]:
+        """(forced order side, price, qty): longs are sold out when price falls, shorts bought in when it rises."""
+        rate = 1.5 if self.burst_left_s > 0 else 0.02
+        side = "sell" if self.last_return < 0 else "buy"
+        return [(side, self.mid, round(self.size() * self.rng.uniform(1, 8), 4) or 0.001)
+                for _ in range(_poisson(self.rng, rate * dt))]
 
 
 def _poisson(rng: random.Random, lam: float) -> int:

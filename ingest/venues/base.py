@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
@@ -18,6 +19,10 @@ from ingest.rows import Rejection, Row
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 VenueMs = Annotated[int, Field(ge=0, le=4_102_444_800_000)]   # epoch milliseconds up to 2100-01-01
 VenueId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Funding per interval as a fraction. Venues cap it far below 10 % (Binance +-3 %, OKX +-1.5 %,
+# Hyperliquid 4 %/h): anything past +-100 % is a broken message, not a market.
+FundingRate = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,43 @@ class Route:
     # Trades-only routes may be legitimately quiet much longer than book routes: the staleness
     # watchdog allows them stale_after_s * stale_factor.
     stale_factor: float = 1.0
+    # Acknowledgements that mean "all subscribed" when a venue answers per channel rather than per frame
+    # (OKX acks every arg of a subscribe frame separately); None: one ack per subscribe frame.
+    acks: int | None = None
+
+    @property
+    def expected_acks(self) -> int:
+        return len(self.subscribe) if self.acks is None else self.acks
+
+
+class Recent:
+    """Keys seen lately, per symbol, in a bounded memory: what an overlapping connection or the snapshot
+    after a resubscribe repeats (trade ids, liquidations) is recognized without growing forever."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys: dict[str, tuple[set, deque]] = {}
+
+    def __contains__(self, item: tuple[str, Hashable]) -> bool:
+        symbol, key = item
+        known = self._keys.get(symbol)
+        return known is not None and key in known[0]
+
+    def add(self, symbol: str, key: Hashable) -> None:
+        seen, order = self._keys.setdefault(symbol, (set(), deque()))
+        seen.add(key)
+        order.append(key)
+        if len(order) > self.size:
+            seen.discard(order.popleft())
+
+
+@dataclass(frozen=True)
+class Poll:
+    """A REST resource read on a timer, for what a venue does not stream (Binance open interest)."""
+
+    name: str   # "<what>:<symbol>", e.g. "openInterest:BTCUSDT"
+    url: str
+    every_s: float
 
 
 @dataclass(slots=True)
@@ -65,6 +107,17 @@ class Venue(ABC):
     @abstractmethod
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed: ...
 
+    def polls(self) -> list[Poll]:
+        """REST resources to poll; most venues stream everything and have none."""
+        return []
+
+    def parse_poll(self, poll: Poll, body: bytes, recv_ts: datetime) -> Parsed:
+        raise NotImplementedError(f"{self.name} has no polls")
+
+    def poll_pause(self, headers: Mapping[str, str]) -> float:
+        """Seconds to hold all polls back after a response, read from the venue's rate-limit headers."""
+        return 0.0
+
     def heartbeat(self) -> bytes | None:
         """An application-level ping, for venues that close connections they hear nothing from."""
         return None
@@ -72,6 +125,15 @@ class Venue(ABC):
     @abstractmethod
     def instrument(self, symbol: str) -> tuple[str, str]:
         """(asset, quote) of a symbol, for ops.instruments."""
+
+    def contract_size(self, symbol: str) -> float | None:
+        """Base units per contract when the venue counts in contracts (OKX); None: sizes are base units."""
+        return None
+
+    async def prepare(self, dsn: str) -> None:
+        """Reads what the adapter needs before connecting (instrument metadata). Never raises: a venue
+        whose metadata cannot be read still connects and quarantines what it cannot convert."""
+        return None
 
     def decode(self, frame: str | bytes | bytearray, recv_ts: datetime) -> tuple[object, Parsed | None]:
         """The frame as JSON, or (None, the quarantine to return) when it is not JSON at all."""

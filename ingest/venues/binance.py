@@ -1,4 +1,5 @@
-"""Binance USD-M futures: aggTrade on the /market route, bookTicker on the /public route.
+"""Binance USD-M futures: aggTrade, markPrice@1s and forceOrder on the /market route, bookTicker on the
+/public route, open interest from REST (the only place Binance publishes it).
 
 Since the 2026 base-URL split a stream asked for on the wrong route is silently never delivered,
 so every stream name is tied to its route here and nowhere else.
@@ -6,22 +7,54 @@ so every stream name is tied to its route here and nowhere else.
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ingest.rows import BookL1, GapEvent, Trade, from_ms
-from ingest.venues.base import Parsed, Positive, Route, Venue, VenueId, VenueMs, validation_reason
+from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
+from ingest.venues.base import (
+    FundingRate,
+    NonNegative,
+    Parsed,
+    Poll,
+    Positive,
+    Recent,
+    Route,
+    Venue,
+    VenueId,
+    VenueMs,
+    validation_reason,
+)
 
 MAINNET = "wss://fstream.binance.com"
 TESTNET = "wss://fstream.binancefuture.com"
+REST_MAINNET = "https://fapi.binance.com"
+REST_TESTNET = "https://testnet.binancefuture.com"
+# Most USD-M perps pay every 8 h; markPrice does not say, and the few 4 h symbols are listed by REST
+# fundingInfo only. 8 h is the venue's default.
+FUNDING_INTERVAL = timedelta(hours=8)
+# REST request weight per minute spent on open interest (weight 1 per symbol and call). The IP limit is
+# 2400/min and is shared with anything else on the same address: take 5 % of it by default.
+OI_WEIGHT_PER_MIN = 120
+IP_WEIGHT_LIMIT = 2400  # per minute and IP, shared by every REST caller on the address
+OI_MIN_INTERVAL_S = 5.0  # no point asking more often: a minute's OI change needs a few samples, not 60
 # The documented limit is 1024 streams per connection; staying well under it keeps one connection's
 # message rate (and the damage of one disconnect) small.
 MAX_STREAMS_PER_CONNECTION = 200
 # An aggTrade shard of quiet symbols can go minutes without a print while its books keep moving.
 QUIET_TRADES_FACTOR = 10.0
-ROUTE_OF_STREAM = {"aggTrade": "market", "bookTicker": "public"}
+# Connections by purpose: (label, route, streams per symbol, quiet factor). Liquidations are rare, so
+# they ride with markPrice@1s, which ticks every second and keeps the watchdog fed.
+CONNECTIONS = (
+    ("aggTrade", "market", ("aggTrade",), QUIET_TRADES_FACTOR),
+    ("bookTicker", "public", ("bookTicker",), 1.0),
+    ("derivs", "market", ("markPrice@1s", "forceOrder"), 1.0),
+)
+LIQUIDATION_MEMORY = 512  # recent forced orders per symbol, to drop the ones an overlapping connection repeats
 
 class AggTradeMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -46,17 +79,59 @@ class BookTickerMsg(BaseModel):
     A: Positive
 
 
+class MarkPriceMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    E: VenueMs
+    s: str
+    p: Positive
+    i: Positive
+    r: FundingRate
+    T: VenueMs
+
+
+class ForceOrderDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    s: str
+    S: Literal["BUY", "SELL"]
+    q: Positive
+    p: Positive
+    ap: NonNegative = 0.0   # average fill price; 0 until something filled
+    z: NonNegative = 0.0    # filled quantity so far
+    T: VenueMs
+
+
+class ForceOrderMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    E: VenueMs
+    o: ForceOrderDetail
+
+
+class OpenInterestMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    symbol: str
+    openInterest: NonNegative
+    time: VenueMs
+
+
 class Binance(Venue):
     name = "binance"
 
     def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 max_streams: int = MAX_STREAMS_PER_CONNECTION) -> None:
+                 max_streams: int = MAX_STREAMS_PER_CONNECTION, derivs: bool = True, rest_url: str | None = None,
+                 oi_weight_per_min: int = OI_WEIGHT_PER_MIN, oi_min_interval_s: float = OI_MIN_INTERVAL_S) -> None:
         super().__init__([s.upper() for s in symbols])
         self.root = (ws_url or (TESTNET if testnet else MAINNET)).rstrip("/")
+        self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
         self.max_streams = max_streams
+        self.derivs = derivs
+        self.oi_weight_per_min = oi_weight_per_min
+        self.oi_min_interval_s = oi_min_interval_s
         self.known = set(self.symbols)
         self.last_agg: dict[str, tuple[int, int]] = {}   # symbol -> (last a, last T)
         self.last_book: dict[str, tuple[int, int]] = {}  # symbol -> (last u, last T)
+        self.last_mark: dict[str, int] = {}              # symbol -> last E
+        self.last_oi: dict[str, int] = {}                # symbol -> last time
+        self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
         self._request_id = 0
 
     def instrument(self, symbol: str) -> tuple[str, str]:
@@ -67,15 +142,52 @@ class Binance(Venue):
 
     def routes(self) -> list[Route]:
         routes = []
-        for stream, route in ROUTE_OF_STREAM.items():
-            names = [f"{s.lower()}@{stream}" for s in self.symbols]
+        for label, route, streams, quiet in CONNECTIONS:
+            if label == "derivs" and not self.derivs:
+                continue
+            names = [f"{s.lower()}@{stream}" for s in self.symbols for stream in streams]
             for shard, start in enumerate(range(0, len(names), self.max_streams)):
                 chunk = tuple(names[start:start + self.max_streams])
                 self._request_id += 1
                 subscribe = orjson.dumps({"method": "SUBSCRIBE", "params": list(chunk), "id": self._request_id})
-                routes.append(Route(f"{route}-{stream}-{shard}", f"{self.root}/{route}/ws", chunk, (subscribe,),
-                                    stale_factor=QUIET_TRADES_FACTOR if stream == "aggTrade" else 1.0))
+                routes.append(Route(f"{route}-{label}-{shard}", f"{self.root}/{route}/ws", chunk, (subscribe,),
+                                    stale_factor=quiet))
         return routes
+
+    def polls(self) -> list[Poll]:
+        """Open interest per symbol from REST, spread so the whole set stays inside the weight budget."""
+        if not self.derivs or self.oi_weight_per_min <= 0:
+            return []
+        every_s = max(self.oi_min_interval_s, 60.0 * len(self.symbols) / self.oi_weight_per_min)
+        return [Poll(f"openInterest:{s}", f"{self.rest_root}/fapi/v1/openInterest?symbol={s}", every_s)
+                for s in self.symbols]
+
+    def poll_pause(self, headers: Mapping[str, str]) -> float:
+        # X-MBX-USED-WEIGHT-1M is the whole IP's weight this minute, ours and anybody else's: near the
+        # limit, wait for the next minute rather than risk a 429 (and a 418 ban after repeated ones).
+        try:
+            used = int(headers.get("x-mbx-used-weight-1m", "0"))
+        except ValueError:
+            return 0.0
+        return 60.0 - time.time() % 60 + 1 if used >= 0.9 * IP_WEIGHT_LIMIT else 0.0
+
+    def parse_poll(self, poll: Poll, body: bytes, recv_ts: datetime) -> Parsed:
+        msg, bad = self.decode(body, recv_ts)
+        if bad is not None:
+            return bad
+        try:
+            oi = OpenInterestMsg.model_validate(msg)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "openInterest", poll.name.split(":", 1)[1], validation_reason(exc),
+                                       body)])
+        if oi.symbol not in self.known:
+            return Parsed([self.reject(recv_ts, "openInterest", oi.symbol, "unknown_symbol", body)])
+        if oi.time <= self.last_oi.get(oi.symbol, -1):  # not updated since the last poll
+            return Parsed(live=True)
+        self.last_oi[oi.symbol] = oi.time
+        self.counters["derivs"] += 1
+        return Parsed([Derivs(self.name, oi.symbol, from_ms(oi.time), recv_ts, open_interest=oi.openInterest)],
+                      live=True)
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         msg, bad = self.decode(frame, recv_ts)
@@ -92,6 +204,10 @@ class Binance(Venue):
             return self._agg_trade(msg, frame, recv_ts)
         if event == "bookTicker":
             return self._book_ticker(msg, frame, recv_ts)
+        if event == "markPriceUpdate":
+            return self._mark_price(msg, frame, recv_ts)
+        if event == "forceOrder":
+            return self._force_order(msg, frame, recv_ts)
         if "id" in msg and "result" in msg:
             return Parsed(acked=1)
         if "error" in msg:
@@ -149,3 +265,41 @@ class Binance(Venue):
         out.rows.append(BookL1(self.name, b.s, from_ms(b.T), recv_ts, b.b, b.B, b.a, b.A, b.u))
         self.counters["books"] += 1
         return out
+
+    def _mark_price(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        symbol = msg.get("s")
+        try:
+            m = MarkPriceMsg.model_validate(msg)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "markPrice", symbol, validation_reason(exc), frame)])
+        if m.s not in self.known:
+            return Parsed([self.reject(recv_ts, "markPrice", m.s, "unknown_symbol", frame)])
+        last = self.last_mark.get(m.s)
+        if last is not None and m.E <= last:  # the overlap of a rotation, or late: the newer one is stored
+            self.counters["duplicate"] += 1
+            return Parsed(live=True)
+        self.last_mark[m.s] = m.E
+        self.counters["derivs"] += 1
+        return Parsed([Derivs(self.name, m.s, from_ms(m.E), recv_ts, mark_px=m.p, index_px=m.i, funding_rate=m.r,
+                              funding_interval=FUNDING_INTERVAL, next_funding_ts=from_ms(m.T) if m.T else None)],
+                      live=True)
+
+    def _force_order(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        inner = msg.get("o")
+        symbol = inner.get("s") if isinstance(inner, dict) else None
+        try:
+            f = ForceOrderMsg.model_validate(msg).o
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "forceOrder", symbol, validation_reason(exc), frame)])
+        if f.s not in self.known:
+            return Parsed([self.reject(recv_ts, "forceOrder", f.s, "unknown_symbol", frame)])
+        # What actually traded when anything did (average price, filled size), else the order itself.
+        price, qty = (f.ap, f.z) if f.ap > 0 and f.z > 0 else (f.p, f.q)
+        side = "buy" if f.S == "BUY" else "sell"
+        key = (f.T, side, price, qty)
+        if (f.s, key) in self.recent_liquidations:
+            self.counters["duplicate"] += 1
+            return Parsed(live=True)
+        self.recent_liquidations.add(f.s, key)
+        self.counters["liquidations"] += 1
+        return Parsed([Liquidation(self.name, f.s, from_ms(f.T), recv_ts, side, price, qty)], live=True)

@@ -1,23 +1,35 @@
-"""Hyperliquid perps: `trades` and `bbo` subscriptions per coin, with the app-level ping the venue
-needs (it closes a connection it has heard nothing from for 60 s)."""
+"""Hyperliquid perps: `trades`, `bbo` and `activeAssetCtx` (mark, oracle, funding, open interest)
+subscriptions per coin, with the app-level ping the venue needs (it closes a connection it has heard
+nothing from for 60 s)."""
 
 from __future__ import annotations
 
-from collections import deque
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ingest.rows import BookL1, Trade, from_ms
-from ingest.venues.base import Parsed, Positive, Route, Venue, VenueId, VenueMs, validation_reason
+from ingest.rows import BookL1, Derivs, Trade, from_ms
+from ingest.venues.base import (
+    FundingRate,
+    NonNegative,
+    Parsed,
+    Positive,
+    Recent,
+    Route,
+    Venue,
+    VenueId,
+    VenueMs,
+    validation_reason,
+)
 
 MAINNET = "wss://api.hyperliquid.xyz/ws"
 TESTNET = "wss://api.hyperliquid-testnet.xyz/ws"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 200
 PING = b'{"method":"ping"}'
 DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
+FUNDING_INTERVAL = timedelta(hours=1)  # Hyperliquid pays funding every hour, on the hour
 
 class TradeMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -42,18 +54,35 @@ class BboMsg(BaseModel):
     bbo: tuple[Level | None, Level | None]
 
 
+class AssetCtx(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    markPx: Positive
+    oraclePx: Positive
+    funding: FundingRate
+    openInterest: NonNegative
+
+
+class AssetCtxMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    coin: str
+    ctx: AssetCtx
+
+
 class Hyperliquid(Venue):
     name = "hyperliquid"
 
     def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float = 20.0, max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION) -> None:
+                 heartbeat_s: float = 20.0, max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
+                 derivs: bool = True) -> None:
         super().__init__(symbols)
+        self.kinds = ("trades", "bbo", "activeAssetCtx") if derivs else ("trades", "bbo")
+        self.last_ctx: dict[str, tuple[float, float, float, float]] = {}
         self.url = ws_url or (TESTNET if testnet else MAINNET)
         self.heartbeat_s = heartbeat_s  # well inside the venue's 60 s idle rule
         self.max_subscriptions = max_subscriptions
         self.known = set(self.symbols)
         self.last_trade_time: dict[str, int] = {}
-        self.seen_tids: dict[str, tuple[set[int], deque[int]]] = {}
+        self.seen_tids = Recent(DEDUP_WINDOW)
         self.last_bbo_time: dict[str, int] = {}
         self.unknown_channels: set[str] = set()
 
@@ -64,7 +93,7 @@ class Hyperliquid(Venue):
         return PING
 
     def routes(self) -> list[Route]:
-        subs = [(kind, coin) for coin in self.symbols for kind in ("trades", "bbo")]
+        subs = [(kind, coin) for coin in self.symbols for kind in self.kinds]
         routes = []
         for shard, start in enumerate(range(0, len(subs), self.max_subscriptions)):
             chunk = subs[start:start + self.max_subscriptions]
@@ -84,6 +113,8 @@ class Hyperliquid(Venue):
             return self._trades(data, frame, recv_ts)
         if channel == "bbo":
             return self._bbo(data, frame, recv_ts)
+        if channel == "activeAssetCtx":
+            return self._asset_ctx(data, frame, recv_ts)
         if channel == "subscriptionResponse":
             return Parsed(acked=1)
         if channel == "pong":
@@ -110,17 +141,13 @@ class Hyperliquid(Venue):
             if t.coin not in self.known:
                 out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", orjson.dumps(item)))
                 continue
-            seen, order = self.seen_tids.setdefault(t.coin, (set(), deque()))
-            if t.tid in seen:  # a reconnect's snapshot repeats recent trades
+            if (t.coin, t.tid) in self.seen_tids:  # a reconnect's snapshot repeats recent trades
                 self.counters["duplicate"] += 1
                 continue
             if t.time < self.last_trade_time.get(t.coin, 0):
                 out.rows.append(self.reject(recv_ts, "trades", t.coin, "out_of_order", orjson.dumps(item)))
                 continue
-            seen.add(t.tid)
-            order.append(t.tid)
-            if len(order) > DEDUP_WINDOW:
-                seen.discard(order.popleft())
+            self.seen_tids.add(t.coin, t.tid)
             self.last_trade_time[t.coin] = t.time
             # side is the aggressor: B = bid side took liquidity = buy.
             out.rows.append(Trade(self.name, t.coin, from_ms(t.time), recv_ts, str(t.tid), t.px, t.sz,
@@ -151,3 +178,25 @@ class Hyperliquid(Venue):
         self.counters["books"] += 1
         return Parsed([BookL1(self.name, b.coin, from_ms(b.time), recv_ts, bid.px, bid.sz, ask.px, ask.sz, None)],
                       live=True)
+
+    def _asset_ctx(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        coin = data.get("coin") if isinstance(data, dict) else None
+        try:
+            a = AssetCtxMsg.model_validate(data)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "activeAssetCtx", coin, validation_reason(exc), frame)])
+        if a.coin not in self.known:
+            return Parsed([self.reject(recv_ts, "activeAssetCtx", a.coin, "unknown_symbol", frame)])
+        c = a.ctx
+        values = (c.markPx, c.oraclePx, c.funding, c.openInterest)
+        if self.last_ctx.get(a.coin) == values:  # the snapshot after a (re)subscribe repeats the current state
+            self.counters["duplicate"] += 1
+            return Parsed(live=True)
+        self.last_ctx[a.coin] = values
+        self.counters["derivs"] += 1
+        # The context carries no time of its own: it is as of receipt. Funding settles on the hour;
+        # the oracle price is the index the premium (basis) is measured against.
+        next_hour = recv_ts.replace(minute=0, second=0, microsecond=0) + FUNDING_INTERVAL
+        return Parsed([Derivs(self.name, a.coin, recv_ts, recv_ts, mark_px=c.markPx, index_px=c.oraclePx,
+                              funding_rate=c.funding, funding_interval=FUNDING_INTERVAL, next_funding_ts=next_hour,
+                              open_interest=c.openInterest)], live=True)

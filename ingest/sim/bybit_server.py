@@ -1,0 +1,69 @@
+"""A loopback Bybit v5 public linear stream: `op` subscribe/unsubscribe answered per request, the JSON
+ping answered with a pong, unknown topics refused, and an optional idle rule (a connection that sends
+nothing, not even a ping, for `idle_timeout_s` is closed)."""
+
+from __future__ import annotations
+
+import orjson
+
+from ingest.sim.server import Client, LoopbackServer
+
+TOPIC_KINDS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
+
+
+def public_trade(symbol: str, trades: list[tuple[str, str, str, int, str]], ts: int) -> dict:
+    """trades: (taker side "Buy"|"Sell", price, size, trade ms, trade id)."""
+    return {"topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": ts,
+            "data": [{"T": t, "s": symbol, "S": side, "v": size, "p": px, "L": "PlusTick", "i": tid, "BT": False}
+                     for side, px, size, t, tid in trades]}
+
+
+def orderbook(symbol: str, kind: str, bid: tuple[str, str] | None, ask: tuple[str, str] | None, u: int,
+              ts: int) -> dict:
+    return {"topic": f"orderbook.1.{symbol}", "type": kind, "ts": ts + 2, "cts": ts,
+            "data": {"s": symbol, "b": [list(bid)] if bid else [], "a": [list(ask)] if ask else [], "u": u,
+                     "seq": u * 10}}
+
+
+def ticker(symbol: str, ts: int, kind: str = "snapshot", **fields: str) -> dict:
+    """fields: markPrice, indexPrice, fundingRate, nextFundingTime, openInterest, fundingIntervalHour..."""
+    return {"topic": f"tickers.{symbol}", "type": kind, "ts": ts, "cs": ts // 7, "data": {"symbol": symbol, **fields}}
+
+
+def liquidation(symbol: str, position_side: str, price: str, size: str, ts: int) -> dict:
+    return {"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": ts + 5,
+            "data": [{"T": ts, "s": symbol, "S": position_side, "v": size, "p": price}]}
+
+
+class BybitServer(LoopbackServer):
+    path = "/v5/public/linear"
+
+    async def on_message(self, client: Client, message: str | bytes) -> None:
+        try:
+            req = orjson.loads(message)
+            op, req_id = req["op"], req.get("req_id", "")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            await self._reply(client, False, "error:request not supported", "", "")
+            return
+        if op == "ping":
+            self.pings += 1
+            await self._reply(client, True, "pong", req_id, "ping")
+            return
+        args = req.get("args") or []
+        bad = [a for a in args if not isinstance(a, str) or a.rpartition(".")[0] not in TOPIC_KINDS]
+        if op not in ("subscribe", "unsubscribe") or bad:
+            await self._reply(client, False, f"error:handler not found,topic:{bad[0] if bad else op}", req_id, op)
+            return
+        if op == "subscribe":
+            client.subs.update(args)
+        else:
+            client.subs.difference_update(args)
+        await self._reply(client, True, "", req_id, op)
+        await self.changed()
+
+    async def _reply(self, client: Client, success: bool, ret_msg: str, req_id: str, op: str) -> None:
+        await self.send(client, orjson.dumps({"success": success, "ret_msg": ret_msg, "conn_id": f"c{id(client)}",
+                                              "req_id": req_id, "op": op}).decode())
+
+    async def publish(self, payload: dict) -> int:
+        return await self.publish_raw(payload["topic"], orjson.dumps(payload).decode())

@@ -1,0 +1,256 @@
+"""Bybit v5 linear perpetuals: publicTrade, orderbook.1, tickers and allLiquidation topics per symbol on
+the public linear stream, with the JSON ping Bybit asks clients to send about every 20 s.
+
+Linear contracts are quoted in base units (one contract = one coin), so no size conversion is needed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
+from ingest.venues.base import (
+    FundingRate,
+    NonNegative,
+    Parsed,
+    Positive,
+    Recent,
+    Route,
+    Venue,
+    VenueId,
+    VenueMs,
+    validation_reason,
+)
+
+MAINNET = "wss://stream.bybit.com/v5/public/linear"
+TESTNET = "wss://stream-testnet.bybit.com/v5/public/linear"
+TOPICS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
+ARGS_PER_FRAME = 10          # the documented cap on args in one subscribe request
+MAX_TOPICS_PER_CONNECTION = 200  # well inside the 21,000-character args limit per connection
+PING = b'{"req_id":"ping","op":"ping"}'
+DEFAULT_FUNDING_INTERVAL = timedelta(hours=8)  # until a ticker snapshot says fundingIntervalHour
+TRADE_DEDUP_WINDOW = 20_000
+LIQUIDATION_MEMORY = 512
+
+
+class TradeItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    T: VenueMs
+    s: str
+    S: Literal["Buy", "Sell"]  # the taker's side
+    v: Positive
+    p: Positive
+    i: str
+
+
+class BookData(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    s: str
+    b: list[tuple[Positive, NonNegative]]
+    a: list[tuple[Positive, NonNegative]]
+    u: VenueId
+
+
+class TickerData(BaseModel):
+    """A snapshot has every field; a delta only the ones that changed."""
+    model_config = ConfigDict(extra="ignore")
+    symbol: str
+    markPrice: Positive | None = None
+    indexPrice: Positive | None = None
+    fundingRate: FundingRate | None = None
+    nextFundingTime: VenueMs | None = None
+    openInterest: NonNegative | None = None
+    fundingIntervalHour: Positive | None = None
+
+
+class LiquidationItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    T: VenueMs
+    s: str
+    S: Literal["Buy", "Sell"]  # the side of the liquidated *position*: Buy = a long was liquidated
+    v: Positive
+    p: Positive
+
+
+class Bybit(Venue):
+    name = "bybit"
+
+    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
+                 heartbeat_s: float = 20.0, max_topics: int = MAX_TOPICS_PER_CONNECTION, derivs: bool = True) -> None:
+        super().__init__([s.upper() for s in symbols])
+        self.url = ws_url or (TESTNET if testnet else MAINNET)
+        self.heartbeat_s = heartbeat_s
+        self.max_topics = max_topics
+        self.topics = TOPICS if derivs else TOPICS[:2]
+        self.known = set(self.symbols)
+        self.book: dict[str, list] = {}                   # symbol -> [bid level, ask level, last u]
+        self.last_trade_ms: dict[str, int] = {}
+        self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
+        self.funding_interval: dict[str, timedelta] = {}
+        self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
+
+    def instrument(self, symbol: str) -> tuple[str, str]:
+        for quote in ("USDT", "USDC", "PERP"):
+            if symbol.endswith(quote) and len(symbol) > len(quote):
+                return symbol[: -len(quote)], "USDC" if quote == "PERP" else quote
+        return symbol, "USDT"
+
+    def heartbeat(self) -> bytes | None:
+        return PING
+
+    def routes(self) -> list[Route]:
+        topics = [f"{t}.{s}" for s in self.symbols for t in self.topics]
+        routes = []
+        for shard, start in enumerate(range(0, len(topics), self.max_topics)):
+            chunk = topics[start:start + self.max_topics]
+            frames = tuple(orjson.dumps({"req_id": f"sub-{shard}-{i}", "op": "subscribe",
+                                         "args": chunk[i:i + ARGS_PER_FRAME]})
+                           for i in range(0, len(chunk), ARGS_PER_FRAME))
+            routes.append(Route(f"linear-{shard}", self.url, tuple(chunk), frames))
+        return routes
+
+    def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        msg, bad = self.decode(frame, recv_ts)
+        if bad is not None:
+            return bad
+        if not isinstance(msg, dict):
+            return Parsed([self.reject(recv_ts, None, None, "not_an_object", frame)])
+        topic = msg.get("topic")
+        if isinstance(topic, str):
+            kind, _, symbol = topic.rpartition(".")
+            if symbol not in self.known:
+                return Parsed([self.reject(recv_ts, kind or None, symbol, "unknown_symbol", frame)])
+            data = msg.get("data")
+            if kind == "publicTrade":
+                return self._trades(symbol, data, frame, recv_ts)
+            if kind == "orderbook.1":
+                return self._book(symbol, msg, frame, recv_ts)
+            if kind == "tickers":
+                return self._ticker(symbol, msg, frame, recv_ts)
+            if kind == "allLiquidation":
+                return self._liquidations(symbol, data, frame, recv_ts)
+            return Parsed([self.reject(recv_ts, kind, symbol, "unknown_topic", frame)])
+        op = msg.get("op")
+        if op == "subscribe":
+            if msg.get("success") is True:
+                return Parsed(acked=1)
+            return Parsed(error=f"subscribe refused: {msg.get('ret_msg')!s}"[:500])
+        if op in ("ping", "pong"):
+            return Parsed()
+        if op == "unsubscribe":
+            return Parsed()
+        return Parsed([self.reject(recv_ts, None, None, "unknown_message", frame)])
+
+    def _trades(self, symbol: str, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        if not isinstance(data, list):
+            return Parsed([self.reject(recv_ts, "publicTrade", symbol, "invalid: data: not a list", frame)])
+        out = Parsed(live=True)
+        for item in data:
+            try:
+                t = TradeItem.model_validate(item)
+            except ValidationError as exc:
+                out.rows.append(self.reject(recv_ts, "publicTrade", symbol, validation_reason(exc),
+                                            orjson.dumps(item)))
+                continue
+            if t.s != symbol:
+                out.rows.append(self.reject(recv_ts, "publicTrade", t.s, "symbol_mismatch", orjson.dumps(item)))
+                continue
+            if (symbol, t.i) in self.seen_trades:
+                self.counters["duplicate"] += 1
+                continue
+            if t.T < self.last_trade_ms.get(symbol, 0):
+                out.rows.append(self.reject(recv_ts, "publicTrade", symbol, "out_of_order", orjson.dumps(item)))
+                continue
+            self.seen_trades.add(symbol, t.i)
+            self.last_trade_ms[symbol] = t.T
+            out.rows.append(Trade(self.name, symbol, from_ms(t.T), recv_ts, t.i, t.p, t.v,
+                                  "buy" if t.S == "Buy" else "sell"))
+            self.counters["trades"] += 1
+        return out
+
+    def _book(self, symbol: str, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        kind = msg.get("type")
+        try:
+            b = BookData.model_validate(msg.get("data"))
+            venue_ms = VenueMsModel.model_validate({"ms": msg.get("cts", msg.get("ts"))}).ms
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "orderbook.1", symbol, validation_reason(exc), frame)])
+        if kind not in ("snapshot", "delta"):
+            return Parsed([self.reject(recv_ts, "orderbook.1", symbol, f"invalid: type: {kind!r}"[:100], frame)])
+        state = self.book.get(symbol)
+        # u = 1 in a snapshot: the venue's book service restarted and numbering starts again.
+        if state is not None and b.u <= state[2] and not (kind == "snapshot" and b.u == 1):
+            self.counters["duplicate"] += 1  # the 3-second re-snapshot of an unchanged book repeats u
+            return Parsed(live=True)
+        if kind == "snapshot" or state is None:
+            state = [None, None, b.u]
+        bid, ask = state[0], state[1]
+        if kind == "snapshot":
+            bid, ask = None, None
+        for levels, side in ((b.b, 0), (b.a, 1)):
+            for px, qty in levels[:1]:
+                level = None if qty == 0 else (px, qty)
+                if side == 0:
+                    bid = level
+                else:
+                    ask = level
+        self.book[symbol] = [bid, ask, b.u]
+        if bid is None or ask is None:
+            self.counters["one_sided"] += 1  # after a level-1 delete, until the next level arrives
+            return Parsed(live=True)
+        if bid[0] >= ask[0]:
+            return Parsed([self.reject(recv_ts, "orderbook.1", symbol, "crossed_book", frame)], live=True)
+        self.counters["books"] += 1
+        return Parsed([BookL1(self.name, symbol, from_ms(venue_ms), recv_ts, bid[0], bid[1], ask[0], ask[1], b.u)],
+                      live=True)
+
+    def _ticker(self, symbol: str, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        data = msg.get("data")
+        if isinstance(data, dict):  # Bybit sends "" for a field it has no value for right now
+            data = {k: v for k, v in data.items() if v != ""}
+        try:
+            t = TickerData.model_validate(data)
+            venue_ms = VenueMsModel.model_validate({"ms": msg.get("ts")}).ms
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "tickers", symbol, validation_reason(exc), frame)])
+        if t.fundingIntervalHour is not None:
+            self.funding_interval[symbol] = timedelta(hours=t.fundingIntervalHour)
+        if t.markPrice is None and t.indexPrice is None and t.fundingRate is None and t.openInterest is None:
+            return Parsed(live=True)  # a delta of last price or volume only: nothing of ours changed
+        self.counters["derivs"] += 1
+        funding_interval = self.funding_interval.get(symbol, DEFAULT_FUNDING_INTERVAL)
+        return Parsed([Derivs(self.name, symbol, from_ms(venue_ms), recv_ts, mark_px=t.markPrice,
+                              index_px=t.indexPrice, funding_rate=t.fundingRate,
+                              funding_interval=funding_interval if t.fundingRate is not None else None,
+                              next_funding_ts=from_ms(t.nextFundingTime) if t.nextFundingTime else None,
+                              open_interest=t.openInterest)], live=True)
+
+    def _liquidations(self, symbol: str, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        if not isinstance(data, list):
+            return Parsed([self.reject(recv_ts, "allLiquidation", symbol, "invalid: data: not a list", frame)])
+        out = Parsed(live=True)
+        for item in data:
+            try:
+                liq = LiquidationItem.model_validate(item)
+            except ValidationError as exc:
+                out.rows.append(self.reject(recv_ts, "allLiquidation", symbol, validation_reason(exc),
+                                            orjson.dumps(item)))
+                continue
+            # A liquidated long is closed by a forced sell, a liquidated short by a forced buy.
+            side = "sell" if liq.S == "Buy" else "buy"
+            key = (liq.T, side, liq.p, liq.v)
+            if (symbol, key) in self.recent_liquidations:
+                self.counters["duplicate"] += 1
+                continue
+            self.recent_liquidations.add(symbol, key)
+            out.rows.append(Liquidation(self.name, symbol, from_ms(liq.T), recv_ts, side, liq.p, liq.v))
+            self.counters["liquidations"] += 1
+        return out
+
+
+class VenueMsModel(BaseModel):
+    ms: VenueMs

@@ -1,0 +1,379 @@
+"""OKX v5 perpetual swaps: trades, bbo-tbt, mark-price, index-tickers, funding-rate and open-interest per
+instrument, liquidation-orders for all swaps, with the text "ping" OKX needs (it closes a connection
+that has seen no traffic for 30 s).
+
+OKX sizes are in contracts. A contract is `ctVal` of the base coin (BTC-USDT-SWAP: 0.01 BTC), read at
+start from REST /api/v5/public/instruments, else from ops.instruments.contract_size. A symbol with no
+known contract size has its messages quarantined (raw payload kept) rather than stored in wrong units.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Literal
+
+import asyncpg
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
+from ingest.venues.base import (
+    FundingRate,
+    NonNegative,
+    Parsed,
+    Positive,
+    Recent,
+    Route,
+    Venue,
+    VenueId,
+    VenueMs,
+    validation_reason,
+)
+
+log = logging.getLogger("ingest.okx")
+
+MAINNET = "wss://ws.okx.com:8443/ws/v5/public"
+TESTNET = "wss://wspap.okx.com:8443/ws/v5/public"  # demo trading
+REST_MAINNET = "https://www.okx.com"
+REST_TESTNET = "https://www.okx.com"  # instruments are public and the same; demo adds a header only for trading
+PING = b"ping"
+CHANNELS = ("trades", "bbo-tbt")
+DERIVS_CHANNELS = ("mark-price", "index-tickers", "funding-rate", "open-interest")
+# One subscribe frame may be at most 64 KB and a connection may send 480 subscribe requests an hour:
+# few, large frames. Channels per connection kept moderate so one reconnect re-subscribes little.
+ARGS_PER_FRAME = 100
+MAX_ARGS_PER_CONNECTION = 240
+TRADE_DEDUP_WINDOW = 20_000
+LIQUIDATION_MEMORY = 512
+
+class TradeItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    tradeId: str
+    px: Positive
+    sz: Positive
+    side: Literal["buy", "sell"]  # the taker's side
+    ts: VenueMs
+
+
+class BboItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    asks: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
+    bids: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
+    ts: VenueMs
+    seqId: VenueId | None = None
+
+
+class MarkItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    markPx: Positive
+    ts: VenueMs
+
+
+class IndexItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    idxPx: Positive
+    ts: VenueMs
+
+
+class FundingItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    fundingRate: FundingRate
+    fundingTime: VenueMs            # the next settlement
+    nextFundingTime: VenueMs | None = None  # the one after: the gap is the interval
+    ts: VenueMs | None = None
+
+
+class OpenInterestItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    oi: NonNegative  # contracts
+    ts: VenueMs
+
+
+class LiquidationDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    side: Literal["buy", "sell"]  # the forced order's side
+    bkPx: Positive
+    sz: Positive  # contracts
+    ts: VenueMs
+
+
+class LiquidationItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    details: list[LiquidationDetail]
+
+
+class InstrumentMeta(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    instId: str
+    ctVal: Positive
+    ctType: str = "linear"
+
+
+def index_of(symbol: str) -> str:
+    """BTC-USDT-SWAP is priced against the BTC-USDT index."""
+    return symbol.removesuffix("-SWAP")
+
+
+class Okx(Venue):
+    name = "okx"
+
+    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
+                 heartbeat_s: float = 20.0, rest_url: str | None = None,
+                 contract_sizes: dict[str, float] | None = None, derivs: bool = True,
+                 max_args: int = MAX_ARGS_PER_CONNECTION) -> None:
+        super().__init__([s.upper() for s in symbols])
+        self.url = ws_url or (TESTNET if testnet else MAINNET)
+        self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
+        self.heartbeat_s = heartbeat_s  # inside the venue's 30 s idle rule
+        self.derivs = derivs
+        self.max_args = max_args
+        self.known = set(self.symbols)
+        self.by_index = {index_of(s): s for s in self.symbols}
+        self.contract_sizes: dict[str, float] = dict(contract_sizes or {})
+        self.last_book: dict[str, tuple[int, int]] = {}   # symbol -> (ts, seqId)
+        self.last_trade_ms: dict[str, int] = {}
+        self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
+        self.last_derivs: dict[tuple[str, str], int] = {}  # (channel, symbol) -> last ts
+        self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
+
+    def instrument(self, symbol: str) -> tuple[str, str]:
+        parts = symbol.split("-")
+        return (parts[0], parts[1]) if len(parts) >= 2 else (symbol, "USDT")
+
+    def contract_size(self, symbol: str) -> float | None:
+        return self.contract_sizes.get(symbol)
+
+    def heartbeat(self) -> bytes | None:
+        return PING
+
+    async def prepare(self, dsn: str) -> None:
+        """Contract sizes: REST instrument metadata (current), else what ops.instruments holds."""
+        missing = [s for s in self.symbols if s not in self.contract_sizes]
+        if not missing:
+            return
+        try:
+            self.contract_sizes.update(await self._rest_contract_sizes(missing))
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            log.warning("okx: cannot read instrument metadata from %s (%s); using ops.instruments", self.rest_root, exc)
+        missing = [s for s in self.symbols if s not in self.contract_sizes]
+        if missing:
+            try:
+                conn = await asyncpg.connect(dsn, timeout=5)
+                try:
+                    rows = await conn.fetch("SELECT symbol, contract_size FROM ops.instruments "
+                                            "WHERE venue = 'okx' AND symbol = any($1::text[])", missing)
+                finally:
+                    await conn.close()
+                self.contract_sizes.update({r["symbol"]: r["contract_size"] for r in rows})
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("okx: cannot read contract sizes from the database (%s)", exc)
+        missing = [s for s in self.symbols if s not in self.contract_sizes]
+        if missing:
+            log.error("okx: no contract size for %s: their messages will be quarantined (reason no_contract_size) "
+                      "until ops.instruments has one and ingest restarts", ", ".join(missing))
+
+    async def _rest_contract_sizes(self, symbols: list[str]) -> dict[str, float]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{self.rest_root}/api/v5/public/instruments", params={"instType": "SWAP"})
+            response.raise_for_status()
+        body = orjson.loads(response.content)
+        if str(body.get("code")) != "0":
+            raise ValueError(f"OKX says {body.get('code')}: {body.get('msg')}")
+        sizes = {}
+        for item in body.get("data", []):
+            try:
+                meta = InstrumentMeta.model_validate(item)
+            except ValidationError:
+                continue
+            if meta.instId in symbols:
+                if meta.ctType != "linear":  # inverse swaps count contracts in USD: not base units
+                    log.error("okx: %s is an inverse swap; only linear swaps are supported", meta.instId)
+                    continue
+                sizes[meta.instId] = meta.ctVal
+        return sizes
+
+    def routes(self) -> list[Route]:
+        channels = CHANNELS + (DERIVS_CHANNELS if self.derivs else ())
+        args = [{"channel": c, "instId": index_of(s) if c == "index-tickers" else s}
+                for s in self.symbols for c in channels]
+        routes = []
+        for shard, start in enumerate(range(0, len(args), self.max_args)):
+            chunk = args[start:start + self.max_args]
+            if shard == 0 and self.derivs:  # one firehose of all swap liquidations, filtered here
+                chunk = [*chunk, {"channel": "liquidation-orders", "instType": "SWAP"}]
+            frames = tuple(orjson.dumps({"id": f"s{shard}x{i}", "op": "subscribe", "args": chunk[i:i + ARGS_PER_FRAME]})
+                           for i in range(0, len(chunk), ARGS_PER_FRAME))
+            names = tuple(f"{a['channel']}:{a.get('instId', a.get('instType'))}" for a in chunk)
+            routes.append(Route(f"public-{shard}", self.url, names, frames, acks=len(chunk)))
+        return routes
+
+    def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        if frame in ("pong", b"pong"):
+            return Parsed()
+        msg, bad = self.decode(frame, recv_ts)
+        if bad is not None:
+            return bad
+        if not isinstance(msg, dict):
+            return Parsed([self.reject(recv_ts, None, None, "not_an_object", frame)])
+        event = msg.get("event")
+        if event == "subscribe":
+            return Parsed(acked=1)
+        if event == "error":
+            return Parsed(error=f"{msg.get('code')}: {msg.get('msg')}"[:500])
+        if event is not None:  # unsubscribe, notice (service upgrade ahead), channel-conn-count...
+            return Parsed(error=f"{event}: {msg.get('msg', '')}"[:500] if event == "notice" else None)
+        arg, data = msg.get("arg"), msg.get("data")
+        if not isinstance(arg, dict) or not isinstance(data, list):
+            return Parsed([self.reject(recv_ts, None, None, "no_channel", frame)])
+        channel = arg.get("channel")
+        if channel == "liquidation-orders":
+            return self._liquidations(data, recv_ts)
+        inst = arg.get("instId")
+        symbol = self.by_index.get(inst) if channel == "index-tickers" else inst
+        if symbol not in self.known:
+            return Parsed([self.reject(recv_ts, channel, inst, "unknown_symbol", frame)])
+        handler = HANDLERS.get(channel)
+        if handler is None:
+            return Parsed([self.reject(recv_ts, channel, symbol, "unknown_channel", frame)])
+        return handler(self, symbol, data, frame, recv_ts)
+
+    def _size(self, symbol: str) -> float | None:
+        return self.contract_sizes.get(symbol)
+
+    def _trades(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        ct = self._size(symbol)
+        if ct is None:
+            return Parsed([self.reject(recv_ts, "trades", symbol, "no_contract_size", frame)], live=True)
+        out = Parsed(live=True)
+        for item in data:
+            try:
+                t = TradeItem.model_validate(item)
+            except ValidationError as exc:
+                out.rows.append(self.reject(recv_ts, "trades", symbol, validation_reason(exc), orjson.dumps(item)))
+                continue
+            if (symbol, t.tradeId) in self.seen_trades:
+                self.counters["duplicate"] += 1
+                continue
+            if t.ts < self.last_trade_ms.get(symbol, 0):
+                out.rows.append(self.reject(recv_ts, "trades", symbol, "out_of_order", orjson.dumps(item)))
+                continue
+            self.seen_trades.add(symbol, t.tradeId)
+            self.last_trade_ms[symbol] = t.ts
+            out.rows.append(Trade(self.name, symbol, from_ms(t.ts), recv_ts, t.tradeId, t.px, t.sz * ct, t.side))
+            self.counters["trades"] += 1
+        return out
+
+    def _bbo(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        ct = self._size(symbol)
+        if ct is None:
+            return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "no_contract_size", frame)], live=True)
+        try:
+            b = BboItem.model_validate(data[0] if len(data) == 1 else None)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, validation_reason(exc), frame)], live=True)
+        bid_px, bid_sz = b.bids[0][0], b.bids[0][1]
+        ask_px, ask_sz = b.asks[0][0], b.asks[0][1]
+        if bid_px >= ask_px:
+            return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "crossed_book", frame)], live=True)
+        key = (b.ts, b.seqId or 0)
+        last = self.last_book.get(symbol)
+        if last is not None and key <= last:
+            if key == last or b.ts == last[0]:
+                self.counters["duplicate"] += 1
+                return Parsed(live=True)
+            return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "out_of_order", frame)], live=True)
+        self.last_book[symbol] = key
+        self.counters["books"] += 1
+        return Parsed([BookL1(self.name, symbol, from_ms(b.ts), recv_ts, bid_px, bid_sz * ct, ask_px, ask_sz * ct,
+                              b.seqId)], live=True)
+
+    def _derivs(self, channel: str, symbol: str, ts: int, recv_ts: datetime, **fields) -> Parsed:
+        key = (channel, symbol)
+        if ts <= self.last_derivs.get(key, -1):  # the snapshot after a (re)subscribe repeats the last value
+            self.counters["duplicate"] += 1
+            return Parsed(live=True)
+        self.last_derivs[key] = ts
+        self.counters["derivs"] += 1
+        return Parsed([Derivs(self.name, symbol, from_ms(ts), recv_ts, **fields)], live=True)
+
+    def _mark(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        try:
+            m = MarkItem.model_validate(data[-1] if data else None)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "mark-price", symbol, validation_reason(exc), frame)], live=True)
+        return self._derivs("mark-price", symbol, m.ts, recv_ts, mark_px=m.markPx)
+
+    def _index(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        try:
+            i = IndexItem.model_validate(data[-1] if data else None)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "index-tickers", symbol, validation_reason(exc), frame)], live=True)
+        return self._derivs("index-tickers", symbol, i.ts, recv_ts, index_px=i.idxPx)
+
+    def _funding(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        try:
+            f = FundingItem.model_validate(data[-1] if data else None)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "funding-rate", symbol, validation_reason(exc), frame)], live=True)
+        interval = None
+        if f.nextFundingTime and f.nextFundingTime > f.fundingTime:  # OKX intervals vary (8 h, 4 h, 1 h...)
+            interval = timedelta(milliseconds=f.nextFundingTime - f.fundingTime)
+        ts = f.ts if f.ts is not None else int(recv_ts.timestamp() * 1000)
+        return self._derivs("funding-rate", symbol, ts, recv_ts, funding_rate=f.fundingRate,
+                            funding_interval=interval, next_funding_ts=from_ms(f.fundingTime))
+
+    def _open_interest(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        ct = self._size(symbol)
+        if ct is None:
+            return Parsed([self.reject(recv_ts, "open-interest", symbol, "no_contract_size", frame)], live=True)
+        try:
+            o = OpenInterestItem.model_validate(data[-1] if data else None)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "open-interest", symbol, validation_reason(exc), frame)], live=True)
+        return self._derivs("open-interest", symbol, o.ts, recv_ts, open_interest=o.oi * ct)
+
+    def _liquidations(self, data: list, recv_ts: datetime) -> Parsed:
+        out = Parsed(live=True)
+        for item in data:
+            inst = item.get("instId") if isinstance(item, dict) else None
+            if inst not in self.known:  # the channel carries every swap; ours are a few of them
+                self.counters["liquidations_other"] += 1
+                continue
+            ct = self._size(inst)
+            try:
+                liq = LiquidationItem.model_validate(item)
+            except ValidationError as exc:
+                out.rows.append(self.reject(recv_ts, "liquidation-orders", inst, validation_reason(exc),
+                                            orjson.dumps(item)))
+                continue
+            if ct is None:
+                out.rows.append(self.reject(recv_ts, "liquidation-orders", inst, "no_contract_size",
+                                            orjson.dumps(item)))
+                continue
+            for d in liq.details:
+                key = (d.ts, d.side, d.bkPx, d.sz)
+                if (inst, key) in self.recent_liquidations:
+                    self.counters["duplicate"] += 1
+                    continue
+                self.recent_liquidations.add(inst, key)
+                out.rows.append(Liquidation(self.name, inst, from_ms(d.ts), recv_ts, d.side, d.bkPx, d.sz * ct))
+                self.counters["liquidations"] += 1
+        return out
+
+
+HANDLERS = {
+    "trades": Okx._trades,
+    "bbo-tbt": Okx._bbo,
+    "mark-price": Okx._mark,
+    "index-tickers": Okx._index,
+    "funding-rate": Okx._funding,
+    "open-interest": Okx._open_interest,
+}
