@@ -42,8 +42,14 @@ def venue_values(rows: Iterable[asyncpg.Record], stale_after_s: float) -> dict[s
 def describe(rule: Rule, event: Event) -> str:
     where = event.venue if event.symbol == VENUE_WIDE else f"{event.venue} {event.symbol}"
     value = f"|{rule.metric}|" if rule.absolute else rule.metric
-    return (f"{event.rule} on {where}: {value} {event.last_value:.4g} "
-            f"({'>=' if rule.direction == 'above' else '<='} {event.threshold:g}; peak {event.peak_value:.4g})")
+    return (f"{event.rule} on {where}: {value} {_number(event.last_value)} "
+            f"({'>=' if rule.direction == 'above' else '<='} {_number(event.threshold)}; "
+            f"peak {_number(event.peak_value)})")
+
+
+def _number(value: float) -> str:
+    """4 significant digits; amounts (e.g. liquidation notional) in full with separators, not as 2e+06."""
+    return f"{value:,.0f}" if abs(value) >= 100_000 else f"{value:.4g}"
 
 
 def payload(rule: Rule, event: Event, kind: str, minute: datetime) -> dict:

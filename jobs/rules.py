@@ -16,10 +16,12 @@ from tower.settings import ConfigError
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
 
 SEVERITIES = ("info", "warning", "critical")  # ascending
-COMPONENTS = ("spread", "depth", "imbalance", "volatility", "stale", "latency", "divergence")
+COMPONENTS = ("spread", "depth", "imbalance", "volatility", "stale", "latency", "divergence",
+              "funding", "basis", "liquidations")
 # Columns of ops.risk_scores a symbol rule may watch; venue rules watch venue-wide aggregates.
 SYMBOL_METRICS = ("score", "spread_bps", "spread_z", "depth_drop_pct", "book_imbalance", "flow_imbalance",
-                  "realized_vol_bps", "jump_bps", "freshness_s", "coverage", "latency_ms", "divergence_bps")
+                  "realized_vol_bps", "jump_bps", "freshness_s", "coverage", "latency_ms", "divergence_bps",
+                  "funding_8h_bps", "basis_bps", "liq_notional")
 VENUE_METRICS = ("stale_fraction",)
 
 

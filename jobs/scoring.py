@@ -88,6 +88,10 @@ def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
         "stale": row["freshness_s"],
         "latency": row["latency_ms"],
         "divergence": _abs(row["divergence_bps"]),
+        # Derivatives context: NULL (no derivs feed for the market that minute) stays None, 0 points.
+        "funding": _abs(row["funding_8h_bps"]),
+        "basis": _abs(row["basis_bps"]),
+        "liquidations": row["liq_notional"],
     }
     components = {}
     remaining = 1.0
@@ -106,6 +110,7 @@ def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
         "flow_imbalance": row["flow_imbalance"], "realized_vol_bps": vol, "jump_bps": row["jump_bps"],
         "freshness_s": row["freshness_s"], "coverage": row["coverage"], "latency_ms": row["latency_ms"],
         "divergence_bps": row["divergence_bps"], "mid": row["mid"], "last_update_ts": row["last_update_ts"],
+        "funding_8h_bps": row["funding_8h_bps"], "basis_bps": row["basis_bps"], "liq_notional": row["liq_notional"],
     }
     return Score(bucket=row["bucket"], venue=row["venue"], symbol=row["symbol"], asset=row["asset"],
                  score=round(min(100.0, max(0.0, 100 * (1 - remaining))), 4), top_component=top,
@@ -132,7 +137,8 @@ async def score_minutes(conn: asyncpg.Connection, start: datetime, end: datetime
     scores = [score_row(r, cfg) for r in await metrics(conn, start, end, cfg, boundary)]
     if scores:
         m = "spread_bps spread_z depth_notional depth_drop_pct book_imbalance flow_imbalance realized_vol_bps " \
-            "jump_bps freshness_s coverage latency_ms divergence_bps mid last_update_ts".split()
+            "jump_bps freshness_s coverage latency_ms divergence_bps mid last_update_ts " \
+            "funding_8h_bps basis_bps liq_notional".split()
         await conn.executemany(sql("upsert_score"), [
             (s.bucket, s.venue, s.symbol, s.asset, s.score, s.top_component,
              orjson.dumps(s.components).decode(), *[s.metrics[k] for k in m]) for s in scores])

@@ -1,6 +1,7 @@
 """A realistic hour of ops data relative to the database's now(), so every dashboard card has something
 to show: two venues x two assets of book and trades (one feed gone quiet 8 minutes ago), older trades
-for compression, connection events, gaps, rejected input, risk scores and events, alert deliveries, job runs.
+for compression, connection events, gaps, rejected input, risk scores and events, alert deliveries, job runs,
+and the perp context: mark/index/funding/open interest every 6 s and forced orders (liquidations).
 
 Chosen so that filtering on venue 'hyperliquid', symbol 'BTC' or asset 'ETH' leaves rows in every card,
 and some rows fall outside a 1-hour (or 24-hour) window."""
@@ -29,6 +30,32 @@ QUIET = ("hyperliquid", "ETH")      # its feed stops 8 minutes before now
 MINUTES = 40
 FILTER_VALUES = {"venue": "hyperliquid", "symbol": "BTC", "asset": "ETH"}
 
+# Perp context per market: funding rate per interval, the interval, usual basis (bps), open interest.
+# Binance pays every 8 h, Hyperliquid hourly: 0.0001 / 8 h is 1 bp per 8 h, 0.00002 / h is 1.6 bps per 8 h.
+DERIVS = {
+    ("binance", "BTCUSDT"): (0.0001, timedelta(hours=8), 2.0, 80_000.0),
+    ("binance", "ETHUSDT"): (0.00015, timedelta(hours=8), 1.5, 1_500_000.0),
+    ("hyperliquid", "BTC"): (0.00002, timedelta(hours=1), -3.0, 20_000.0),
+    ("hyperliquid", "ETH"): (0.0000125, timedelta(hours=1), -1.0, 400_000.0),
+}
+BASIS_BLOWOUT = (("binance", "BTCUSDT"), range(20, 23), 60.0)   # minutes ago with the mark 60 bps over the index
+DERIVS_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",
+                  "next_funding_ts", "open_interest"]
+LIQUIDATION_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"]
+# Forced orders: seconds before now, venue, symbol, side, price, qty ('sell' closes a long).
+LIQUIDATIONS = [
+    (12 * 60 + 30, "binance", "BTCUSDT", "sell", 96_900.0, 12.0),     # a long squeeze on Binance BTC
+    (12 * 60 + 20, "binance", "BTCUSDT", "sell", 96_880.0, 20.0),
+    (12 * 60 + 10, "binance", "BTCUSDT", "sell", 96_850.0, 6.5),
+    (11 * 60 + 40, "binance", "BTCUSDT", "buy", 96_950.0, 1.2),
+    (25 * 60, "binance", "ETHUSDT", "buy", 3_510.0, 40.0),
+    (9 * 60 + 5, "binance", "ETHUSDT", "sell", 3_495.0, 15.0),
+    (30 * 60 + 5, "hyperliquid", "BTC", "sell", 97_000.0, 0.8),
+    (6 * 60 + 15, "hyperliquid", "BTC", "buy", 97_040.0, 2.5),
+    (18 * 60, "hyperliquid", "ETH", "sell", 3_498.0, 30.0),
+    (3 * 3600, "binance", "BTCUSDT", "sell", 96_400.0, 3.0),         # outside a 1-hour window
+]
+
 
 def _s(now: datetime, seconds: float) -> datetime:
     return now - timedelta(seconds=seconds)
@@ -44,15 +71,24 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
         await conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
                            "WHERE hypertable_name IS NOT NULL")
     now = await conn.fetchval("SELECT now()")
-    book, trades = [], []
+    book, trades, derivs = [], [], []
     for venue, symbol, _asset, mid0, half, lat in MARKETS:
         mid = mid0
         walk = random.Random(f"{seed}-{_asset}")   # one price path per asset, so venues move together
+        drng = random.Random(f"{seed}-{venue}-{symbol}-derivs")   # its own stream: book and trades stay as they were
+        rate, interval, basis, oi = DERIVS[(venue, symbol)]
         stop = 8 * 60 if (venue, symbol) == QUIET else 0
         update_id = 1_000
         for i in range(MINUTES * 60 // 2, stop // 2, -1):          # a book update every 2 s
             ts = _s(now, i * 2 + rng.random())
             mid *= math.exp(walk.gauss(0, 0.00008))
+            if i % 3 == 0:                                          # mark/index/funding/OI every 6 s
+                blown = (venue, symbol) == BASIS_BLOWOUT[0] and i * 2 // 60 in BASIS_BLOWOUT[1]
+                b = BASIS_BLOWOUT[2] if blown else basis + drng.gauss(0, 0.5)
+                oi = max(0.0, oi * (1 + drng.gauss(0, 0.0004)))
+                derivs.append((venue, symbol, ts, ts + timedelta(milliseconds=lat), mid * (1 + b / 1e4), mid,
+                               rate * (1 + drng.uniform(-0.05, 0.05)), interval,
+                               _next_funding(ts, interval), oi))
             spread = half * (1 + (4 if 900 < i * 2 < 960 and venue == "binance" else 0))  # a wide minute
             recv = ts + timedelta(milliseconds=lat * rng.uniform(0.6, 1.6))
             update_id += rng.randint(1, 5)
@@ -71,6 +107,11 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
                        96_500.0 + rng.uniform(-20, 20), round(rng.uniform(0.001, 1), 4), rng.choice(["buy", "sell"])))
     await conn.copy_records_to_table("raw_book_l1", schema_name="ops", records=book, columns=BOOK_COLUMNS)
     await conn.copy_records_to_table("raw_trades", schema_name="ops", records=trades, columns=TRADE_COLUMNS)
+    await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=derivs, columns=DERIVS_COLUMNS)
+    await conn.copy_records_to_table(
+        "raw_liquidations", schema_name="ops", columns=LIQUIDATION_COLUMNS,
+        records=[(venue, symbol, _s(now, ago), _s(now, ago - 0.05), side, px, qty)
+                 for ago, venue, symbol, side, px, qty in LIQUIDATIONS])
 
     await conn.executemany(
         "INSERT INTO ops.connection_events (ts, venue, conn_id, event, code, reason, attempt, delay_s) "
@@ -175,6 +216,11 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
                                  chunk)
     await conn.execute("ANALYZE")
     return now
+
+
+def _next_funding(ts: datetime, interval: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=ts.tzinfo)
+    return epoch + ((ts - epoch) // interval + 1) * interval
 
 
 async def _retry_if_busy(fn, *args):

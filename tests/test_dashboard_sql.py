@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -173,3 +173,58 @@ async def test_current_risk_names_the_top_component(data):
     assert quiet["top_component"] == "freshness" and quiet["score"] == pytest.approx(95.0)
     assert quiet["top_component_score"] == pytest.approx(95.0)
     assert len(rows) == len(dashboard_data.MARKETS)
+
+
+async def test_funding_is_normalized_to_8h_so_venues_paying_hourly_compare(data):
+    conn, _ = data
+    d, c = _card("market_health", "funding_8h")
+    result = await run_as_readonly(conn, d, c, {"asset": "BTC"})
+    rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+    by_venue = {v: [r for r in rows if r["venue"] == v] for v in ("binance", "hyperliquid")}
+    # 0.0001 per 8 h and 0.00002 per hour (each +-5 %): 1 bp and 1.6 bps per 8 h.
+    assert by_venue["binance"] and all(0.95 <= r["funding_8h_bps"] <= 1.05 for r in by_venue["binance"])
+    assert by_venue["hyperliquid"] and all(1.52 <= r["funding_8h_bps"] <= 1.68 for r in by_venue["hyperliquid"])
+    assert all(9.5 <= r["funding_annualized_pct"] <= 11.6 for r in by_venue["binance"])   # 0.0001 x 3 x 365
+    assert all(r["next_funding_ts"] > r["minute"] for r in rows)
+
+
+async def test_basis_shows_the_mark_blowing_out_over_the_index(data):
+    conn, now = data
+    d, c = _card("market_health", "basis_bps")
+    result = await run_as_readonly(conn, d, c, {"asset": "BTC"})
+    rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+    binance = [r for r in rows if r["market"] == "binance BTCUSDT"]
+    blown = [r for r in binance if r["basis_bps_mean"] > 30]
+    # Three minutes of a 60 bps mark premium: at least two whole buckets, all between 19 and 24 minutes ago.
+    assert len(blown) >= 2 and max(r["basis_bps_max"] for r in binance) == pytest.approx(60.0, abs=0.01)
+    assert all(now - timedelta(minutes=24) <= r["minute"] <= now - timedelta(minutes=19) for r in blown)
+    quiet = sorted(r["basis_bps_mean"] for r in binance if r not in blown)
+    assert quiet[len(quiet) // 2] == pytest.approx(2.0, abs=0.5)
+    hyperliquid = sorted(r["basis_bps_mean"] for r in rows if r["market"] == "hyperliquid BTC")
+    assert hyperliquid[len(hyperliquid) // 2] == pytest.approx(-3.0, abs=0.5)
+
+
+async def test_liquidations_by_side_add_up_to_the_forced_orders(data):
+    conn, _ = data
+    d, c = _card("market_health", "liquidations")
+
+    def expected(asset: str, hours: float) -> dict[str, float]:
+        sides = {"sell": "longs liquidated (sell)", "buy": "shorts liquidated (buy)"}
+        totals: dict[str, float] = {}
+        for ago, venue, symbol, side, px, qty in dashboard_data.LIQUIDATIONS:
+            market_asset = next(m[2] for m in dashboard_data.MARKETS if m[:2] == (venue, symbol))
+            if market_asset == asset and ago < hours * 3600 - 60:
+                totals[sides[side]] = totals.get(sides[side], 0.0) + px * qty
+        return totals
+
+    for asset, hours in (("BTC", 6), ("BTC", 1), ("ETH", 6)):
+        result = await run_as_readonly(conn, d, c, {"asset": asset, "hours": hours})
+        got: dict[str, float] = {}
+        for side, notional in zip(result.column("side"), result.column("liq_notional"), strict=True):
+            got[side] = got.get(side, 0.0) + notional
+        want = expected(asset, hours)
+        assert set(got) == set(want) and all(got[k] == pytest.approx(want[k], abs=5) for k in want), (asset, hours)
+    # The Binance long squeeze (about 3.8M of sells within a minute or two) stands out.
+    btc = await run_as_readonly(conn, d, c, {"venue": "binance", "symbol": "BTCUSDT", "hours": 1})
+    sells = [n for s, n in zip(btc.column("side"), btc.column("liq_notional"), strict=True) if s.startswith("longs")]
+    assert sum(sells) == pytest.approx(96_900 * 12 + 96_880 * 20 + 96_850 * 6.5, abs=5)

@@ -16,11 +16,15 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.rows import BookL1, GapEvent, Rejection, Trade
-from ingest.sim.binance_server import agg_trade, book_ticker
-from ingest.sim.hyperliquid_server import bbo, trade
+from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Rejection, Trade
+from ingest.sim import bybit_server as by
+from ingest.sim import okx_server as ok
+from ingest.sim.binance_server import agg_trade, book_ticker, force_order, mark_price
+from ingest.sim.hyperliquid_server import asset_ctx, bbo, trade
 from ingest.venues.binance import Binance
+from ingest.venues.bybit import Bybit
 from ingest.venues.hyperliquid import Hyperliquid
+from ingest.venues.okx import Okx
 
 settings.register_profile("ci", max_examples=200, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -43,6 +47,8 @@ def binance_templates() -> list[dict]:
     return [agg_trade("BTCUSDT", 7, "91000.5", "0.25", MS, buyer_is_maker=True),
             book_ticker("ETHUSDT", 9, "3000.1", "4", "3000.2", "5", MS),
             {"stream": "btcusdt@aggTrade", "data": agg_trade("BTCUSDT", 8, "91001", "1", MS + 1, False)},
+            mark_price("BTCUSDT", "91000.5", "91000", "0.0001", MS + 3600_000, MS),
+            force_order("ETHUSDT", "SELL", "2990", "1.5", MS),
             {"result": None, "id": 1}]
 
 
@@ -50,8 +56,30 @@ def hyperliquid_templates() -> list[dict]:
     return [{"channel": "trades",
              "data": [trade("BTC", "B", "91000", "0.5", MS, 11), trade("ETH", "A", "3000", "2", MS, 12)]},
             {"channel": "bbo", "data": bbo("ETH", MS, ("3000.1", "4"), ("3000.2", "5"))},
+            {"channel": "activeAssetCtx", "data": asset_ctx("BTC", "91001", "91000", "0.0000125", "2500.5")},
             {"channel": "subscriptionResponse", "data": {"method": "subscribe"}},
             {"channel": "pong"}]
+
+
+def bybit_templates() -> list[dict]:
+    return [by.public_trade("BTCUSDT", [("Buy", "91000", "0.5", MS, "t1"), ("Sell", "90999", "1", MS, "t2")], MS),
+            by.orderbook("BTCUSDT", "snapshot", ("91000", "3"), ("91000.5", "2"), 100, MS),
+            by.orderbook("ETHUSDT", "delta", None, ("3000.2", "0"), 7, MS),
+            by.ticker("BTCUSDT", MS, markPrice="91001", indexPrice="91000", fundingRate="0.0001",
+                      nextFundingTime=str(MS + 3600_000), openInterest="52000", fundingIntervalHour="8"),
+            by.ticker("ETHUSDT", MS, kind="delta", openInterest="1000"),
+            by.liquidation("BTCUSDT", "Buy", "90900", "0.8", MS),
+            {"success": True, "ret_msg": "", "conn_id": "c", "req_id": "1", "op": "subscribe"}]
+
+
+def okx_templates() -> list[dict]:
+    btc = "BTC-USDT-SWAP"
+    return [ok.trade(btc, "1", "91000", "5", "buy", MS), ok.bbo(btc, ("91000", "340"), ("91000.1", "12"), MS, 9),
+            ok.mark_price(btc, "91012", MS), ok.index_ticker("BTC-USDT", "91000", MS),
+            ok.funding_rate(btc, "0.0002", MS + 3600_000, MS + 5 * 3600_000, MS),
+            ok.open_interest(btc, "2216113", MS), ok.liquidation(btc, "sell", "90500", "30", MS),
+            {"event": "subscribe", "arg": {"channel": "trades", "instId": btc}, "connId": "x"},
+            {"event": "error", "code": "60018", "msg": "bad"}]
 
 
 @st.composite
@@ -91,10 +119,24 @@ def check_rows(venue, frame: bytes, before: int) -> None:
     for row in parsed.rows:
         if isinstance(row, Rejection):
             assert row.reason and row.raw is not None and "\x00" not in row.raw
+            for label in (row.stream, row.symbol):  # text columns: anything else would refuse the batch
+                assert label is None or (isinstance(label, str) and "\x00" not in label)
         elif isinstance(row, Trade):
             assert row.symbol in venue.symbols and row.side in ("buy", "sell")
             assert math.isfinite(row.price) and row.price > 0 and math.isfinite(row.qty) and row.qty > 0
             assert row.ts.tzinfo is not None and row.trade_id
+        elif isinstance(row, Derivs):
+            # What ops.raw_derivs' CHECK constraint requires.
+            assert row.symbol in venue.symbols and row.ts.tzinfo is not None
+            for v in (row.mark_px, row.index_px, row.funding_rate, row.open_interest):
+                assert v is None or math.isfinite(v)
+            assert (row.mark_px is None or row.mark_px > 0) and (row.index_px is None or row.index_px > 0)
+            assert row.open_interest is None or row.open_interest >= 0
+            assert row.funding_interval is None or row.funding_interval.total_seconds() > 0
+            assert row.funding_rate is None or abs(row.funding_rate) <= 1
+        elif isinstance(row, Liquidation):
+            assert row.symbol in venue.symbols and row.side in ("buy", "sell")
+            assert math.isfinite(row.price) and row.price > 0 and math.isfinite(row.qty) and row.qty > 0
         elif isinstance(row, BookL1):
             assert row.symbol in venue.symbols
             for v in (row.bid_px, row.ask_px, row.bid_qty, row.ask_qty):
@@ -108,11 +150,15 @@ def check_rows(venue, frame: bytes, before: int) -> None:
 
 
 def _is_pong(frame: bytes) -> bool:
+    """Control frames that need no answer and carry nothing: pongs, unsubscribe confirmations, notices."""
+    if frame == b"pong":  # OKX
+        return True
     try:
         msg = orjson.loads(frame)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(msg, dict) and msg.get("channel") == "pong"
+    return isinstance(msg, dict) and (msg.get("channel") == "pong" or msg.get("op") in ("ping", "pong", "unsubscribe")
+                                      or "event" in msg)
 
 
 @given(frame=frames(binance_templates()))
@@ -126,6 +172,20 @@ def test_binance_parser_survives_any_frame(frame):
 def test_hyperliquid_parser_survives_any_frame(frame):
     venue = Hyperliquid(["BTC", "ETH"])
     venue.parse(orjson.dumps({"channel": "trades", "data": [trade("BTC", "B", "90999", "1", MS - 1, 10)]}), RECV)
+    check_rows(venue, frame, sum(venue.counters.values()))
+
+
+@given(frame=frames(bybit_templates()))
+def test_bybit_parser_survives_any_frame(frame):
+    venue = Bybit(["BTCUSDT", "ETHUSDT"])
+    venue.parse(orjson.dumps(by.orderbook("BTCUSDT", "snapshot", ("90999", "1"), ("91001", "1"), 50, MS - 1)), RECV)
+    check_rows(venue, frame, sum(venue.counters.values()))
+
+
+@given(frame=frames(okx_templates()) | st.just(b"pong"))
+def test_okx_parser_survives_any_frame(frame):
+    venue = Okx(["BTC-USDT-SWAP", "ETH-USDT-SWAP"], contract_sizes={"BTC-USDT-SWAP": 0.01})  # ETH: size unknown
+    venue.parse(orjson.dumps(ok.trade("BTC-USDT-SWAP", "0", "90999", "1", "buy", MS - 1)), RECV)
     check_rows(venue, frame, sum(venue.counters.values()))
 
 

@@ -14,6 +14,7 @@ from jobs.service import Jobs, run_once
 from jobs.settings import JobsSettings
 from tests.fixtures import T0
 from tests.market import Quote, write_market
+from tests.test_jobs_scoring import write_derivs
 from tests.webhooks import webhook_receiver
 from tower import features
 
@@ -263,3 +264,71 @@ async def test_escalation_and_reminders_reach_the_sinks(conn, pool, tmp_path):
         ("resolved", minute(38).isoformat(), "critical")]
     assert [s["text"].split("]")[1].split(":")[0].strip() for s in rx.bodies("/slack")] == [
         "firing", "escalated", "reminder", "resolved"]
+
+
+def perp_stress(venue, symbol, m):
+    if (venue, symbol) == ("hyperliquid", "SOL"):
+        return None                                            # no derivs feed: never an event
+    if (venue, symbol) == ("hyperliquid", "BTC") and m in (10, 11, 12):
+        return (45.0 if m < 12 else 120.0), 1.0                # mark over the index: warning, then critical
+    if (venue, symbol) == ("binance", "SOLUSDT") and m >= 5:
+        return 1.0, 60.0                                       # 0.6 % per 8 h from minute 5 on
+    return 1.0, 1.0
+
+
+PERP_LIQUIDATIONS = [
+    ("hyperliquid", "BTC", 3, "sell", 500_000.0),              # under the warning level: nothing opens
+    ("binance", "ETHUSDT", 8, "sell", 2_000_000.0),            # warning, fires at once (for_minutes = 1)
+    ("binance", "ETHUSDT", 9, "sell", 4_000_000.0),            # 6M in the minute: critical
+    ("binance", "ETHUSDT", 9, "buy", 2_000_000.0),
+]
+
+
+async def test_liquidation_burst_basis_blowout_and_funding_spike_open_fire_and_resolve(conn, pool):
+    await prepare(conn, 20, lambda v, s, m, q: q)
+    await write_derivs(conn, 20, perp_stress, PERP_LIQUIDATIONS)
+    await features.refresh(conn, T0, minute(20))
+    with webhook_receiver() as rx:
+        jobs = Jobs(pool=pool, rules=RULES, settings=settings_for(rx), started_at=T0, now=after(19))
+        assert await run_once(jobs) == 0
+
+    evs = {(e["rule"], e["venue"], e["symbol"]): e for e in await events(conn)}
+    assert set(evs) == {("liquidation_burst", "binance", "ETHUSDT"), ("basis_blowout", "hyperliquid", "BTC"),
+                        ("funding_spike", "binance", "SOLUSDT")}
+
+    burst = evs[("liquidation_burst", "binance", "ETHUSDT")]
+    assert (burst["state"], burst["severity"], burst["opened_at"], burst["fired_at"], burst["last_seen"],
+            burst["resolved_at"]) == ("resolved", "critical", minute(8), minute(8), minute(9), minute(14))
+    assert burst["peak_value"] == pytest.approx(6_000_000) and burst["threshold"] == 1_000_000
+
+    basis = evs[("basis_blowout", "hyperliquid", "BTC")]
+    assert (basis["state"], basis["severity"], basis["opened_at"], basis["fired_at"], basis["last_seen"],
+            basis["resolved_at"]) == ("resolved", "critical", minute(10), minute(11), minute(12), minute(15))
+    assert basis["peak_value"] == pytest.approx(120.0) and basis["threshold"] == 30
+
+    funding = evs[("funding_spike", "binance", "SOLUSDT")]
+    assert (funding["state"], funding["severity"], funding["opened_at"], funding["fired_at"], funding["last_seen"]) \
+        == ("firing", "critical", minute(5), minute(7), minute(19))
+    assert funding["last_value"] == pytest.approx(60.0)
+
+    hooks = [(h["kind"], h["event"]["rule"], h["data_time"]) for h in rx.bodies("/hook")]
+    assert sorted(hooks, key=lambda h: (h[2], h[1])) == [
+        ("firing", "funding_spike", minute(7).isoformat()),
+        ("firing", "liquidation_burst", minute(8).isoformat()),
+        ("escalated", "liquidation_burst", minute(9).isoformat()),
+        ("firing", "basis_blowout", minute(11).isoformat()),
+        ("escalated", "basis_blowout", minute(12).isoformat()),
+        ("resolved", "liquidation_burst", minute(14).isoformat()),
+        ("resolved", "basis_blowout", minute(15).isoformat())]
+    assert rx.bodies("/hook")[1]["event"]["message"] == (
+        "liquidation_burst on binance ETHUSDT: liq_notional 2,000,000 (>= 1,000,000; peak 2,000,000)")
+    assert rx.bodies("/hook")[0]["event"]["message"] == "funding_spike on binance SOLUSDT: |funding_8h_bps| 60 " \
+        "(>= 10; peak 60)"
+
+    # The scores carry the same story: the burst minute's top component is liquidations.
+    top = await conn.fetchrow("SELECT top_component, liq_notional FROM ops.risk_scores WHERE venue = 'binance' "
+                              "AND symbol = 'ETHUSDT' AND bucket = $1", minute(9))
+    assert (top["top_component"], top["liq_notional"]) == ("liquidations", pytest.approx(6_000_000))
+    # The market without a derivs feed stayed calm.
+    assert await conn.fetchval("SELECT max(score) FROM ops.risk_scores WHERE venue = 'hyperliquid' "
+                               "AND symbol = 'SOL'") == 0

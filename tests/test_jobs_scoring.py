@@ -1,8 +1,11 @@
-"""Risk score metrics computed from ops.features_1m: divergence on aligned minutes, robust spread z."""
+"""Risk score metrics computed from ops.features_1m: divergence on aligned minutes, robust spread z;
+and the derivatives components (funding, basis, liquidations) from the ops.derivs_features_1m sources."""
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -10,11 +13,50 @@ import pytest
 from jobs.rules import load_rules
 from jobs.scoring import MAD_TO_SIGMA, score_minutes
 from tests.fixtures import T0
-from tests.market import Quote, write_market
+from tests.market import INSTRUMENTS, Quote, write_market
 from tower import features
 
 M = timedelta(minutes=1)
 CFG = load_rules().scoring
+DERIVS_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",
+                  "next_funding_ts", "open_interest"]
+LIQUIDATION_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"]
+FUNDING_INTERVAL = {"binance": timedelta(hours=8), "hyperliquid": timedelta(hours=1)}
+# (venue, symbol, minute) -> (basis bps, funding per 8 h in bps), or None for "no derivs data that minute"
+DerivsShape = Callable[[str, str, int], tuple[float, float] | None]
+
+
+def calm(venue: str, symbol: str, minute: int) -> tuple[float, float] | None:
+    return 1.0, 1.0
+
+
+async def write_derivs(conn, minutes: int, shape: DerivsShape = calm,
+                       liquidations: list[tuple[str, str, int, str, float]] = (), *, every_s: int = 5) -> None:
+    """Mark/index/funding/OI every `every_s` s for every instrument, as the venue reports it (Binance's
+    funding per 8 h, Hyperliquid's per hour), and forced orders (venue, symbol, minute, side, notional)."""
+    rows = []
+    for venue, symbol, index in INSTRUMENTS:
+        interval = FUNDING_INTERVAL[venue]
+        for minute in range(minutes):
+            got = shape(venue, symbol, minute)
+            if got is None:
+                continue
+            basis_bps, funding_8h_bps = got
+            for second in range(0, 60, every_s):
+                ts = T0 + timedelta(minutes=minute, seconds=second)
+                rows.append((venue, symbol, ts, ts, index * (1 + basis_bps / 1e4), index,
+                             funding_8h_bps / 1e4 * (interval / timedelta(hours=8)), interval, T0 + interval,
+                             1_000.0 + minute))
+    await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=rows, columns=DERIVS_COLUMNS)
+    await write_liquidations(conn, liquidations)
+
+
+async def write_liquidations(conn, liquidations: list[tuple[str, str, int, str, float]]) -> None:
+    price = {(v, s): px for v, s, px in INSTRUMENTS}
+    liqs = [(venue, symbol, T0 + minute * M + timedelta(seconds=7 + k), T0 + minute * M + timedelta(seconds=8 + k),
+             side, price[(venue, symbol)], notional / price[(venue, symbol)])
+            for k, (venue, symbol, minute, side, notional) in enumerate(liquidations)]
+    await conn.copy_records_to_table("raw_liquidations", schema_name="ops", records=liqs, columns=LIQUIDATION_COLUMNS)
 
 
 def hl_btc_drifts(venue, symbol, m, q: Quote):
@@ -111,3 +153,123 @@ async def test_live_minutes_scored_from_history_match_a_from_scratch_computation
     gap = await conn.fetchrow("SELECT freshness_s FROM ops.risk_scores WHERE venue = 'binance' "
                               "AND symbol = 'BTCUSDT' AND bucket = $1", T0 + 20 * M)
     assert gap["freshness_s"] == 182.0                             # last update 17:58, minute 20 ends 21:00
+
+
+def linear_points(name: str, value: float) -> float:
+    """The documented mapping, written out independently: 0 at low, 100 at high, linear between."""
+    comp = CFG.components[name]
+    return 100 * min(1.0, max(0.0, (value - comp.low) / (comp.high - comp.low)))
+
+
+def derivs_scenario(venue, symbol, m):
+    if venue == "hyperliquid" and symbol in ("SOL", "ETH"):
+        return None                                       # no derivs feed for these markets
+    if (venue, symbol) == ("binance", "BTCUSDT"):
+        return {1: (57.5, 27.5), 2: None}.get(m, (1.0, 1.0))   # minute 2: the derivs feed missed a minute
+    if (venue, symbol) == ("binance", "ETHUSDT") and m == 1:
+        return -250.0, -1.0                               # mark far below the index; funding neutral
+    if (venue, symbol) == ("hyperliquid", "BTC") and m == 1:
+        return 2.0, -27.5                                 # paid hourly: -3.4375 bps an hour
+    return 1.0, 1.0
+
+
+DERIVS_LIQUIDATIONS = [
+    ("binance", "BTCUSDT", 1, "sell", 3_000_000.0), ("binance", "BTCUSDT", 1, "buy", 812_500.0),
+    ("binance", "ETHUSDT", 0, "sell", 100_000.0),         # below `low`: no points
+    ("hyperliquid", "ETH", 2, "sell", 12_000_000.0),      # liquidations without any mark/funding data
+]
+
+
+async def score_derivs_scenario(conn) -> dict:
+    await write_market(conn, 3)
+    await write_derivs(conn, 3, derivs_scenario, DERIVS_LIQUIDATIONS)
+    # Hyperliquid ETH, minute 1: mark and index on separate channels (as OKX and Bybit send them), so no
+    # message has both; the basis is the closing mark vs the closing index: 3069 / 3000 = 230 bps.
+    t = T0 + M
+    await conn.copy_records_to_table("raw_derivs", schema_name="ops", columns=DERIVS_COLUMNS, records=[
+        ("hyperliquid", "ETH", t + timedelta(seconds=s), t + timedelta(seconds=s), mark, index, None, None, None,
+         None) for s, mark, index in ((1, 3010.0, None), (2, None, 2990.0), (50, 3069.0, None), (51, None, 3000.0))])
+    await features.refresh(conn, T0, T0 + 3 * M)
+    return {((s.bucket - T0) // M, s.venue, s.symbol): s for s in await score_minutes(conn, T0, T0 + 3 * M, CFG)}
+
+
+async def test_funding_basis_and_liquidations_score_their_points_and_missing_derivs_score_none(conn):
+    scores = await score_derivs_scenario(conn)
+
+    def comp(m, venue, symbol):
+        return scores[(m, venue, symbol)].components
+
+    # Binance BTC, minute 1: each new component half to three quarters of the way from low to high.
+    btc = comp(1, "binance", "BTCUSDT")
+    assert btc["basis"]["value"] == pytest.approx(57.5, abs=1e-6)
+    assert btc["basis"]["points"] == pytest.approx(linear_points("basis", 57.5), abs=1e-3) == pytest.approx(50)
+    assert btc["funding"]["value"] == pytest.approx(27.5, abs=1e-6)
+    assert btc["funding"]["points"] == pytest.approx(linear_points("funding", 27.5), abs=1e-3) == pytest.approx(50)
+    assert btc["liquidations"]["value"] == pytest.approx(3_812_500, abs=1e-3)
+    assert btc["liquidations"]["points"] == pytest.approx(75, abs=1e-3)
+    # The quiet market adds nothing else, so the score is the three combined with their weights.
+    assert all(v["points"] == 0 for k, v in btc.items() if k not in ("basis", "funding", "liquidations"))
+    w = {k: CFG.components[k].weight for k in ("funding", "basis", "liquidations")}
+    expected = 100 * (1 - (1 - w["funding"] * 0.5) * (1 - w["basis"] * 0.5) * (1 - w["liquidations"] * 0.75))
+    s = scores[(1, "binance", "BTCUSDT")]
+    assert s.score == pytest.approx(expected, abs=1e-3) and s.top_component == "liquidations"
+    # Signed metrics are stored; the components score their size.
+    assert (s.metrics["basis_bps"], s.metrics["funding_8h_bps"]) == (pytest.approx(57.5), pytest.approx(27.5))
+
+    # A mark 250 bps under the index is past `high` whichever the sign; neutral funding scores nothing.
+    eth = comp(1, "binance", "ETHUSDT")
+    assert (eth["basis"]["value"], eth["basis"]["points"]) == (pytest.approx(250.0, abs=1e-6), 100)
+    assert scores[(1, "binance", "ETHUSDT")].metrics["funding_8h_bps"] == pytest.approx(-1.0)
+    assert eth["funding"]["points"] == 0 and eth["liquidations"]["points"] == 0
+    assert scores[(0, "binance", "ETHUSDT")].components["liquidations"] == {"value": 100_000.0, "points": 0.0}
+    # Mark and index from separate messages: the basis is close vs close; no funding in them, no points.
+    split = scores[(1, "hyperliquid", "ETH")]
+    assert split.metrics["basis_bps"] == pytest.approx(230.0) and split.components["basis"]["points"] == 100
+    assert split.metrics["funding_8h_bps"] is None and split.components["funding"]["points"] == 0
+
+    # Hyperliquid pays hourly: normalized to 8 h it scores like the same funding on Binance.
+    hl = comp(1, "hyperliquid", "BTC")
+    assert hl["funding"]["value"] == pytest.approx(27.5, abs=1e-6) and hl["funding"]["points"] == pytest.approx(50)
+    assert scores[(1, "hyperliquid", "BTC")].metrics["funding_8h_bps"] == pytest.approx(-27.5)
+
+    # No derivs data (a market without a derivs feed, or a minute the feed missed): NULL, 0 points, never 100.
+    for key in [(m, "hyperliquid", "SOL") for m in range(3)] + [(2, "binance", "BTCUSDT")]:
+        c = scores[key].components
+        assert {k: c[k] for k in ("funding", "basis", "liquidations")} == {
+            k: {"value": None, "points": 0.0} for k in ("funding", "basis", "liquidations")}, key
+        assert scores[key].score == 0 and scores[key].top_component is None
+        assert all(scores[key].metrics[k] is None for k in ("funding_8h_bps", "basis_bps", "liq_notional"))
+    # Derivs data without liquidations: 0 notional, 0 points.
+    assert scores[(0, "binance", "BTCUSDT")].components["liquidations"] == {"value": 0.0, "points": 0.0}
+    # Liquidations with no mark/funding data: those two score nothing, the burst scores in full.
+    burst = comp(2, "hyperliquid", "ETH")
+    assert burst["liquidations"] == {"value": 12_000_000.0, "points": 100.0}
+    assert burst["funding"] == burst["basis"] == {"value": None, "points": 0.0}
+    assert scores[(2, "hyperliquid", "ETH")].score == pytest.approx(100 * CFG.components["liquidations"].weight)
+
+    # What was stored is what was scored.
+    row = await conn.fetchrow("SELECT funding_8h_bps, basis_bps, liq_notional, components FROM ops.risk_scores "
+                              "WHERE venue = 'binance' AND symbol = 'BTCUSDT' AND bucket = $1", T0 + M)
+    assert (row["funding_8h_bps"], row["basis_bps"], row["liq_notional"]) == (
+        pytest.approx(27.5), pytest.approx(57.5), pytest.approx(3_812_500))
+    assert json.loads(row["components"])["liquidations"]["points"] == pytest.approx(75, abs=1e-3)
+
+
+async def test_derivs_metrics_equal_the_derivs_features_view(conn):
+    """risk_metrics.sql reads the view's sources directly (for filter push-down); the values must not drift."""
+    await score_derivs_scenario(conn)
+    view = {(r["bucket"], r["venue"], r["symbol"]): r for r in await conn.fetch(
+        "SELECT bucket, venue, symbol, funding_8h, basis_bps_mean, liq_notional FROM ops.derivs_features_1m")}
+    stored = await conn.fetch("SELECT bucket, venue, symbol, funding_8h_bps, basis_bps, liq_notional "
+                              "FROM ops.risk_scores")
+    # 4 markets with derivs x 3 minutes, minus the missed minute, plus Hyperliquid ETH's split-channel
+    # minute and its minute of liquidations only
+    assert len(stored) == 3 * len(INSTRUMENTS) and len(view) == 4 * 3 - 1 + 2
+    for r in stored:
+        v = view.get((r["bucket"], r["venue"], r["symbol"]))
+        if v is None:
+            assert (r["funding_8h_bps"], r["basis_bps"], r["liq_notional"]) == (None, None, None)
+            continue
+        assert r["funding_8h_bps"] == (None if v["funding_8h"] is None else pytest.approx(v["funding_8h"] * 1e4))
+        assert r["basis_bps"] == (None if v["basis_bps_mean"] is None else pytest.approx(v["basis_bps_mean"]))
+        assert r["liq_notional"] == pytest.approx(v["liq_notional"])

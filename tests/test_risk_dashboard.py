@@ -56,3 +56,36 @@ async def test_risk_cards_show_the_scorers_components(conn):
     assert set(shown) == set(components)
     assert all(v is not None for v in shown.values())
     assert max(shown, key=lambda k: shown[k]) == "spread"
+
+
+async def test_score_components_show_funding_basis_and_liquidations(conn):
+    from tests.test_jobs_scoring import write_derivs
+
+    def stressed(venue, symbol, m):
+        if (venue, symbol) == ("hyperliquid", "SOL"):
+            return None                                   # no derivs feed
+        return (57.5, 27.5) if (venue, symbol) == ("binance", "BTCUSDT") else (1.0, 1.0)
+
+    await write_market(conn, 3)
+    await write_derivs(conn, 3, stressed, [("binance", "BTCUSDT", 2, "sell", 3_812_500.0)])
+    await features.refresh(conn, T0, T0 + 3 * M)
+    await score_minutes(conn, T0, T0 + 3 * M, load_rules().scoring)
+    hours = str(math.ceil((datetime.now(UTC) - T0).total_seconds() / 3600) + 1)
+
+    d, c = card("risk_monitor", "score_components")
+    parts = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
+    rows = {r[parts.columns.index("component")]: dict(zip(parts.columns, r, strict=True)) for r in parts.rows}
+    assert {k: (rows[k]["component_score"], rows[k]["component_value"]) for k in ("funding", "basis", "liquidations")} \
+        == {"funding": (50.0, 27.5), "basis": (50.0, 57.5), "liquidations": (75.0, 3_812_500.0)}
+    assert [r[parts.columns.index("component")] for r in parts.rows][:3] == ["liquidations", "basis", "funding"]
+
+    d, c = card("risk_monitor", "current_risk")
+    current = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
+    assert current.column("top_component") == ["liquidations"]
+
+    none = await run_as_readonly(conn, *card("risk_monitor", "score_components"),
+                                 {"hours": hours, "venue": "hyperliquid", "symbol": "SOL"})
+    shown = {r[none.columns.index("component")]: (r[none.columns.index("component_score")],
+                                                  r[none.columns.index("component_value")]) for r in none.rows}
+    assert {k: shown[k] for k in ("funding", "basis", "liquidations")} == {
+        "funding": (0.0, None), "basis": (0.0, None), "liquidations": (0.0, None)}

@@ -1,4 +1,5 @@
--- Raw risk metrics per active instrument and minute in [$1, $2), from ops.features_1m.
+-- Raw risk metrics per active instrument and minute in [$1, $2), from ops.features_1m and the
+-- derivatives context (funding, basis, liquidations) of ops.derivs_features_1m.
 -- $1 first minute, $2 end (exclusive), $3 baseline window (interval), $4 minimum baseline minutes,
 -- $5 realized-volatility window (minutes), $6 quote age (s) beyond which a venue's mid is ignored
 -- for divergence, $7 minimum trades in a minute for its flow imbalance to count, $8 look-back
@@ -71,6 +72,25 @@ divergence AS (
     JOIN scored o ON o.asset = a.asset AND o.bucket = a.bucket AND o.venue <> a.venue
     WHERE a.quote_age_s <= $6 AND o.quote_age_s <= $6
     GROUP BY a.bucket, a.venue, a.symbol, a.mid_close
+),
+derivs AS (
+    -- The columns of ops.derivs_features_1m (db/caggs/0620, 0621) that the risk score uses, with the
+    -- view's formulas, read from its two sources directly: a filter on the view's bucket (a coalesce over
+    -- a FULL JOIN) is not pushed down, so every pass would aggregate all of ops.raw_derivs under Apache.
+    -- tests/test_jobs_scoring.py checks these values against the view. Scored minutes only: no baseline.
+    -- Basis: mean over messages carrying both prices, else closing mark vs closing index (venues that
+    -- send them on separate channels).
+    SELECT coalesce(d.bucket, l.bucket) AS bucket, coalesce(d.venue, l.venue) AS venue,
+           coalesce(d.symbol, l.symbol) AS symbol,
+           d.funding_rate * 28800 / NULLIF(extract(epoch FROM d.funding_interval)::float8, 0) * 1e4 AS funding_8h_bps,
+           coalesce(d.basis_bps_sum / NULLIF(d.basis_samples, 0),
+                    (d.mark_close - d.index_close) / NULLIF(d.index_close, 0) * 1e4) AS basis_bps,
+           coalesce(l.sell_notional, 0) + coalesce(l.buy_notional, 0)       AS liq_notional
+    FROM (SELECT * FROM ops.derivs_1m
+          WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz) d
+    FULL JOIN (SELECT * FROM ops.liquidations_1m
+               WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz) l
+           ON l.bucket = d.bucket AND l.venue = d.venue AND l.symbol = d.symbol
 )
 SELECT s.bucket, s.venue, s.symbol, s.asset,
        s.spread_bps_mean                                                     AS spread_bps,
@@ -93,7 +113,11 @@ SELECT s.bucket, s.venue, s.symbol, s.asset,
        s.quote_age_s,
        s.latency_ms_mean                                                     AS latency_ms,
        d.divergence_bps,
-       coalesce(d.peers, 0)                                                  AS divergence_peers
+       coalesce(d.peers, 0)                                                  AS divergence_peers,
+       x.funding_8h_bps,
+       x.basis_bps,
+       x.liq_notional
 FROM scored s
 LEFT JOIN divergence d ON d.bucket = s.bucket AND d.venue = s.venue AND d.symbol = s.symbol
+LEFT JOIN derivs x ON x.bucket = s.bucket AND x.venue = s.venue AND x.symbol = s.symbol
 ORDER BY s.bucket, s.venue, s.symbol
