@@ -147,7 +147,22 @@ class Venue(ABC):
         self.counters[f"rejected.{reason.split(':', 1)[0]}"] += 1
         text = bytes(raw).decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
         text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL; keep it visible instead
-        return Rejection(recv_ts, self.name, stream, symbol, reason, text)
+        return Rejection(recv_ts, self.name, _label(stream), _label(symbol), reason, text)
+
+
+def _label(value: object) -> str | None:
+    """A stream or symbol name for a rejection, whatever the frame put there: a list or a number where a
+    name belongs must not make the rejection itself unstorable (one bad row would hold up its batch)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            text = repr(value)
+    return text.replace("\x00", "\\x00")[:100]
 
 
 def validation_reason(exc: Exception) -> str:

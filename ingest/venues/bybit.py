@@ -7,10 +7,10 @@ Linear contracts are quoted in base units (one contract = one coin), so no size 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
 from ingest.venues.base import (
@@ -64,7 +64,7 @@ class TickerData(BaseModel):
     fundingRate: FundingRate | None = None
     nextFundingTime: VenueMs | None = None
     openInterest: NonNegative | None = None
-    fundingIntervalHour: Positive | None = None
+    fundingIntervalHour: Annotated[int, Field(ge=1, le=24)] | None = None  # 1, 2, 4 or 8 in practice
 
 
 class LiquidationItem(BaseModel):

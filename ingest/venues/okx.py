@@ -237,6 +237,8 @@ class Okx(Venue):
         if channel == "liquidation-orders":
             return self._liquidations(data, recv_ts)
         inst = arg.get("instId")
+        if not isinstance(inst, str):
+            return Parsed([self.reject(recv_ts, channel, inst, "unknown_symbol", frame)])
         symbol = self.by_index.get(inst) if channel == "index-tickers" else inst
         if symbol not in self.known:
             return Parsed([self.reject(recv_ts, channel, inst, "unknown_symbol", frame)])
@@ -344,7 +346,8 @@ class Okx(Venue):
         out = Parsed(live=True)
         for item in data:
             inst = item.get("instId") if isinstance(item, dict) else None
-            if inst not in self.known:  # the channel carries every swap; ours are a few of them
+            # The channel carries every swap; ours are a few of them.
+            if not isinstance(inst, str) or inst not in self.known:
                 self.counters["liquidations_other"] += 1
                 continue
             ct = self._size(inst)
