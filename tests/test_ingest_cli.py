@@ -127,7 +127,17 @@ def test_the_example_config_is_valid():
 
     venues = read_config(Path(__file__).parent.parent / "ingest" / "ingest.example.toml")
     assert [(v.name, v.symbols) for v in venues] == [("binance", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
-                                                     ("hyperliquid", ["BTC", "ETH", "SOL"])]
+                                                     ("hyperliquid", ["BTC", "ETH", "SOL"]),
+                                                     ("bybit", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+                                                     ("okx", ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"])]
+
+
+def test_rest_url_is_checked_where_it_means_something(monkeypatch, capsys):
+    monkeypatch.setenv("TOWER_DSN", "postgresql://nobody@127.0.0.1:1/none")
+    assert main(["ingest", "hyperliquid", "--symbols", "BTC", "--rest-url", "https://api.hyperliquid.xyz"]) == 2
+    assert "--rest-url: hyperliquid reads nothing over REST" in capsys.readouterr().err
+    assert main(["ingest", "okx", "--symbols", "BTC-USDT-SWAP", "--rest-url", "ftp://x"]) == 2
+    assert "--rest-url: must start with http:// or https://" in capsys.readouterr().err
 
 
 async def test_processes_split_the_symbols_and_every_row_lands_once(monkeypatch, conn, db_dsn, tmp_path):

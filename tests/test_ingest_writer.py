@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-from ingest.rows import Trade
+from ingest.rows import Derivs, Liquidation, Trade
 from ingest.sim.binance_server import BinanceServer, agg_trade
 from ingest.venues.binance import Binance
 from ingest.writer import Writer, WriterConfig
@@ -107,6 +107,39 @@ async def test_rows_spilled_at_shutdown_are_replayed_on_next_start(conn, db_dsn,
     rows = await conn.fetch("SELECT trade_id, ts, recv_ts, price FROM ops.raw_trades ORDER BY ts")
     assert [r["trade_id"] for r in rows] == [str(i) for i in range(250)]
     assert rows[0]["ts"] == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+
+
+async def test_derivatives_rows_survive_the_spill_file_and_a_second_replay(conn, db_dsn, tmp_path):
+    """Intervals and optional fields come back from the JSON spill file as they went in, and a replay of
+    what is already stored adds nothing (the derivs dedup keys)."""
+    proxy = await start_proxy(db_dsn)
+    spill = tmp_path / "spill.jsonl"
+    config = WriterConfig(spill_path=spill, flush_s=0.01, retry_initial_s=0.05, retry_cap_s=0.1, memory_rows=10)
+    t0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+    rows = [Derivs("okx", "BTC-USDT-SWAP", t0 + timedelta(seconds=i), t0, mark_px=91000.0 + i, funding_rate=0.0001,
+                   funding_interval=timedelta(hours=4), next_funding_ts=t0 + timedelta(hours=4)) for i in range(20)]
+    rows += [Derivs("okx", "BTC-USDT-SWAP", t0, t0, open_interest=22161.13),
+             Liquidation("okx", "BTC-USDT-SWAP", t0, t0, "sell", 90500.0, 0.3)]
+    try:
+        await proxy.cut()
+        writer = Writer(via(proxy, db_dsn), config)
+        await writer.start()
+        await writer.put(rows)
+        assert not await writer.close(drain_timeout_s=0.5)
+    finally:
+        await proxy.stop()
+    kept = b"".join(f.read_bytes() for f in writer._spill_files())  # the retry loop may have renamed it
+    assert kept.count(b"\n") >= 1
+    for _ in range(2):  # the second run replays the same file again: nothing twice
+        spill.write_bytes(kept)
+        again = Writer(db_dsn, config)
+        await again.start()
+        assert await again.close()
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_derivs") == 21
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_liquidations") == 1
+    first = await conn.fetchrow("SELECT * FROM ops.raw_derivs WHERE mark_px = 91000")
+    assert (first["funding_interval"], first["next_funding_ts"], first["index_px"]) == \
+        (timedelta(hours=4), t0 + timedelta(hours=4), None)
 
 
 async def test_a_batch_the_database_refuses_is_set_aside_and_later_batches_still_land(conn, db_dsn, tmp_path):
