@@ -72,7 +72,7 @@ async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list
     server = await FloodServer(count, symbols, rate).start()
     meter = Meter()
     writer = Writer(dsn, settings.writer_config("bench"), on_commit=meter.on_commit)
-    venue = BenchBinance(symbols, ws_url=server.root)
+    venue = BenchBinance(symbols, ws_url=server.root, derivs=False)
     stop = asyncio.Event()
     await writer.start()
     task = asyncio.create_task(run_venue(venue, writer, RuntimeConfig(stale_after_s=60), stop))

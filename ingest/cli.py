@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ingest worker processes, as `tower ingest --processes` (default 2: both cores)")
     p.set_defaults(run=run_bench)
 
+    p = bench.add_parser("parse", help="cost of one frame per venue adapter and message kind (one core, no database)")
+    p.add_argument("--frames", type=_count_frames, default=20_000, help="frames per venue and kind (default 20000)")
+    p.add_argument("--rounds", type=_count, default=5, help="interleaved rounds; the best of each is kept (default 5)")
+    p.set_defaults(run=run_parse_bench)
+
     p = bench.add_parser("soak", help="faults on schedule (database crashes, venue drops, stalls, malformed floods), "
                                       "then reconcile: nothing lost, nothing twice")
     p.add_argument("--seconds", type=_positive, default=300.0, help="how long to run (default 300)")
@@ -188,6 +193,18 @@ async def run_soak(args: argparse.Namespace) -> int:
     tune_gc()
     return await soak(SoakPlan(seconds=args.seconds, rate=args.rate, db_restarts=args.db_restarts,
                                venue_drops=args.venue_drops, memory_mb=args.memory_mb, port=args.port))
+
+
+def _count_frames(text: str) -> int:
+    if not text.isdigit() or not 100 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 100 to 1000000, not {text!r}")
+    return int(text)
+
+
+async def run_parse_bench(args: argparse.Namespace) -> int:
+    from ingest.parsebench import run_parse_bench as bench
+
+    return bench(args.frames, args.rounds)
 
 
 async def run_bench(args: argparse.Namespace) -> int:

@@ -289,7 +289,7 @@ async def run_soak(plan: SoakPlan) -> int:
     server = await BinanceServer().start()
     symbols = [f"SOAK{i}USDT" for i in range(plan.symbols)]
     venue = TradeFeed(server, symbols, plan.rate, ledger)
-    adapter = SoakBinance(symbols, ws_url=server.root)
+    adapter = SoakBinance(symbols, ws_url=server.root, derivs=False)
     stop, ingest_stop = asyncio.Event(), asyncio.Event()
     await writer.start()
     # Trades-only connections get 10x the staleness allowance (quiet symbols): 0.5 s -> 5 s here.

@@ -107,6 +107,21 @@ async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch
     assert 0.2 < notional["okx"] / notional["binance"] < 5
 
 
+def test_bench_parse_measures_every_venue_and_kind(capsys):
+    import re
+
+    assert main(["bench", "parse", "--frames", "200", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    found = set()
+    for line in lines:
+        m = re.fullmatch(r"RESULT venue=(\w+) kind=(\w+) frames_per_s=(\d+) us_per_frame=([\d.]+) "
+                         r"vs_binance_trade=([\d.]+)", line)
+        assert m, line
+        assert int(m.group(3)) > 0
+        found.add((m.group(1), m.group(2)))
+    assert found == {(v, k) for v in ("binance", "hyperliquid", "bybit", "okx") for k in ("trade", "book", "derivs")}
+
+
 async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn, db_dsn, tmp_path, capsys):
     import re
 
