@@ -1,5 +1,5 @@
 """Risk score metrics computed from ops.features_1m: divergence on aligned minutes, robust spread z;
-and the derivatives components (funding, basis, liquidations) from the ops.derivs_features_1m sources."""
+and the derivatives components (funding, basis, liquidations) from ops.derivs_features_1m."""
 
 from __future__ import annotations
 
@@ -253,23 +253,3 @@ async def test_funding_basis_and_liquidations_score_their_points_and_missing_der
     assert (row["funding_8h_bps"], row["basis_bps"], row["liq_notional"]) == (
         pytest.approx(27.5), pytest.approx(57.5), pytest.approx(3_812_500))
     assert json.loads(row["components"])["liquidations"]["points"] == pytest.approx(75, abs=1e-3)
-
-
-async def test_derivs_metrics_equal_the_derivs_features_view(conn):
-    """risk_metrics.sql reads the view's sources directly (for filter push-down); the values must not drift."""
-    await score_derivs_scenario(conn)
-    view = {(r["bucket"], r["venue"], r["symbol"]): r for r in await conn.fetch(
-        "SELECT bucket, venue, symbol, funding_8h, basis_bps_mean, liq_notional FROM ops.derivs_features_1m")}
-    stored = await conn.fetch("SELECT bucket, venue, symbol, funding_8h_bps, basis_bps, liq_notional "
-                              "FROM ops.risk_scores")
-    # 4 markets with derivs x 3 minutes, minus the missed minute, plus Hyperliquid ETH's split-channel
-    # minute and its minute of liquidations only
-    assert len(stored) == 3 * len(INSTRUMENTS) and len(view) == 4 * 3 - 1 + 2
-    for r in stored:
-        v = view.get((r["bucket"], r["venue"], r["symbol"]))
-        if v is None:
-            assert (r["funding_8h_bps"], r["basis_bps"], r["liq_notional"]) == (None, None, None)
-            continue
-        assert r["funding_8h_bps"] == (None if v["funding_8h"] is None else pytest.approx(v["funding_8h"] * 1e4))
-        assert r["basis_bps"] == (None if v["basis_bps_mean"] is None else pytest.approx(v["basis_bps_mean"]))
-        assert r["liq_notional"] == pytest.approx(v["liq_notional"])

@@ -74,23 +74,12 @@ divergence AS (
     GROUP BY a.bucket, a.venue, a.symbol, a.mid_close
 ),
 derivs AS (
-    -- The columns of ops.derivs_features_1m (db/caggs/0620, 0621) that the risk score uses, with the
-    -- view's formulas, read from its two sources directly: a filter on the view's bucket (a coalesce over
-    -- a FULL JOIN) is not pushed down, so every pass would aggregate all of ops.raw_derivs under Apache.
-    -- tests/test_jobs_scoring.py checks these values against the view. Scored minutes only: no baseline.
-    -- Basis: mean over messages carrying both prices, else closing mark vs closing index (venues that
-    -- send them on separate channels).
-    SELECT coalesce(d.bucket, l.bucket) AS bucket, coalesce(d.venue, l.venue) AS venue,
-           coalesce(d.symbol, l.symbol) AS symbol,
-           d.funding_rate * 28800 / NULLIF(extract(epoch FROM d.funding_interval)::float8, 0) * 1e4 AS funding_8h_bps,
-           coalesce(d.basis_bps_sum / NULLIF(d.basis_samples, 0),
-                    (d.mark_close - d.index_close) / NULLIF(d.index_close, 0) * 1e4) AS basis_bps,
-           coalesce(l.sell_notional, 0) + coalesce(l.buy_notional, 0)       AS liq_notional
-    FROM (SELECT * FROM ops.derivs_1m
-          WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz) d
-    FULL JOIN (SELECT * FROM ops.liquidations_1m
-               WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz) l
-           ON l.bucket = d.bucket AND l.venue = d.venue AND l.symbol = d.symbol
+    -- Derivatives context of the scored minutes (no baseline). The view merges its sources with
+    -- UNION ALL + GROUP BY, so this bucket filter reaches both (db/caggs/0622).
+    SELECT bucket, venue, symbol, funding_8h * 1e4 AS funding_8h_bps, basis_bps_mean AS basis_bps,
+           liq_notional
+    FROM ops.derivs_features_1m
+    WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz
 )
 SELECT s.bucket, s.venue, s.symbol, s.asset,
        s.spread_bps_mean                                                     AS spread_bps,
