@@ -156,7 +156,7 @@ class TradeFeed:
 async def drop_connection(server: BinanceServer, kind: str, within_s: float = 15.0) -> bool:
     """Drops a subscribed connection, waiting for one if the connector is between connections."""
     deadline = time.monotonic() + within_s
-    while not (clients := [c for c in server.clients if c.streams]):
+    while not (clients := [c for c in server.clients if c.subs]):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.1)
@@ -166,7 +166,7 @@ async def drop_connection(server: BinanceServer, kind: str, within_s: float = 15
     elif kind == "reset":
         client.ws.transport.abort()
     else:  # half-open: the socket stays up but nothing more arrives
-        client.streams.clear()
+        client.subs.clear()
     return True
 
 

@@ -74,7 +74,7 @@ class OkxServer(LoopbackServer):
         self.instrument_requests = 0
         self.rest_down = False
 
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
         url = urlsplit(request.path)

@@ -5,7 +5,7 @@ and enforce a venue's idle rule (close a connection the server has heard nothing
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +19,10 @@ class Client:
     ws: ServerConnection
     subs: set[str] = field(default_factory=set)
     last_heard: float = field(default_factory=time.monotonic)
+
+    @property
+    def path(self) -> str:
+        return self.ws.request.path if self.ws.request is not None else "/"
 
 
 class LoopbackServer:
@@ -34,11 +38,11 @@ class LoopbackServer:
         self._changed = asyncio.Condition()
         self._server = None
 
-    async def start(self) -> LoopbackServer:
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> LoopbackServer:
         self._server = await websockets.serve(self._handle, "127.0.0.1", 0, compression=None, max_queue=None,
-                                              process_request=self.process_request)
+                                              process_request=self.process_request, ssl=ssl_context)
         port = self._server.sockets[0].getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}{self.path}"
+        self.url = f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{port}{self.path}"
         return self
 
     async def stop(self) -> None:
@@ -46,7 +50,7 @@ class LoopbackServer:
             self._server.close()
             await self._server.wait_closed()
 
-    def process_request(self, connection: ServerConnection, request) -> object:
+    async def process_request(self, connection: ServerConnection, request) -> object:
         """Plain HTTP requests (a venue's REST endpoints) may be answered here; None continues the handshake."""
         return None
 
@@ -84,9 +88,13 @@ class LoopbackServer:
         async with self._changed:
             self._changed.notify_all()
 
-    async def send(self, client: Client, text: str) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
+    async def send(self, client: Client, text: str) -> bool:
+        """False when the connection is already closing."""
+        try:
             await client.ws.send(text)
+        except websockets.ConnectionClosed:
+            return False
+        return True
 
     def receivers(self, sub: str) -> list[Client]:
         return [c for c in self.clients if sub in c.subs]
@@ -99,10 +107,11 @@ class LoopbackServer:
         await self.wait_until(lambda: len(self.receivers(sub)) >= clients, within_s)
 
     async def publish_raw(self, sub: str, text: str) -> int:
-        receivers = self.receivers(sub)
-        for c in receivers:
-            await self.send(c, text)
-        return len(receivers)
+        """Sends a frame to every connection subscribed to `sub`; returns how many it was written to."""
+        sent = 0
+        for c in self.receivers(sub):
+            sent += await self.send(c, text)
+        return sent
 
     async def broadcast_raw(self, text: str) -> None:
         for c in list(self.clients):
