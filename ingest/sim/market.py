@@ -73,9 +73,11 @@ class Market:
 
     def liquidations(self, dt: float) -> list[tuple[str, float, float]]:
         """(forced order side, price, qty): longs are sold out when price falls, shorts bought in when it rises."""
-        rate = 1.5 if self.burst_left_s > 0 else 0.02
+        # Sized so a healthy demo market stays under the default liquidation_burst warning (1M a minute)
+        # nearly always: the Risk Monitor shows the occasional burst, not a wall of alerts.
+        rate = 0.8 if self.burst_left_s > 0 else 0.02
         side = "sell" if self.last_return < 0 else "buy"
-        return [(side, self.mid, round(self.size() * self.rng.uniform(1, 8), 4) or 0.001)
+        return [(side, self.mid, round(self.size() * self.rng.uniform(0.5, 2), 4) or 0.001)
                 for _ in range(_poisson(self.rng, rate * dt))]
 
 
