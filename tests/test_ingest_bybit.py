@@ -59,9 +59,10 @@ async def test_trades_books_tickers_and_liquidations_land(conn, db_dsn, tmp_path
     assert [(*tuple(r.values())[:5], ms(r["ts"])) for r in books] == [
         (91000.0, 3.0, 91000.5, 2.0, 100, T0 + 10), (91000.0, 3.0, 91000.4, 1.0, 101, T0 + 11)]
     derivs = await conn.fetch("SELECT * FROM ops.raw_derivs ORDER BY ts")
+    # A delta changes only what it names: each row carries the merged state, so mark and index stay paired.
     assert [(r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"], r["open_interest"])
             for r in derivs] == [(91010.0, 91000.0, 0.0001, timedelta(hours=4), 52000.5),
-                                 (None, None, None, None, 52010.0)]
+                                 (91010.0, 91000.0, 0.0001, timedelta(hours=4), 52010.0)]
     assert ms(derivs[0]["next_funding_ts"]) == T0 + 3600_000
     liq = await conn.fetchrow("SELECT side, price, qty FROM ops.raw_liquidations")
     assert tuple(liq) == ("sell", 90900.0, 0.8)  # the forced order that closes a long sells

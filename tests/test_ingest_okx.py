@@ -52,10 +52,11 @@ async def test_contracts_become_base_units_on_every_channel(server, conn, db_dsn
         await server.publish(okx.index_ticker("BTC-USDT", "91000.0", T0 + 5))
         await server.publish(okx.funding_rate(BTC, "0.0002", T0 + 4 * 3600_000, T0 + 8 * 3600_000, T0 + 6))
         await server.publish(okx.open_interest(BTC, "2216113", T0 + 7))
+        await server.publish(okx.mark_price(BTC, "91013.0", T0 + 9))   # now paired with the index of T0 + 5
         await server.publish(okx.liquidation(BTC, "sell", "90500.0", "30", T0 + 8))
         await server.publish(okx.liquidation("DOGE-USDT-SWAP", "buy", "0.1", "1000", T0 + 8))  # not ours: ignored
         await wait_until(conn, "SELECT count(*) FROM ops.raw_liquidations", 1)
-        await wait_until(conn, "SELECT count(*) FROM ops.raw_derivs", 4)
+        await wait_until(conn, "SELECT count(*) FROM ops.raw_derivs", 5)
         await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 2)
     trades = await conn.fetch("SELECT trade_id, price, qty, side FROM ops.raw_trades ORDER BY ts")
     assert [tuple(r) for r in trades] == [("130639474", 91000.1, pytest.approx(0.05), "buy"),
@@ -65,18 +66,18 @@ async def test_contracts_become_base_units_on_every_channel(server, conn, db_dsn
     derivs = await conn.fetch("SELECT * FROM ops.raw_derivs ORDER BY ts")
     assert [(r["mark_px"], r["index_px"], r["funding_rate"], r["open_interest"]) for r in derivs] == [
         (91012.0, None, None, None), (None, 91000.0, None, None), (None, None, 0.0002, None),
-        (None, None, None, pytest.approx(22161.13))]
+        (None, None, None, pytest.approx(22161.13)), (91013.0, 91000.0, None, None)]
     funding = derivs[2]
     assert funding["funding_interval"] == timedelta(hours=4)
     assert ms(funding["next_funding_ts"]) == T0 + 4 * 3600_000
     liq = await conn.fetchrow("SELECT side, price, qty FROM ops.raw_liquidations")
     assert tuple(liq) == ("sell", 90500.0, pytest.approx(0.3))
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
-    # Mark and index come on separate channels; the minute's basis pairs their closing values.
+    # Mark and index come on separate channels; a mark carries the index in effect: one basis sample.
     minute = datetime.fromtimestamp(T0 / 1000, UTC)
     await features.refresh(conn, minute, minute + timedelta(minutes=1))
     f = await conn.fetchrow("SELECT * FROM ops.derivs_features_1m WHERE venue = 'okx' AND bucket = $1", minute)
-    assert f["basis_bps_mean"] == pytest.approx(12 / 91000 * 1e4)
+    assert f["basis_bps_mean"] == pytest.approx(13 / 91000 * 1e4)
     assert f["funding_8h"] == pytest.approx(0.0004)  # 0.02 % per 4 h
     assert f["liq_sell_notional"] == pytest.approx(90500.0 * 0.3) and f["asset"] == "BTC"
 

@@ -151,8 +151,8 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
         if derivs_due:
             mark, index = m.mark_index()
             settle = _next_settlement(now, EIGHT_HOURS_MS)
-            await server.publish(ok.mark_price(inst, _px(mark), now))
             await server.publish(ok.index_ticker(f"{asset}-USDT", _px(index), now))
+            await server.publish(ok.mark_price(inst, _px(mark), now))
             await server.publish(ok.funding_rate(inst, f"{m.funding_8h:.8f}", settle, settle + EIGHT_HOURS_MS, now))
             await server.publish(ok.open_interest(inst, contracts(inst, m.open_interest), now))
             for side, price, qty in m.liquidations(DERIVS_EVERY_S):

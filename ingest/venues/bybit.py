@@ -32,7 +32,7 @@ TOPICS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
 ARGS_PER_FRAME = 10          # the documented cap on args in one subscribe request
 MAX_TOPICS_PER_CONNECTION = 200  # well inside the 21,000-character args limit per connection
 PING = b'{"req_id":"ping","op":"ping"}'
-DEFAULT_FUNDING_INTERVAL = timedelta(hours=8)  # until a ticker snapshot says fundingIntervalHour
+DEFAULT_FUNDING_INTERVAL = timedelta(hours=8)  # until a ticker says fundingIntervalHour
 TRADE_DEDUP_WINDOW = 20_000
 LIQUIDATION_MEMORY = 512
 
@@ -76,6 +76,9 @@ class TickerData(BaseModel):
     fundingIntervalHour: Annotated[int, Field(ge=1, le=24)] | None = None  # 1, 2, 4 or 8 in practice
 
 
+TICKER_FIELDS = {"markPrice", "indexPrice", "fundingRate", "nextFundingTime", "openInterest", "fundingIntervalHour"}
+
+
 class TickerMsg(BaseModel):
     model_config = ConfigDict(extra="ignore")
     ts: VenueMs
@@ -105,7 +108,7 @@ class Bybit(Venue):
         self.book: dict[str, list] = {}                   # symbol -> [bid level, ask level, last u]
         self.last_trade_ms: dict[str, int] = {}
         self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
-        self.funding_interval: dict[str, timedelta] = {}
+        self.tickers: dict[str, dict[str, float | int]] = {}  # symbol -> merged ticker state
         self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
 
     def instrument(self, symbol: str) -> tuple[str, str]:
@@ -229,17 +232,22 @@ class Bybit(Venue):
         except ValidationError as exc:
             return Parsed([self.reject(recv_ts, "tickers", symbol, validation_reason(exc), frame)])
         t, venue_ms = m.data, m.ts
-        if t.fundingIntervalHour is not None:
-            self.funding_interval[symbol] = timedelta(hours=t.fundingIntervalHour)
-        if t.markPrice is None and t.indexPrice is None and t.fundingRate is None and t.openInterest is None:
+        changed = t.model_dump(include=TICKER_FIELDS, exclude_none=True)
+        # A snapshot is the whole state; a delta changes the fields it names (Bybit's documented model).
+        state = self.tickers[symbol] = (changed if msg.get("type") == "snapshot"
+                                        else {**self.tickers.get(symbol, {}), **changed})
+        if not changed.keys() - {"fundingIntervalHour"}:
             return Parsed(live=True)  # a delta of last price or volume only: nothing of ours changed
         self.counters["derivs"] += 1
-        funding_interval = self.funding_interval.get(symbol, DEFAULT_FUNDING_INTERVAL)
-        return Parsed([Derivs(self.name, symbol, from_ms(venue_ms), recv_ts, mark_px=t.markPrice,
-                              index_px=t.indexPrice, funding_rate=t.fundingRate,
-                              funding_interval=funding_interval if t.fundingRate is not None else None,
-                              next_funding_ts=from_ms(t.nextFundingTime) if t.nextFundingTime else None,
-                              open_interest=t.openInterest)], live=True)
+        hours = state.get("fundingIntervalHour")
+        funding_interval = timedelta(hours=hours) if hours else DEFAULT_FUNDING_INTERVAL
+        # Every row carries the full current state, so each one pairs a mark with its index (the basis).
+        next_funding = state.get("nextFundingTime")
+        return Parsed([Derivs(self.name, symbol, from_ms(venue_ms), recv_ts, mark_px=state.get("markPrice"),
+                              index_px=state.get("indexPrice"), funding_rate=state.get("fundingRate"),
+                              funding_interval=funding_interval if "fundingRate" in state else None,
+                              next_funding_ts=from_ms(next_funding) if next_funding else None,
+                              open_interest=state.get("openInterest"))], live=True)
 
     def _liquidations(self, symbol: str, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         if not isinstance(data, list):

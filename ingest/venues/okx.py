@@ -47,6 +47,7 @@ ARGS_PER_FRAME = 100
 MAX_ARGS_PER_CONNECTION = 240
 TRADE_DEDUP_WINDOW = 20_000
 LIQUIDATION_MEMORY = 512
+INDEX_PAIRING_MS = 5_000  # mark-price and index-tickers both push at least every second or so
 
 class TradeItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -142,6 +143,7 @@ class Okx(Venue):
         self.last_trade_ms: dict[str, int] = {}
         self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
         self.last_derivs: dict[tuple[str, str], int] = {}  # (channel, symbol) -> last ts
+        self.last_index: dict[str, tuple[int, float]] = {}  # symbol -> (ts, index price)
         self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
 
     def instrument(self, symbol: str) -> tuple[str, str]:
@@ -311,13 +313,18 @@ class Okx(Venue):
             m = MarkItem.model_validate(data[-1] if data else None)
         except ValidationError as exc:
             return Parsed([self.reject(recv_ts, "mark-price", symbol, validation_reason(exc), frame)], live=True)
-        return self._derivs("mark-price", symbol, m.ts, recv_ts, mark_px=m.markPx)
+        # Mark and index come on separate channels; a mark row carries the index in effect (the latest one,
+        # if recent) so every mark yields a basis sample.
+        index = self.last_index.get(symbol)
+        index_px = index[1] if index is not None and abs(m.ts - index[0]) <= INDEX_PAIRING_MS else None
+        return self._derivs("mark-price", symbol, m.ts, recv_ts, mark_px=m.markPx, index_px=index_px)
 
     def _index(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
         try:
             i = IndexItem.model_validate(data[-1] if data else None)
         except ValidationError as exc:
             return Parsed([self.reject(recv_ts, "index-tickers", symbol, validation_reason(exc), frame)], live=True)
+        self.last_index[symbol] = (i.ts, i.idxPx)
         return self._derivs("index-tickers", symbol, i.ts, recv_ts, index_px=i.idxPx)
 
     def _funding(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
