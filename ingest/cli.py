@@ -172,9 +172,10 @@ async def run_status(args: argparse.Namespace) -> int:
         rows = await feed_status(conn)
     finally:
         await conn.close()
-    print(render(["venue", "symbol", "last message", "msgs/min", "reconnects today", "open gaps", "rejected today"],
-                 [[r.venue, r.symbol, age(r.last_age_s), f"{r.msgs_per_min:.1f}", r.reconnects_today, r.open_gaps,
-                   r.rejected_today] for r in rows]))
+    print(render(["venue", "symbol", "last message", "last derivs", "msgs/min", "reconnects today", "open gaps",
+                  "rejected today"],
+                 [[r.venue, r.symbol, age(r.last_age_s), age(r.derivs_age_s), f"{r.msgs_per_min:.1f}",
+                   r.reconnects_today, r.open_gaps, r.rejected_today] for r in rows]))
     return 0
 
 

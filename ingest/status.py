@@ -15,6 +15,7 @@ class FeedStatus:
     venue: str
     symbol: str
     last_age_s: float | None
+    derivs_age_s: float | None  # mark/index/funding/open interest: a feed of its own on most venues
     msgs_per_min: float
     reconnects_today: int
     open_gaps: int

@@ -77,16 +77,19 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
         "INSERT INTO ops.raw_trades (venue, symbol, ts, recv_ts, trade_id, price, qty, side) "
         "VALUES ('binance', 'BTCUSDT', $1, $1, $2, 1, 1, 'buy')",
         [(now - timedelta(seconds=30 + i), str(i)) for i in range(10)])
+    await conn.execute("INSERT INTO ops.raw_derivs (venue, symbol, ts, recv_ts, mark_px) "
+                       "VALUES ('binance', 'BTCUSDT', $1, $1, 91000)", now - timedelta(seconds=5))
     await conn.execute("INSERT INTO ops.feed_gaps (venue, symbol, stream, cause) "
                        "VALUES ('binance', 'BTCUSDT', 'aggTrade', 'id_jump')")
     await conn.execute("INSERT INTO ops.connection_events (venue, conn_id, event) "
                        "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')")
     assert await asyncio.to_thread(main, ["status"]) == 0
     lines = {tuple(line.split()[:2]): line.split()[2:] for line in capsys.readouterr().out.splitlines()[2:]}
-    age, per_min, reconnects, gaps, rejected = lines[("binance", "BTCUSDT")]
+    age, derivs_age, per_min, reconnects, gaps, rejected = lines[("binance", "BTCUSDT")]
     assert age.endswith("s") and 30 <= float(age[:-1]) < 120
+    assert derivs_age.endswith("s") and 5 <= float(derivs_age[:-1]) < 30
     assert (per_min, reconnects, gaps, rejected) == ("2.0", "2", "1", "0")
-    assert lines[("hyperliquid", "BTC")][0] == "never"
+    assert lines[("hyperliquid", "BTC")][:2] == ["never", "never"]
 
 
 async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):

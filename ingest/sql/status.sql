@@ -11,6 +11,12 @@ last_msg AS (
     LEFT JOIN LATERAL (SELECT recv_ts FROM ops.raw_book_l1 r WHERE r.venue = s.venue AND r.symbol = s.symbol
                        ORDER BY ts DESC LIMIT 1) b ON true
 ),
+last_derivs AS (
+    SELECT s.venue, s.symbol, d.recv_ts AS last_recv
+    FROM symbols s
+    LEFT JOIN LATERAL (SELECT recv_ts FROM ops.raw_derivs r WHERE r.venue = s.venue AND r.symbol = s.symbol
+                       ORDER BY ts DESC LIMIT 1) d ON true
+),
 recent AS (
     SELECT venue, symbol, count(*) AS n FROM (
         SELECT venue, symbol FROM ops.raw_trades WHERE ts > now() - INTERVAL '5 minutes'
@@ -31,11 +37,13 @@ rejected AS (
 )
 SELECT l.venue, l.symbol,
        extract(epoch FROM now() - l.last_recv)::float8 AS last_age_s,
+       extract(epoch FROM now() - d.last_recv)::float8 AS derivs_age_s,
        coalesce(r.n, 0) / 5.0                          AS msgs_per_min,
        coalesce(c.n, 0)                                AS reconnects_today,
        coalesce(g.n, 0)                                AS open_gaps,
        coalesce(j.n, 0)                                AS rejected_today
 FROM last_msg l
+JOIN last_derivs d USING (venue, symbol)
 LEFT JOIN recent r USING (venue, symbol)
 LEFT JOIN reconnects c USING (venue)
 LEFT JOIN gaps g USING (venue, symbol)
