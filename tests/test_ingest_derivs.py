@@ -44,6 +44,7 @@ def rest_root(server: BinanceServer) -> str:
 
 async def test_binance_mark_funding_liquidations_and_open_interest(binance, conn, db_dsn, tmp_path):
     binance.open_interest["BTCUSDT"] = ("10659.509", T0 + 500)
+    binance.funding_hours["BTCUSDT"] = 4  # listed by fundingInfo: not the 8 h default
     venue = Binance(["BTCUSDT"], ws_url=binance.root, rest_url=rest_root(binance), oi_min_interval_s=0.2)
     async with running(db_dsn, [venue], tmp_path) as run:
         await binance.wait_subscribed("btcusdt@markPrice@1s")
@@ -64,15 +65,16 @@ async def test_binance_mark_funding_liquidations_and_open_interest(binance, conn
     marks = await conn.fetch("SELECT * FROM ops.raw_derivs WHERE mark_px IS NOT NULL ORDER BY ts")
     assert [(ms(r["ts"]), r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"],
              ms(r["next_funding_ts"]), r["open_interest"]) for r in marks] == [
-        (T0, 91010.5, 91000.0, 0.00012, timedelta(hours=8), T0 + 8 * 3600_000, None),
-        (T0 + 1000, 91020.0, 91001.0, 0.00013, timedelta(hours=8), T0 + 8 * 3600_000, None),  # repeat dropped
+        (T0, 91010.5, 91000.0, 0.00012, timedelta(hours=4), T0 + 8 * 3600_000, None),
+        (T0 + 1000, 91020.0, 91001.0, 0.00013, timedelta(hours=4), T0 + 8 * 3600_000, None),  # repeat dropped
     ]
     ois = await conn.fetch("SELECT ts, open_interest, mark_px FROM ops.raw_derivs WHERE open_interest IS NOT NULL "
                            "ORDER BY ts")
     assert [(ms(r["ts"]), r["open_interest"], r["mark_px"]) for r in ois] == [(T0 + 500, 10659.509, None),
                                                                               (T0 + 30_000, 10700.0, None)]
     # Unchanged open interest (same venue time) was polled again but not stored again.
-    assert all(p == "/fapi/v1/openInterest?symbol=BTCUSDT" for p in binance.rest_requests)
+    assert binance.rest_requests[0] == "/fapi/v1/fundingInfo"  # once, before connecting
+    assert all(p == "/fapi/v1/openInterest?symbol=BTCUSDT" for p in binance.rest_requests[1:])
     liqs = await conn.fetch("SELECT ts, side, price, qty FROM ops.raw_liquidations ORDER BY ts")
     assert [(ms(r["ts"]), r["side"], r["price"], r["qty"]) for r in liqs] == [
         (T0 + 1200, "sell", 90950.1, 0.5), (T0 + 1500, "buy", 91050.0, 0.25)]
@@ -80,7 +82,7 @@ async def test_binance_mark_funding_liquidations_and_open_interest(binance, conn
     await features.refresh(conn, START, START + timedelta(minutes=1))
     f = await conn.fetchrow("SELECT * FROM ops.derivs_features_1m WHERE venue = 'binance' AND bucket = $1", START)
     assert f["basis_bps_mean"] == pytest.approx(((10.5 / 91000) + (19 / 91001)) / 2 * 1e4)
-    assert f["funding_8h"] == pytest.approx(0.00013)
+    assert f["funding_8h"] == pytest.approx(0.00026)  # 0.013 % every 4 h is 0.026 % per 8 h
     assert f["oi_change"] == pytest.approx(10700.0 - 10659.509)
     assert f["liq_sell_notional"] == pytest.approx(90950.1 * 0.5)
     assert f["liq_buy_notional"] == pytest.approx(91050.0 * 0.25)
@@ -88,7 +90,7 @@ async def test_binance_mark_funding_liquidations_and_open_interest(binance, conn
 
 async def test_binance_derivs_ride_the_market_route(binance, conn, db_dsn, tmp_path):
     """markPrice and forceOrder subscribed on /public would be acknowledged and never delivered."""
-    venue = Binance(["BTCUSDT"], ws_url=binance.root, oi_weight_per_min=0)
+    venue = Binance(["BTCUSDT"], ws_url=binance.root, rest_url=rest_root(binance), oi_weight_per_min=0)
     assert venue.polls() == []
     async with running(db_dsn, [venue], tmp_path):
         await binance.wait_subscribed("btcusdt@markPrice@1s")
@@ -108,7 +110,7 @@ def test_open_interest_polls_stay_inside_the_weight_budget():
 
 async def test_rate_limited_poll_backs_off_and_is_recorded(binance, conn, db_dsn, tmp_path):
     binance.open_interest["ETHUSDT"] = ("250000.5", T0)
-    binance.rate_limited = 1
+    binance.rate_limited = 2  # the fundingInfo read at start (falls back to 8 h) and the first poll
     venue = Binance(["ETHUSDT"], ws_url=binance.root, rest_url=rest_root(binance), oi_min_interval_s=0.2)
     async with running(db_dsn, [venue], tmp_path):
         await wait_until(conn, "SELECT count(*) FROM ops.raw_derivs", 1)
@@ -118,7 +120,7 @@ async def test_rate_limited_poll_backs_off_and_is_recorded(binance, conn, db_dsn
 
 
 async def test_bad_derivs_messages_are_quarantined(binance, conn, db_dsn, tmp_path):
-    venue = Binance(["BTCUSDT"], ws_url=binance.root, oi_weight_per_min=0)
+    venue = Binance(["BTCUSDT"], ws_url=binance.root, rest_url=rest_root(binance), oi_weight_per_min=0)
     async with running(db_dsn, [venue], tmp_path):
         await binance.wait_subscribed("btcusdt@markPrice@1s")
         bad_mark = mark_price("BTCUSDT", "NaN", "91000", "0.0001", T0, T0)

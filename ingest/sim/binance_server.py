@@ -48,7 +48,8 @@ def force_order(symbol: str, side: str, price: str, qty: str, trade_ms: int) -> 
 
 
 class BinanceServer(LoopbackServer):
-    """Also answers REST `GET /fapi/v1/openInterest?symbol=X` on the same port (plain HTTP, no upgrade),
+    """Also answers REST `GET /fapi/v1/openInterest?symbol=X` and `GET /fapi/v1/fundingInfo` on the same port
+    (plain HTTP, no upgrade),
     with the X-MBX-USED-WEIGHT-1M header; `rate_limited` answers the next N requests with 429."""
 
     path = ""  # the root: connectors append /market/ws and /public/ws
@@ -59,6 +60,7 @@ class BinanceServer(LoopbackServer):
         self.rest_requests: list[str] = []
         self.used_weight = 0
         self.rate_limited = 0
+        self.funding_hours: dict[str, int] = {}  # symbol -> fundingIntervalHours, for the non-8 h ones
 
     @property
     def root(self) -> str:
@@ -76,11 +78,18 @@ class BinanceServer(LoopbackServer):
             response = connection.respond(429, '{"code":-1003,"msg":"Too many requests"}')
             response.headers["Retry-After"] = "1"
             return response
+        if url.path == "/fapi/v1/fundingInfo":  # only the symbols whose funding differs from the default
+            body = [{"symbol": s, "adjustedFundingRateCap": "0.02", "adjustedFundingRateFloor": "-0.02",
+                     "fundingIntervalHours": h, "disclaimer": False} for s, h in self.funding_hours.items()]
+            return self._json(connection, body)
         symbol = parse_qs(url.query).get("symbol", [""])[0]
         if url.path != "/fapi/v1/openInterest" or symbol not in self.open_interest:
             return connection.respond(400, '{"code":-1121,"msg":"Invalid symbol."}')
         oi, ms = self.open_interest[symbol]
-        response = connection.respond(200, orjson.dumps({"openInterest": oi, "symbol": symbol, "time": ms}).decode())
+        return self._json(connection, {"openInterest": oi, "symbol": symbol, "time": ms})
+
+    def _json(self, connection: ServerConnection, body: object) -> Response:
+        response = connection.respond(200, orjson.dumps(body).decode())
         response.headers["Content-Type"] = "application/json"
         response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.used_weight)
         return response

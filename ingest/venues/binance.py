@@ -7,13 +7,15 @@ so every stream name is tied to its route here and nowhere else.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
+import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
@@ -30,12 +32,14 @@ from ingest.venues.base import (
     validation_reason,
 )
 
+log = logging.getLogger("ingest.binance")
+
 MAINNET = "wss://fstream.binance.com"
 TESTNET = "wss://fstream.binancefuture.com"
 REST_MAINNET = "https://fapi.binance.com"
 REST_TESTNET = "https://testnet.binancefuture.com"
-# Most USD-M perps pay every 8 h; markPrice does not say, and the few 4 h symbols are listed by REST
-# fundingInfo only. 8 h is the venue's default.
+# Most USD-M perps pay every 8 h; markPrice does not say which. REST fundingInfo lists the symbols with
+# another interval (4 h, 1 h), read at start; 8 h for the rest.
 FUNDING_INTERVAL = timedelta(hours=8)
 # REST request weight per minute spent on open interest (weight 1 per symbol and call). The IP limit is
 # 2400/min and is shared with anything else on the same address: take 5 % of it by default.
@@ -113,6 +117,12 @@ class OpenInterestMsg(BaseModel):
     time: VenueMs
 
 
+class FundingInfoMsg(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    symbol: str
+    fundingIntervalHours: Annotated[int, Field(ge=1, le=24)]
+
+
 class Binance(Venue):
     name = "binance"
 
@@ -131,6 +141,7 @@ class Binance(Venue):
         self.last_book: dict[str, tuple[int, int]] = {}  # symbol -> (last u, last T)
         self.last_mark: dict[str, int] = {}              # symbol -> last E
         self.last_oi: dict[str, int] = {}                # symbol -> last time
+        self.funding_intervals: dict[str, timedelta] = {}  # symbols whose interval is not 8 h
         self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
         self._request_id = 0
 
@@ -161,6 +172,22 @@ class Binance(Venue):
         every_s = max(self.oi_min_interval_s, 60.0 * len(self.symbols) / self.oi_weight_per_min)
         return [Poll(f"openInterest:{s}", f"{self.rest_root}/fapi/v1/openInterest?symbol={s}", every_s)
                 for s in self.symbols]
+
+    async def prepare(self, dsn: str) -> None:
+        """Funding intervals that differ from 8 h (GET /fapi/v1/fundingInfo, weight 1, once at start)."""
+        if not self.derivs:
+            return
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(f"{self.rest_root}/fapi/v1/fundingInfo")
+                response.raise_for_status()
+            for item in orjson.loads(response.content):
+                info = FundingInfoMsg.model_validate(item)
+                if info.symbol in self.known:
+                    self.funding_intervals[info.symbol] = timedelta(hours=info.fundingIntervalHours)
+        except (httpx.HTTPError, OSError, orjson.JSONDecodeError, ValidationError, TypeError) as exc:
+            log.warning("binance: cannot read funding intervals from %s (%s); assuming 8 h for all symbols",
+                        self.rest_root, exc)
 
     def poll_pause(self, headers: Mapping[str, str]) -> float:
         # X-MBX-USED-WEIGHT-1M is the whole IP's weight this minute, ours and anybody else's: near the
@@ -281,7 +308,8 @@ class Binance(Venue):
         self.last_mark[m.s] = m.E
         self.counters["derivs"] += 1
         return Parsed([Derivs(self.name, m.s, from_ms(m.E), recv_ts, mark_px=m.p, index_px=m.i, funding_rate=m.r,
-                              funding_interval=FUNDING_INTERVAL, next_funding_ts=from_ms(m.T) if m.T else None)],
+                              funding_interval=self.funding_intervals.get(m.s, FUNDING_INTERVAL),
+                              next_funding_ts=from_ms(m.T) if m.T else None)],
                       live=True)
 
     def _force_order(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
