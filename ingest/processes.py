@@ -43,8 +43,7 @@ def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int,
     settings = IngestSettings()
     venues = [make_venue(VenueConfig.model_validate(c), settings) for c in configs]
     for v in venues:  # a REST weight budget is per IP: the workers share it
-        if hasattr(v, "oi_weight_per_min"):
-            v.oi_weight_per_min = max(1, v.oi_weight_per_min // workers)
+        v.share_rest_budget(workers)
     names = "-".join(v.name for v in venues)
     tune_gc()
     serve_metrics(metrics_port + index if metrics_port else None)  # worker i: port + i

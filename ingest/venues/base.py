@@ -7,10 +7,10 @@ from collections import Counter, deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.rows import Rejection, Row
 
@@ -23,6 +23,9 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # Funding per interval as a fraction. Venues cap it far below 10 % (Binance +-3 %, OKX +-1.5 %,
 # Hyperliquid 4 %/h): anything past +-100 % is a broken message, not a market.
 FundingRate = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class Route:
         return len(self.subscribe) if self.acks is None else self.acks
 
 
+class Message(BaseModel):
+    """A venue message model: the fields we use are validated, the ones venues add over time ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class Recent:
     """Keys seen lately, per symbol, in a bounded memory: what an overlapping connection or the snapshot
     after a resubscribe repeats (trade ids, liquidations) is recognized without growing forever."""
@@ -57,6 +66,13 @@ class Recent:
         symbol, key = item
         known = self._keys.get(symbol)
         return known is not None and key in known[0]
+
+    def first_time(self, symbol: str, key: Hashable) -> bool:
+        """True (and remembered) the first time a key is seen; False for a repeat."""
+        if (symbol, key) in self:
+            return False
+        self.add(symbol, key)
+        return True
 
     def add(self, symbol: str, key: Hashable) -> None:
         seen, order = self._keys.setdefault(symbol, (set(), deque()))
@@ -114,6 +130,10 @@ class Venue(ABC):
     def parse_poll(self, poll: Poll, body: bytes, recv_ts: datetime) -> Parsed:
         raise NotImplementedError(f"{self.name} has no polls")
 
+    def share_rest_budget(self, workers: int) -> None:
+        """This adapter's REST polls run in `workers` processes at once: a per-IP budget is split."""
+        return None
+
     def poll_pause(self, headers: Mapping[str, str]) -> float:
         """Seconds to hold all polls back after a response, read from the venue's rate-limit headers."""
         return 0.0
@@ -141,6 +161,16 @@ class Venue(ABC):
             return orjson.loads(frame), None
         except orjson.JSONDecodeError:
             return None, Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
+
+    def validated(self, model: type[M], item: object, out: Parsed, recv_ts: datetime, stream: str,
+                  symbol: object) -> M | None:
+        """One item of a batch message as `model`, or None with its rejection added to `out` (the other
+        items of the batch still count)."""
+        try:
+            return model.model_validate(item)
+        except ValidationError as exc:
+            out.rows.append(self.reject(recv_ts, stream, symbol, validation_reason(exc), orjson.dumps(item)))
+            return None
 
     def reject(self, recv_ts: datetime, stream: str | None, symbol: str | None, reason: str,
                raw: str | bytes) -> Rejection:

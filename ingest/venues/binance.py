@@ -15,11 +15,12 @@ from typing import Annotated, Literal
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
     FundingRate,
+    Message,
     NonNegative,
     Parsed,
     Poll,
@@ -60,8 +61,7 @@ CONNECTIONS = (
 )
 LIQUIDATION_MEMORY = 512  # recent forced orders per symbol, to drop the ones an overlapping connection repeats
 
-class AggTradeMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class AggTradeMsg(Message):
     E: VenueMs
     s: str
     a: VenueId
@@ -71,8 +71,7 @@ class AggTradeMsg(BaseModel):
     m: bool
 
 
-class BookTickerMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class BookTickerMsg(Message):
     u: VenueId
     E: VenueMs
     T: VenueMs
@@ -83,8 +82,7 @@ class BookTickerMsg(BaseModel):
     A: Positive
 
 
-class MarkPriceMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class MarkPriceMsg(Message):
     E: VenueMs
     s: str
     p: Positive
@@ -93,8 +91,7 @@ class MarkPriceMsg(BaseModel):
     T: VenueMs
 
 
-class ForceOrderDetail(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ForceOrderDetail(Message):
     s: str
     S: Literal["BUY", "SELL"]
     q: Positive
@@ -104,21 +101,18 @@ class ForceOrderDetail(BaseModel):
     T: VenueMs
 
 
-class ForceOrderMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class ForceOrderMsg(Message):
     E: VenueMs
     o: ForceOrderDetail
 
 
-class OpenInterestMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class OpenInterestMsg(Message):
     symbol: str
     openInterest: NonNegative
     time: VenueMs
 
 
-class FundingInfoMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class FundingInfoMsg(Message):
     symbol: str
     fundingIntervalHours: Annotated[int, Field(ge=1, le=24)]
 
@@ -188,6 +182,9 @@ class Binance(Venue):
         except (httpx.HTTPError, OSError, orjson.JSONDecodeError, ValidationError, TypeError) as exc:
             log.warning("binance: cannot read funding intervals from %s (%s); assuming 8 h for all symbols",
                         self.rest_root, exc)
+
+    def share_rest_budget(self, workers: int) -> None:
+        self.oi_weight_per_min = max(1, self.oi_weight_per_min // workers)
 
     def poll_pause(self, headers: Mapping[str, str]) -> float:
         # X-MBX-USED-WEIGHT-1M is the whole IP's weight this minute, ours and anybody else's: near the
@@ -324,10 +321,8 @@ class Binance(Venue):
         # What actually traded when anything did (average price, filled size), else the order itself.
         price, qty = (f.ap, f.z) if f.ap > 0 and f.z > 0 else (f.p, f.q)
         side = "buy" if f.S == "BUY" else "sell"
-        key = (f.T, side, price, qty)
-        if (f.s, key) in self.recent_liquidations:
+        if not self.recent_liquidations.first_time(f.s, (f.T, side, price, qty)):
             self.counters["duplicate"] += 1
             return Parsed(live=True)
-        self.recent_liquidations.add(f.s, key)
         self.counters["liquidations"] += 1
         return Parsed([Liquidation(self.name, f.s, from_ms(f.T), recv_ts, side, price, qty)], live=True)

@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
 from ingest.venues.base import (
     FundingRate,
+    Message,
     NonNegative,
     Parsed,
     Positive,
@@ -37,8 +38,7 @@ TRADE_DEDUP_WINDOW = 20_000
 LIQUIDATION_MEMORY = 512
 
 
-class TradeItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class TradeItem(Message):
     T: VenueMs
     s: str
     S: Literal["Buy", "Sell"]  # the taker's side
@@ -47,26 +47,23 @@ class TradeItem(BaseModel):
     i: str
 
 
-class BookData(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class BookData(Message):
     s: str
     b: list[tuple[Positive, NonNegative]]
     a: list[tuple[Positive, NonNegative]]
     u: VenueId
 
 
-class BookMsg(BaseModel):
+class BookMsg(Message):
     """One message validated in one pass: cheaper than validating its parts separately."""
-    model_config = ConfigDict(extra="ignore")
     type: Literal["snapshot", "delta"]
     ts: VenueMs
     cts: VenueMs | None = None  # the matching engine's time of this book state
     data: BookData
 
 
-class TickerData(BaseModel):
+class TickerData(Message):
     """A snapshot has every field; a delta only the ones that changed."""
-    model_config = ConfigDict(extra="ignore")
     symbol: str
     markPrice: Positive | None = None
     indexPrice: Positive | None = None
@@ -79,14 +76,12 @@ class TickerData(BaseModel):
 TICKER_FIELDS = {"markPrice", "indexPrice", "fundingRate", "nextFundingTime", "openInterest", "fundingIntervalHour"}
 
 
-class TickerMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class TickerMsg(Message):
     ts: VenueMs
     data: TickerData
 
 
-class LiquidationItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class LiquidationItem(Message):
     T: VenueMs
     s: str
     S: Literal["Buy", "Sell"]  # the side of the liquidated *position*: Buy = a long was liquidated
@@ -168,11 +163,7 @@ class Bybit(Venue):
             return Parsed([self.reject(recv_ts, "publicTrade", symbol, "invalid: data: not a list", frame)])
         out = Parsed(live=True)
         for item in data:
-            try:
-                t = TradeItem.model_validate(item)
-            except ValidationError as exc:
-                out.rows.append(self.reject(recv_ts, "publicTrade", symbol, validation_reason(exc),
-                                            orjson.dumps(item)))
+            if (t := self.validated(TradeItem, item, out, recv_ts, "publicTrade", symbol)) is None:
                 continue
             if t.s != symbol:
                 out.rows.append(self.reject(recv_ts, "publicTrade", t.s, "symbol_mismatch", orjson.dumps(item)))
@@ -254,19 +245,13 @@ class Bybit(Venue):
             return Parsed([self.reject(recv_ts, "allLiquidation", symbol, "invalid: data: not a list", frame)])
         out = Parsed(live=True)
         for item in data:
-            try:
-                liq = LiquidationItem.model_validate(item)
-            except ValidationError as exc:
-                out.rows.append(self.reject(recv_ts, "allLiquidation", symbol, validation_reason(exc),
-                                            orjson.dumps(item)))
+            if (liq := self.validated(LiquidationItem, item, out, recv_ts, "allLiquidation", symbol)) is None:
                 continue
             # A liquidated long is closed by a forced sell, a liquidated short by a forced buy.
             side = "sell" if liq.S == "Buy" else "buy"
-            key = (liq.T, side, liq.p, liq.v)
-            if (symbol, key) in self.recent_liquidations:
+            if not self.recent_liquidations.first_time(symbol, (liq.T, side, liq.p, liq.v)):
                 self.counters["duplicate"] += 1
                 continue
-            self.recent_liquidations.add(symbol, key)
             out.rows.append(Liquidation(self.name, symbol, from_ms(liq.T), recv_ts, side, liq.p, liq.v))
             self.counters["liquidations"] += 1
         return out

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from ingest.rows import BookL1, Derivs, Trade, from_ms
 from ingest.venues.base import (
     FundingRate,
+    Message,
     NonNegative,
     Parsed,
     Positive,
@@ -31,8 +32,7 @@ PING = b'{"method":"ping"}'
 DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
 FUNDING_INTERVAL = timedelta(hours=1)  # Hyperliquid pays funding every hour, on the hour
 
-class TradeMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class TradeMsg(Message):
     coin: str
     side: Literal["A", "B"]
     px: Positive
@@ -41,29 +41,25 @@ class TradeMsg(BaseModel):
     tid: VenueId
 
 
-class Level(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class Level(Message):
     px: Positive
     sz: Positive
 
 
-class BboMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class BboMsg(Message):
     coin: str
     time: VenueMs
     bbo: tuple[Level | None, Level | None]
 
 
-class AssetCtx(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class AssetCtx(Message):
     markPx: Positive
     oraclePx: Positive
     funding: FundingRate
     openInterest: NonNegative
 
 
-class AssetCtxMsg(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class AssetCtxMsg(Message):
     coin: str
     ctx: AssetCtx
 
@@ -133,10 +129,7 @@ class Hyperliquid(Venue):
         out = Parsed(live=True)
         for item in data:
             coin = item.get("coin") if isinstance(item, dict) else None
-            try:
-                t = TradeMsg.model_validate(item)
-            except ValidationError as exc:
-                out.rows.append(self.reject(recv_ts, "trades", coin, validation_reason(exc), orjson.dumps(item)))
+            if (t := self.validated(TradeMsg, item, out, recv_ts, "trades", coin)) is None:
                 continue
             if t.coin not in self.known:
                 out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", orjson.dumps(item)))

@@ -16,11 +16,12 @@ from typing import Literal
 import asyncpg
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
 from ingest.venues.base import (
     FundingRate,
+    Message,
     NonNegative,
     Parsed,
     Positive,
@@ -49,8 +50,7 @@ TRADE_DEDUP_WINDOW = 20_000
 LIQUIDATION_MEMORY = 512
 INDEX_PAIRING_MS = 5_000  # mark-price and index-tickers both push at least every second or so
 
-class TradeItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class TradeItem(Message):
     instId: str
     tradeId: str
     px: Positive
@@ -59,30 +59,26 @@ class TradeItem(BaseModel):
     ts: VenueMs
 
 
-class BboItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class BboItem(Message):
     asks: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
     bids: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
     ts: VenueMs
     seqId: VenueId | None = None
 
 
-class MarkItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class MarkItem(Message):
     instId: str
     markPx: Positive
     ts: VenueMs
 
 
-class IndexItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class IndexItem(Message):
     instId: str
     idxPx: Positive
     ts: VenueMs
 
 
-class FundingItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class FundingItem(Message):
     instId: str
     fundingRate: FundingRate
     fundingTime: VenueMs            # the next settlement
@@ -90,29 +86,25 @@ class FundingItem(BaseModel):
     ts: VenueMs | None = None
 
 
-class OpenInterestItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class OpenInterestItem(Message):
     instId: str
     oi: NonNegative  # contracts
     ts: VenueMs
 
 
-class LiquidationDetail(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class LiquidationDetail(Message):
     side: Literal["buy", "sell"]  # the forced order's side
     bkPx: Positive
     sz: Positive  # contracts
     ts: VenueMs
 
 
-class LiquidationItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class LiquidationItem(Message):
     instId: str
     details: list[LiquidationDetail]
 
 
-class InstrumentMeta(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class InstrumentMeta(Message):
     instId: str
     ctVal: Positive
     ctType: str = "linear"
@@ -249,19 +241,13 @@ class Okx(Venue):
             return Parsed([self.reject(recv_ts, channel, symbol, "unknown_channel", frame)])
         return handler(self, symbol, data, frame, recv_ts)
 
-    def _size(self, symbol: str) -> float | None:
-        return self.contract_sizes.get(symbol)
-
     def _trades(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
-        ct = self._size(symbol)
+        ct = self.contract_size(symbol)
         if ct is None:
             return Parsed([self.reject(recv_ts, "trades", symbol, "no_contract_size", frame)], live=True)
         out = Parsed(live=True)
         for item in data:
-            try:
-                t = TradeItem.model_validate(item)
-            except ValidationError as exc:
-                out.rows.append(self.reject(recv_ts, "trades", symbol, validation_reason(exc), orjson.dumps(item)))
+            if (t := self.validated(TradeItem, item, out, recv_ts, "trades", symbol)) is None:
                 continue
             if (symbol, t.tradeId) in self.seen_trades:
                 self.counters["duplicate"] += 1
@@ -276,7 +262,7 @@ class Okx(Venue):
         return out
 
     def _bbo(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
-        ct = self._size(symbol)
+        ct = self.contract_size(symbol)
         if ct is None:
             return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "no_contract_size", frame)], live=True)
         try:
@@ -340,7 +326,7 @@ class Okx(Venue):
                             funding_interval=interval, next_funding_ts=from_ms(f.fundingTime))
 
     def _open_interest(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
-        ct = self._size(symbol)
+        ct = self.contract_size(symbol)
         if ct is None:
             return Parsed([self.reject(recv_ts, "open-interest", symbol, "no_contract_size", frame)], live=True)
         try:
@@ -357,23 +343,17 @@ class Okx(Venue):
             if not isinstance(inst, str) or inst not in self.known:
                 self.counters["liquidations_other"] += 1
                 continue
-            ct = self._size(inst)
-            try:
-                liq = LiquidationItem.model_validate(item)
-            except ValidationError as exc:
-                out.rows.append(self.reject(recv_ts, "liquidation-orders", inst, validation_reason(exc),
-                                            orjson.dumps(item)))
+            ct = self.contract_size(inst)
+            if (liq := self.validated(LiquidationItem, item, out, recv_ts, "liquidation-orders", inst)) is None:
                 continue
             if ct is None:
                 out.rows.append(self.reject(recv_ts, "liquidation-orders", inst, "no_contract_size",
                                             orjson.dumps(item)))
                 continue
             for d in liq.details:
-                key = (d.ts, d.side, d.bkPx, d.sz)
-                if (inst, key) in self.recent_liquidations:
+                if not self.recent_liquidations.first_time(inst, (d.ts, d.side, d.bkPx, d.sz)):
                     self.counters["duplicate"] += 1
                     continue
-                self.recent_liquidations.add(inst, key)
                 out.rows.append(Liquidation(self.name, inst, from_ms(d.ts), recv_ts, d.side, d.bkPx, d.sz * ct))
                 self.counters["liquidations"] += 1
         return out
