@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ingest.service import ingest, tune_gc
 from ingest.settings import IngestSettings, VenueConfig, read_config
 from ingest.status import age, feed_status
-from ingest.venues import REGISTRY
+from ingest.venues import REGISTRY, make_venue
 from ingest.venues.base import Venue
 from tower.db import connect
 from tower.metrics import serve as serve_metrics
@@ -117,7 +117,7 @@ def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
         raise ConfigError("name a venue (" + ", ".join(sorted(REGISTRY)) + ") with --symbols, or give --config FILE")
     elif not args.symbols:
         raise ConfigError(f"--symbols is required, e.g. tower ingest {args.venue} --symbols "
-                          + EXAMPLE_SYMBOLS[args.venue])
+                          + ",".join(REGISTRY[args.venue].example_symbols))
     else:
         try:
             configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet,
@@ -128,36 +128,22 @@ def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     return configs
 
 
-EXAMPLE_SYMBOLS = {"binance": "BTCUSDT,ETHUSDT", "bybit": "BTCUSDT,ETHUSDT", "hyperliquid": "BTC,ETH",
-                   "okx": "BTC-USDT-SWAP,ETH-USDT-SWAP"}
-
-
-def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
-    extra: dict[str, object] = {"derivs": config.derivs}
-    ping_s = settings.ping_s(config.name)
-    if ping_s is not None:
-        extra["heartbeat_s"] = ping_s
-    if config.rest_url is not None:
-        extra["rest_url"] = config.rest_url
-    return REGISTRY[config.name](config.symbols, ws_url=config.ws_url, testnet=config.testnet, **extra)
-
-
 async def run_ingest(args: argparse.Namespace) -> int:
     db = load(DatabaseSettings)
     settings = load(IngestSettings)
     metrics_port = load(MetricsSettings).metrics_port
+    venues = venues_from_args(args, settings)  # also what the workers build: settings errors surface here
     if args.processes > 1:
         from ingest.processes import ingest_processes
 
         return await ingest_processes(db.dsn, configs_from_args(args), args.processes, args.duration, metrics_port)
-    venues = venues_from_args(args, settings)
     serve_metrics(metrics_port)
     names = "-".join(v.name for v in venues)
     tune_gc()
     for v in venues:
         log.info("ingesting %s: %d symbols over %d connections", v.name, len(v.symbols), len(v.routes()))
     result = await ingest(db.dsn, venues, duration_s=args.duration,
-                          runtime_for=lambda v: settings.runtime_config(v.name),
+                          runtime_for=settings.runtime_config,
                           writer_config=settings.writer_config(f"ingest-{names}"))
     if not result.fully_written:
         print(f"tower ingest: the database did not come back; unwritten rows are kept in {settings.spill_dir} "

@@ -18,15 +18,21 @@ from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from ingest.rows import COLUMNS
+
 if TYPE_CHECKING:
     from ingest.writer import Batch, Writer
 
-# table -> stream label; the tuple index of venue and recv_ts in each table's record.
+# table -> stream label; where venue, recv_ts and the other labelled fields sit in each table's record.
 STREAMS = {"raw_trades": "trades", "raw_book_l1": "book_l1", "raw_derivs": "derivs", "raw_liquidations": "liquidations"}
-VENUE, RECV_TS = 0, 3
-REJECTION_VENUE, REJECTION_STREAM, REJECTION_REASON = 1, 2, 4
-CONNECTION_VENUE, CONNECTION_EVENT = 1, 3
-GAP_VENUE = 0
+_AT = {table: {column: i for i, column in enumerate(columns)} for table, columns in COLUMNS.items()}
+VENUE, RECV_TS = _AT["raw_trades"]["venue"], _AT["raw_trades"]["recv_ts"]
+if any((_AT[t]["venue"], _AT[t]["recv_ts"]) != (VENUE, RECV_TS) for t in STREAMS):
+    raise RuntimeError("market data tables must share the position of venue and recv_ts")
+REJECTION_VENUE, REJECTION_STREAM, REJECTION_REASON = (_AT["rejected_messages"][c] for c in ("venue", "stream",
+                                                                                              "reason"))
+CONNECTION_VENUE, CONNECTION_EVENT = _AT["connection_events"]["venue"], _AT["connection_events"]["event"]
+GAP_VENUE = _AT["feed_gaps"]["venue"]
 
 RECEIVED = PromCounter("tower_ingest_messages_received_total",
                        "Market data rows accepted from the venues into the writer", ["venue", "stream"])
@@ -87,7 +93,7 @@ class _LiveGauges(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         depth = GaugeMetricFamily("tower_ingest_writer_queue_depth",
                                   "Rows waiting in the writer: queued groups plus pending batches")
-        depth.add_metric([], sum(w.queue.qsize() + w.pending_rows for w in list(_writers)))
+        depth.add_metric([], sum(w.queued_groups() + w.pending_rows for w in list(_writers)))
         yield depth
         spill = GaugeMetricFamily("tower_ingest_spill_bytes", "Bytes of rows waiting in spill files")
         spill.add_metric([], sum(w.spill_bytes() for w in list(_writers)))

@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 
 from ingest.settings import IngestSettings, VenueConfig
+from ingest.venues import make_venue
 
 log = logging.getLogger("ingest")
 
@@ -34,7 +35,6 @@ def split(configs: list[VenueConfig], n: int) -> list[list[VenueConfig]]:
 
 def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int, log_level: str,
             metrics_port: int | None, workers: int = 1) -> None:
-    from ingest.cli import make_venue
     from ingest.service import ingest, tune_gc
     from tower.metrics import serve as serve_metrics
 
@@ -48,7 +48,7 @@ def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int,
     tune_gc()
     serve_metrics(metrics_port + index if metrics_port else None)  # worker i: port + i
     result = asyncio.run(ingest(dsn, venues, duration_s=duration_s,
-                                runtime_for=lambda v: replace(settings.runtime_config(v.name), conn_tag=f"-p{index}"),
+                                runtime_for=lambda v: replace(settings.runtime_config(v), conn_tag=f"-p{index}"),
                                 writer_config=settings.writer_config(f"ingest-{names}-p{index}")))
     sys.exit(0 if result.fully_written else 3)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
+from typing import ClassVar
 
 
 def utc_now() -> datetime:
@@ -25,10 +27,7 @@ class Trade:
     qty: float
     side: str  # aggressor: 'buy' or 'sell'
 
-    table = "raw_trades"
-
-    def record(self) -> tuple:
-        return (self.venue, self.symbol, self.ts, self.recv_ts, self.trade_id, self.price, self.qty, self.side)
+    table: ClassVar[str] = "raw_trades"
 
 
 @dataclass(slots=True)
@@ -43,11 +42,7 @@ class BookL1:
     ask_qty: float
     update_id: int | None
 
-    table = "raw_book_l1"
-
-    def record(self) -> tuple:
-        return (self.venue, self.symbol, self.ts, self.recv_ts, self.bid_px, self.bid_qty, self.ask_px,
-                self.ask_qty, self.update_id)
+    table: ClassVar[str] = "raw_book_l1"
 
 
 @dataclass(slots=True)
@@ -66,11 +61,7 @@ class Derivs:
     next_funding_ts: datetime | None = None
     open_interest: float | None = None         # base units (contracts already converted)
 
-    table = "raw_derivs"
-
-    def record(self) -> tuple:
-        return (self.venue, self.symbol, self.ts, self.recv_ts, self.mark_px, self.index_px, self.funding_rate,
-                self.funding_interval, self.next_funding_ts, self.open_interest)
+    table: ClassVar[str] = "raw_derivs"
 
 
 @dataclass(slots=True)
@@ -83,10 +74,7 @@ class Liquidation:
     price: float
     qty: float  # base units
 
-    table = "raw_liquidations"
-
-    def record(self) -> tuple:
-        return (self.venue, self.symbol, self.ts, self.recv_ts, self.side, self.price, self.qty)
+    table: ClassVar[str] = "raw_liquidations"
 
 
 @dataclass(slots=True)
@@ -98,10 +86,7 @@ class Rejection:
     reason: str
     raw: str
 
-    table = "rejected_messages"
-
-    def record(self) -> tuple:
-        return (self.recv_ts, self.venue, self.stream, self.symbol, self.reason, self.raw)
+    table: ClassVar[str] = "rejected_messages"
 
 
 @dataclass(slots=True)
@@ -109,23 +94,20 @@ class GapEvent:
     venue: str
     symbol: str
     stream: str
+    detected_at: datetime = field(default_factory=utc_now, kw_only=True)
     from_id: int | None
     to_id: int | None
     missing: int | None
     from_ts: datetime | None
     to_ts: datetime | None
     cause: str
-    detected_at: datetime = field(default_factory=utc_now)
 
-    table = "feed_gaps"
-
-    def record(self) -> tuple:
-        return (self.venue, self.symbol, self.stream, self.detected_at, self.from_id, self.to_id, self.missing,
-                self.from_ts, self.to_ts, self.cause)
+    table: ClassVar[str] = "feed_gaps"
 
 
 @dataclass(slots=True)
 class ConnectionEvent:
+    ts: datetime = field(default_factory=utc_now, kw_only=True)
     venue: str
     conn_id: str
     event: str  # connect, subscribed, disconnect, reconnect_attempt, stale, rotate, error
@@ -135,27 +117,20 @@ class ConnectionEvent:
     reason: str | None = None
     attempt: int | None = None
     delay_s: float | None = None
-    ts: datetime = field(default_factory=utc_now)
 
-    table = "connection_events"
-
-    def record(self) -> tuple:
-        return (self.ts, self.venue, self.conn_id, self.event, self.url, self.streams, self.code, self.reason,
-                self.attempt, self.delay_s)
+    table: ClassVar[str] = "connection_events"
 
 
 Row = Trade | BookL1 | Derivs | Liquidation | Rejection | GapEvent | ConnectionEvent
+ROW_TYPES: tuple[type[Row], ...] = (Trade, BookL1, Derivs, Liquidation, Rejection, GapEvent, ConnectionEvent)
 
-# Column order of record() per table; the writer COPYs in exactly this order.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "raw_trades": ("venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"),
-    "raw_book_l1": ("venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"),
-    "raw_derivs": ("venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",
-                   "next_funding_ts", "open_interest"),
-    "raw_liquidations": ("venue", "symbol", "ts", "recv_ts", "side", "price", "qty"),
-    "rejected_messages": ("recv_ts", "venue", "stream", "symbol", "reason", "raw"),
-    "feed_gaps": ("venue", "symbol", "stream", "detected_at", "from_id", "to_id", "missing", "from_ts", "to_ts",
-                  "cause"),
-    "connection_events": ("ts", "venue", "conn_id", "event", "url", "streams", "code", "reason", "attempt",
-                          "delay_s"),
-}
+# Each row class declares its table's columns once, as its fields in order; the writer COPYs records
+# in exactly this order, and the spill file stores them so (field order is therefore part of the
+# spill format: reordering fields would misread spill files written before).
+COLUMNS: dict[str, tuple[str, ...]] = {cls.table: tuple(f.name for f in fields(cls)) for cls in ROW_TYPES}
+_RECORD = {cls: attrgetter(*COLUMNS[cls.table]) for cls in ROW_TYPES}
+
+
+def record(row: Row) -> tuple:
+    """The row as a COPY record: its fields in column order (attrgetter: one C call per row)."""
+    return _RECORD[type(row)](row)

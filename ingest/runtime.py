@@ -106,12 +106,9 @@ class Link:
         if self._stash_timer is not None:
             self._stash_timer.cancel()
         group, self._stash_rows = self._stash_rows, []
-        if group:
-            try:
-                self.runner.writer.queue.put_nowait(group)
-            except asyncio.QueueFull:
-                self._late_puts.add(task := asyncio.ensure_future(self.runner.writer.put(group)))
-                task.add_done_callback(self._late_puts.discard)
+        if group and not self.runner.writer.put_nowait(group):
+            self._late_puts.add(task := asyncio.ensure_future(self.runner.writer.put(group)))
+            task.add_done_callback(self._late_puts.discard)
 
     async def _guard(self) -> None:
         """Heartbeat (venues that need one) and the staleness watchdog."""

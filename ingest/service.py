@@ -65,12 +65,35 @@ async def register_instruments(dsn: str, venues: list[Venue], retry_cap_s: float
             delay = min(delay * 2, retry_cap_s)
 
 
+async def stored_contract_sizes(dsn: str, venues: list[Venue]) -> dict[str, dict[str, float]]:
+    """venue -> symbol -> contract size from ops.instruments, for the venues that count in contracts: the
+    fallback when a venue's REST metadata cannot be read. A database that is away leaves it empty."""
+    names = [v.name for v in venues if v.counts_contracts]
+    if not names:
+        return {}
+    try:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            rows = await conn.fetch("SELECT venue, symbol, contract_size FROM ops.instruments "
+                                    "WHERE venue = any($1::text[]) AND contract_size IS NOT NULL", names)
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        log.warning("cannot read stored contract sizes from the database (%s)", exc)
+        return {}
+    sizes: dict[str, dict[str, float]] = {}
+    for r in rows:
+        sizes.setdefault(r["venue"], {})[r["symbol"]] = r["contract_size"]
+    return sizes
+
+
 async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = None,
                  runtime: RuntimeConfig | None = None, writer_config: WriterConfig | None = None,
                  stop: asyncio.Event | None = None, writer: Writer | None = None,
                  runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
     stop = stop or asyncio.Event()
-    await asyncio.gather(*(v.prepare(dsn) for v in venues))
+    stored = await stored_contract_sizes(dsn, venues)
+    await asyncio.gather(*(v.prepare(stored.get(v.name, {})) for v in venues))
     instruments = asyncio.create_task(register_instruments(dsn, venues))
     writer = writer or Writer(dsn, writer_config)
     await writer.start()
@@ -106,14 +129,11 @@ async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = No
 
 
 def _config_for(venue: Venue, runtime: RuntimeConfig | None) -> RuntimeConfig:
-    if runtime is not None:
-        return runtime
-    # Binance closes every connection at 24 h: rotate at 23 h.
-    return RuntimeConfig(rotate_after_s=23 * 3600 if venue.name == "binance" else None)
+    return runtime if runtime is not None else RuntimeConfig(rotate_after_s=venue.rotate_after_s)
 
 
 async def _report_every(venues: list[Venue], writer: Writer, every_s: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await asyncio.sleep(every_s)
         log.info("progress: venues %s; writer %s; queue %d frames",
-                 {v.name: dict(v.counters) for v in venues}, dict(writer.stats), writer.queue.qsize())
+                 {v.name: dict(v.counters) for v in venues}, dict(writer.stats), writer.queued_groups())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.runtime import RuntimeConfig
 from ingest.venues import REGISTRY
+from ingest.venues.base import Venue
 from ingest.writer import WriterConfig
 from tower.settings import ConfigError
 
@@ -20,28 +21,40 @@ class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOWER_INGEST_", extra="ignore")
 
     spill_dir: Path = Path(".tower-spill")        # where rows wait on disk while the database is away
-    batch_rows: int = Field(5000, ge=1, le=1_000_000)
-    flush_ms: int = Field(100, ge=1, le=60_000)  # 200 ms gave p99 ~290 ms at 20k msgs/s: too little margin
-    memory_rows: int = Field(500_000, ge=1000)
-    queue_items: int = Field(1000, ge=10)  # groups of up to 256 rows each
-    stale_after_s: float = Field(30.0, gt=0)        # connected but no market data this long = reconnect
-    backoff_cap_s: float = Field(30.0, gt=0)
-    hyperliquid_ping_s: float = Field(20.0, gt=0, lt=60)  # the venue drops connections silent for 60 s
-    bybit_ping_s: float = Field(20.0, gt=0, le=60)        # Bybit asks for a ping about every 20 s
-    okx_ping_s: float = Field(20.0, gt=0, lt=30)          # OKX drops connections with no traffic for 30 s
+    # Defaults are the writer's and the runtime's own: one place for each.
+    batch_rows: int = Field(WriterConfig.batch_rows, ge=1, le=1_000_000)
+    flush_ms: int = Field(round(WriterConfig.flush_s * 1000), ge=1, le=60_000)
+    memory_rows: int = Field(WriterConfig.memory_rows, ge=1000)
+    queue_items: int = Field(WriterConfig.queue_items, ge=10)  # groups of up to 256 rows each
+    stale_after_s: float = Field(RuntimeConfig.stale_after_s, gt=0)  # connected but no market data: reconnect
+    backoff_cap_s: float = Field(RuntimeConfig.backoff_cap_s, gt=0)
 
-    def ping_s(self, venue: str) -> float | None:
-        """The app-level ping interval of venues that need one (Binance pings us instead)."""
-        return {"hyperliquid": self.hyperliquid_ping_s, "bybit": self.bybit_ping_s, "okx": self.okx_ping_s}.get(venue)
+    def ping_s(self, venue: type[Venue]) -> float | None:
+        """The app-level ping interval of a venue that needs one: TOWER_INGEST_<VENUE>_PING_S, else the
+        venue's default; None for venues that ping us (Binance)."""
+        if venue.heartbeat_s is None:
+            return None
+        name = f"TOWER_INGEST_{venue.name.upper()}_PING_S"
+        text = os.environ.get(name)
+        if text is None:
+            return venue.heartbeat_s
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{name}: not a number of seconds: {text!r}") from None
+        limit = venue.idle_close_s
+        if not value > 0 or (limit is not None and not value < limit):
+            why = f" ({venue.name} closes connections silent for {limit:g} s)" if limit is not None else ""
+            raise ConfigError(f"{name}: must be > 0" + (f" and < {limit:g}" if limit is not None else "") + why)
+        return value
 
     def writer_config(self, name: str) -> WriterConfig:
         return WriterConfig(batch_rows=self.batch_rows, flush_s=self.flush_ms / 1000, memory_rows=self.memory_rows,
                             queue_items=self.queue_items, spill_path=self.spill_dir / f"{name}.jsonl")
 
-    def runtime_config(self, venue: str) -> RuntimeConfig:
-        # Binance closes every connection at 24 h: rotate (overlap, then switch) at 23 h.
+    def runtime_config(self, venue: type[Venue] | Venue) -> RuntimeConfig:
         return RuntimeConfig(stale_after_s=self.stale_after_s, backoff_cap_s=self.backoff_cap_s,
-                             rotate_after_s=23 * 3600 if venue == "binance" else None)
+                             rotate_after_s=venue.rotate_after_s)
 
 
 SYMBOL = re.compile(r"[A-Za-z0-9._:-]{1,40}")
@@ -90,7 +103,7 @@ class VenueConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         name = info.data.get("name")
-        if name in REGISTRY and "rest_url" not in inspect.signature(REGISTRY[name]).parameters:
+        if name in REGISTRY and not REGISTRY[name].has_rest:
             raise ValueError(f"{name} reads nothing over REST")
         return value
 

@@ -307,7 +307,7 @@ async def run_soak(plan: SoakPlan) -> int:
             await schedule
         # Let the last rows land: everything delivered and not lost in flight is committed.
         deadline = time.monotonic() + 60
-        while writer.pending_rows or writer.queue.qsize() or writer.spill_bytes():
+        while writer.pending_rows or writer.queued_groups() or writer.spill_bytes():
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)

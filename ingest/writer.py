@@ -29,7 +29,7 @@ import asyncpg
 import orjson
 
 from ingest import metrics
-from ingest.rows import COLUMNS, Row
+from ingest.rows import COLUMNS, Row, record
 
 log = logging.getLogger("ingest.writer")
 
@@ -65,7 +65,7 @@ class Batch:
 @dataclass
 class WriterConfig:
     batch_rows: int = 5000
-    flush_s: float = 0.2
+    flush_s: float = 0.1  # 0.2 s gave p99 ~290 ms at 20k msgs/s: too little margin
     queue_items: int = 1000       # bound of the queue between connectors and the collector (groups of <= 256 rows)
     memory_rows: int = 500_000    # rows held in memory while the database is away; the rest spill
     spill_path: Path = Path(".tower-spill/ingest.jsonl")
@@ -97,6 +97,18 @@ class Writer:
     async def put(self, rows: list[Row]) -> None:
         if rows:
             await self.queue.put(rows)
+
+    def put_nowait(self, rows: list[Row]) -> bool:
+        """Hands rows over if the queue has room; False (nothing taken) when it is full."""
+        try:
+            self.queue.put_nowait(rows)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def queued_groups(self) -> int:
+        """Row groups waiting in the queue, not yet batched."""
+        return self.queue.qsize()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -148,7 +160,7 @@ class Writer:
                 if not batch.rows:
                     started = time.monotonic()
                 for row in item:
-                    batch.records.setdefault(row.table, []).append(row.record())
+                    batch.records.setdefault(row.table, []).append(record(row))
                 batch.rows += len(item)
             elif item is not None:  # the empty list close() sends: finish what is queued, then stop
                 closing = True

@@ -204,3 +204,35 @@ def test_symbols_that_are_not_venue_symbols_are_refused(monkeypatch, db_dsn, tmp
     assert main(["ingest", "binance", "--symbols", "BTCUSDT,BTC'; DROP TABLE ops.raw_trades;--"]) == 2
     err = capsys.readouterr().err
     assert "--symbols: not a venue symbol: \"BTC'; DROP TABLE ops.raw_trades;--\"" in err
+
+
+def test_ping_settings_are_checked_against_each_venues_idle_limit(monkeypatch, capsys):
+    from ingest.settings import IngestSettings, VenueConfig
+    from ingest.venues import make_venue
+
+    monkeypatch.setenv("TOWER_DSN", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("TOWER_INGEST_OKX_PING_S", "45")
+    assert main(["ingest", "okx", "--symbols", "BTC-USDT-SWAP", "--processes", "2"]) == 2
+    assert ("TOWER_INGEST_OKX_PING_S: must be > 0 and < 30 (okx closes connections silent for 30 s)"
+            in capsys.readouterr().err)
+    monkeypatch.setenv("TOWER_INGEST_OKX_PING_S", "soon")
+    assert main(["ingest", "okx", "--symbols", "BTC-USDT-SWAP"]) == 2
+    assert "TOWER_INGEST_OKX_PING_S: not a number of seconds: 'soon'" in capsys.readouterr().err
+
+    monkeypatch.delenv("TOWER_INGEST_OKX_PING_S")
+    monkeypatch.setenv("TOWER_INGEST_HYPERLIQUID_PING_S", "5")
+    settings = IngestSettings()
+
+    def heartbeat(name: str) -> float | None:
+        return make_venue(VenueConfig(name=name, symbols=["X"]), settings).heartbeat_s
+
+    assert (heartbeat("hyperliquid"), heartbeat("okx"), heartbeat("bybit"), heartbeat("binance")) == (5, 20, 20, None)
+
+
+def test_only_binance_connections_rotate_before_the_venues_age_limit():
+    from ingest.settings import IngestSettings
+    from ingest.venues import REGISTRY
+
+    settings = IngestSettings()
+    assert {name: settings.runtime_config(cls).rotate_after_s for name, cls in REGISTRY.items()} == {
+        "binance": 23 * 3600, "hyperliquid": None, "bybit": None, "okx": None}

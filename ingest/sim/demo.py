@@ -192,15 +192,16 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
                asyncio.create_task(keep_features_fresh(dsn, stop))]
     venues: list[Venue] = [
         Binance([f"{a}USDT" for a in ASSETS], ws_url=binance.root, rest_url=binance.root.replace("ws://", "http://")),
-        Hyperliquid(ASSETS, ws_url=hyper.url, heartbeat_s=settings.hyperliquid_ping_s),
-        Bybit([f"{a}USDT" for a in ASSETS], ws_url=bybit.url, heartbeat_s=settings.bybit_ping_s),
-        Okx([f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url, heartbeat_s=settings.okx_ping_s),
+        Hyperliquid(ASSETS, ws_url=hyper.url, heartbeat_s=settings.ping_s(Hyperliquid)),
+        Bybit([f"{a}USDT" for a in ASSETS], ws_url=bybit.url, heartbeat_s=settings.ping_s(Bybit)),
+        Okx([f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url,
+            heartbeat_s=settings.ping_s(Okx)),
     ]
     print(f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
           f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"), flush=True)
     try:
         result = await ingest(dsn, venues, duration_s=duration_s, stop=stop,
-                              runtime_for=lambda v: settings.runtime_config(v.name),
+                              runtime_for=settings.runtime_config,
                               writer_config=settings.writer_config("demo"))
     finally:
         stop.set()

@@ -7,7 +7,7 @@ from collections import Counter, deque
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, ClassVar, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -108,14 +108,22 @@ class Venue(ABC):
     overlapping connections (rotation, reconnect replays) are recognized across connections.
     """
 
-    name: str
-    heartbeat_s: float | None = None  # send heartbeat() when we have sent nothing for this long
+    # Facts about the venue, read by settings, the CLI and the runtime (never `if venue == "..."`).
+    name: ClassVar[str]
+    example_symbols: ClassVar[tuple[str, ...]]     # shown when --symbols is missing
+    heartbeat_s: float | None = None  # send heartbeat() when we have sent nothing for this long (default)
+    idle_close_s: ClassVar[float | None] = None    # the venue closes connections silent this long
+    rotate_after_s: ClassVar[float | None] = None  # reconnect (with overlap) before the venue's age limit
+    has_rest: ClassVar[bool] = False               # reads something over REST: takes rest_url
+    counts_contracts: ClassVar[bool] = False       # sizes on the wire are contracts: prepare() needs sizes
 
-    def __init__(self, symbols: list[str]) -> None:
+    def __init__(self, symbols: list[str], heartbeat_s: float | None = None) -> None:
         if not symbols:
             raise ValueError(f"{self.name}: no symbols given")
         self.symbols = list(dict.fromkeys(symbols))
         self.counters: Counter[str] = Counter()
+        if heartbeat_s is not None:
+            self.heartbeat_s = heartbeat_s
 
     @abstractmethod
     def routes(self) -> list[Route]: ...
@@ -150,9 +158,11 @@ class Venue(ABC):
         """Base units per contract when the venue counts in contracts (OKX); None: sizes are base units."""
         return None
 
-    async def prepare(self, dsn: str) -> None:
-        """Reads what the adapter needs before connecting (instrument metadata). Never raises: a venue
-        whose metadata cannot be read still connects and quarantines what it cannot convert."""
+    async def prepare(self, stored_sizes: Mapping[str, float]) -> None:
+        """Reads what the adapter needs before connecting (instrument metadata over the venue's REST).
+        `stored_sizes` are the contract sizes ops.instruments holds for this venue, the fallback when
+        the venue cannot be asked. Never raises: a venue whose metadata cannot be read still connects
+        and quarantines what it cannot convert."""
         return None
 
     def decode(self, frame: str | bytes | bytearray, recv_ts: datetime) -> tuple[object, Parsed | None]:

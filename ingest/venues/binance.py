@@ -119,6 +119,9 @@ class FundingInfoMsg(Message):
 
 class Binance(Venue):
     name = "binance"
+    example_symbols = ("BTCUSDT", "ETHUSDT")
+    rotate_after_s = 23 * 3600  # Binance closes every connection at 24 h: rotate (overlap, then switch) at 23 h
+    has_rest = True             # open interest polls, funding intervals
 
     def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
                  max_streams: int = MAX_STREAMS_PER_CONNECTION, derivs: bool = True, rest_url: str | None = None,
@@ -167,7 +170,7 @@ class Binance(Venue):
         return [Poll(f"openInterest:{s}", f"{self.rest_root}/fapi/v1/openInterest?symbol={s}", every_s)
                 for s in self.symbols]
 
-    async def prepare(self, dsn: str) -> None:
+    async def prepare(self, stored_sizes: Mapping[str, float]) -> None:
         """Funding intervals that differ from 8 h (GET /fapi/v1/fundingInfo, weight 1, once at start)."""
         if not self.derivs:
             return

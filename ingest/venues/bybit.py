@@ -91,12 +91,15 @@ class LiquidationItem(Message):
 
 class Bybit(Venue):
     name = "bybit"
+    example_symbols = ("BTCUSDT", "ETHUSDT")
+    heartbeat_s = 20.0   # Bybit asks for a ping about every 20 s
+    idle_close_s = 60.0  # not documented by Bybit: a conservative bound for the ping setting
 
     def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float = 20.0, max_topics: int = MAX_TOPICS_PER_CONNECTION, derivs: bool = True) -> None:
-        super().__init__([s.upper() for s in symbols])
+                 heartbeat_s: float | None = None, max_topics: int = MAX_TOPICS_PER_CONNECTION,
+                 derivs: bool = True) -> None:
+        super().__init__([s.upper() for s in symbols], heartbeat_s)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
-        self.heartbeat_s = heartbeat_s
         self.max_topics = max_topics
         self.topics = TOPICS if derivs else TOPICS[:2]
         self.known = set(self.symbols)

@@ -66,15 +66,17 @@ class AssetCtxMsg(Message):
 
 class Hyperliquid(Venue):
     name = "hyperliquid"
+    example_symbols = ("BTC", "ETH")
+    heartbeat_s = 20.0   # well inside the venue's 60 s idle rule
+    idle_close_s = 60.0  # the venue closes a connection it has sent nothing to for 60 s
 
     def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float = 20.0, max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
+                 heartbeat_s: float | None = None, max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
                  derivs: bool = True) -> None:
-        super().__init__(symbols)
+        super().__init__(symbols, heartbeat_s)
         self.kinds = ("trades", "bbo", "activeAssetCtx") if derivs else ("trades", "bbo")
         self.last_ctx: dict[str, tuple[float, float, float, float]] = {}
         self.url = ws_url or (TESTNET if testnet else MAINNET)
-        self.heartbeat_s = heartbeat_s  # well inside the venue's 60 s idle rule
         self.max_subscriptions = max_subscriptions
         self.known = set(self.symbols)
         self.last_trade_time: dict[str, int] = {}

@@ -10,10 +10,10 @@ known contract size has its messages quarantined (raw payload kept) rather than 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Literal
 
-import asyncpg
 import httpx
 import orjson
 from pydantic import Field, ValidationError
@@ -117,15 +117,19 @@ def index_of(symbol: str) -> str:
 
 class Okx(Venue):
     name = "okx"
+    example_symbols = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
+    heartbeat_s = 20.0   # inside the venue's 30 s idle rule
+    idle_close_s = 30.0  # OKX drops connections with no traffic for 30 s
+    has_rest = True      # instrument metadata (contract sizes)
+    counts_contracts = True
 
     def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float = 20.0, rest_url: str | None = None,
+                 heartbeat_s: float | None = None, rest_url: str | None = None,
                  contract_sizes: dict[str, float] | None = None, derivs: bool = True,
                  max_args: int = MAX_ARGS_PER_CONNECTION) -> None:
-        super().__init__([s.upper() for s in symbols])
+        super().__init__([s.upper() for s in symbols], heartbeat_s)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
         self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
-        self.heartbeat_s = heartbeat_s  # inside the venue's 30 s idle rule
         self.derivs = derivs
         self.max_args = max_args
         self.known = set(self.symbols)
@@ -148,7 +152,7 @@ class Okx(Venue):
     def heartbeat(self) -> bytes | None:
         return PING
 
-    async def prepare(self, dsn: str) -> None:
+    async def prepare(self, stored_sizes: Mapping[str, float]) -> None:
         """Contract sizes: REST instrument metadata (current), else what ops.instruments holds."""
         missing = [s for s in self.symbols if s not in self.contract_sizes]
         if not missing:
@@ -157,18 +161,8 @@ class Okx(Venue):
             self.contract_sizes.update(await self._rest_contract_sizes(missing))
         except (httpx.HTTPError, OSError, ValueError) as exc:
             log.warning("okx: cannot read instrument metadata from %s (%s); using ops.instruments", self.rest_root, exc)
-        missing = [s for s in self.symbols if s not in self.contract_sizes]
-        if missing:
-            try:
-                conn = await asyncpg.connect(dsn, timeout=5)
-                try:
-                    rows = await conn.fetch("SELECT symbol, contract_size FROM ops.instruments "
-                                            "WHERE venue = 'okx' AND symbol = any($1::text[])", missing)
-                finally:
-                    await conn.close()
-                self.contract_sizes.update({r["symbol"]: r["contract_size"] for r in rows})
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("okx: cannot read contract sizes from the database (%s)", exc)
+        self.contract_sizes.update({s: stored_sizes[s] for s in self.symbols
+                                    if s not in self.contract_sizes and s in stored_sizes})
         missing = [s for s in self.symbols if s not in self.contract_sizes]
         if missing:
             log.error("okx: no contract size for %s: their messages will be quarantined (reason no_contract_size) "
