@@ -1,4 +1,4 @@
-"""`tower ingest`, `tower status`, `tower demo`, `tower bench ingest`."""
+"""`tower ingest`, `tower status`, `tower demo`."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trades and L1 only: no mark/index/funding/open interest/liquidations")
     p.add_argument("--config", type=Path,
                    help="TOML file with several [[venues]] (name, symbols, ws_url, testnet, rest_url, derivs)")
-    p.add_argument("--duration", type=_positive, help="stop after this many seconds, flush everything, exit 0")
-    p.add_argument("--processes", type=_count, default=1,
+    p.add_argument("--duration", type=positive_number, help="stop after this many seconds, flush everything, exit 0")
+    p.add_argument("--processes", type=small_count, default=1,
                    help="spread the symbols over this many worker processes (one core each; default 1)")
     p.set_defaults(run=run_ingest)
 
@@ -44,41 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_status)
 
     p = sub.add_parser("demo", help="SIMULATED venues on loopback + ingest, so dashboards show live data offline")
-    p.add_argument("--duration", type=_positive, help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--duration", type=positive_number, help="stop after this many seconds (default: until Ctrl-C)")
     p.set_defaults(run=run_demo)
-
-    bench = _subparsers(sub.choices.get("bench") or sub.add_parser("bench", help="benchmarks (print figures)"))
-    p = bench.add_parser("ingest", help="loopback flood through the real connector and writer into TOWER_DSN")
-    p.add_argument("--seconds", type=_positive, default=10.0, help="how long to flood (default 10)")
-    p.add_argument("--rate", type=_positive, help="frames per second instead of as fast as possible (latency run)")
-    p.add_argument("--symbols", type=int, default=10, help="symbols to spread frames over (default 10)")
-    p.add_argument("--processes", type=_count, default=2,
-                   help="ingest worker processes, as `tower ingest --processes` (default 2: both cores)")
-    p.set_defaults(run=run_bench)
-
-    p = bench.add_parser("parse", help="cost of one frame per venue adapter and message kind (one core, no database)")
-    p.add_argument("--frames", type=_count_frames, default=20_000, help="frames per venue and kind (default 20000)")
-    p.add_argument("--rounds", type=_count, default=5, help="interleaved rounds; the best of each is kept (default 5)")
-    p.set_defaults(run=run_parse_bench)
-
-    p = bench.add_parser("soak", help="faults on schedule (database crashes, venue drops, stalls, malformed floods), "
-                                      "then reconcile: nothing lost, nothing twice")
-    p.add_argument("--seconds", type=_positive, default=300.0, help="how long to run (default 300)")
-    p.add_argument("--rate", type=_positive, default=2000.0, help="trades per second the venue sends (default 2000)")
-    p.add_argument("--db-restarts", type=int, default=10, help="database crashes + restarts (default 10)")
-    p.add_argument("--venue-drops", type=int, default=100,
-                   help="venue connection drops: close frames, resets, silent sockets in turn (default 100)")
-    p.add_argument("--memory-mb", type=_positive, default=1024.0, help="peak RSS bound to check (default 1024)")
-    p.add_argument("--port", type=int, default=55497, help="port of the soak's own database server (default 55497)")
-    p.set_defaults(run=run_soak)
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
-    """The parser's subcommands, created once: other command modules may add their own `bench X`."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest="bench_command", required=True)
 
 
 def _symbols(text: str) -> list[str]:
@@ -88,13 +55,13 @@ def _symbols(text: str) -> list[str]:
     return symbols
 
 
-def _count(text: str) -> int:
+def small_count(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 64, not {text!r}")
     return int(text)
 
 
-def _positive(text: str) -> float:
+def positive_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -171,31 +138,3 @@ async def run_demo(args: argparse.Namespace) -> int:
     tune_gc()
     serve_metrics(load(MetricsSettings).metrics_port)
     return await demo(load(DatabaseSettings).dsn, args.duration, load(IngestSettings))
-
-
-async def run_soak(args: argparse.Namespace) -> int:
-    from ingest.soak import SoakPlan
-    from ingest.soak import run_soak as soak
-
-    tune_gc()
-    return await soak(SoakPlan(seconds=args.seconds, rate=args.rate, db_restarts=args.db_restarts,
-                               venue_drops=args.venue_drops, memory_mb=args.memory_mb, port=args.port))
-
-
-def _count_frames(text: str) -> int:
-    if not text.isdigit() or not 100 <= int(text) <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 100 to 1000000, not {text!r}")
-    return int(text)
-
-
-async def run_parse_bench(args: argparse.Namespace) -> int:
-    from ingest.parsebench import run_parse_bench as bench
-
-    return bench(args.frames, args.rounds)
-
-
-async def run_bench(args: argparse.Namespace) -> int:
-    from ingest.bench import run_bench as bench
-
-    return await bench(load(DatabaseSettings).dsn, args.seconds, args.rate, args.symbols, load(IngestSettings),
-                       processes=args.processes)

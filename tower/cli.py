@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "jobs.cli",
     "metabase.cli",
     "ingest.cli",
+    "ingest.bench.cli",
 ]
 
 USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueError)

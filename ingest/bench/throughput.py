@@ -12,14 +12,16 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from ingest.bench.flood import FloodServer
 from ingest.rows import COLUMNS
 from ingest.runtime import RuntimeConfig, run_venue
 from ingest.service import tune_gc
 from ingest.settings import IngestSettings
-from ingest.sim.flood import FloodServer
 from ingest.venues.base import Route
 from ingest.venues.binance import Binance
 from ingest.writer import Batch, Writer
+
+RECV_TS = COLUMNS["raw_trades"].index("recv_ts")
 
 BENCH_VENUE = "bench"
 COPY_VENUE = "bench-copy"
@@ -48,10 +50,10 @@ class Meter:
             return
         self.rows += len(records)
         self.last_commit = committed_at
-        first = records[0][3].timestamp()
+        first = records[0][RECV_TS].timestamp()
         self.first_recv = first if self.first_recv is None else min(self.first_recv, first)
         for r in records[::16]:  # a sample is enough for percentiles
-            self.latencies_ms.append((committed_at - r[3].timestamp()) * 1000)
+            self.latencies_ms.append((committed_at - r[RECV_TS].timestamp()) * 1000)
 
 
 async def _cleanup(dsn: str) -> None:

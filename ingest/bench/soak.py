@@ -28,12 +28,15 @@ from pathlib import Path
 
 import asyncpg
 
+from ingest.rows import COLUMNS
 from ingest.runtime import RuntimeConfig, run_venue
 from ingest.sim.binance_server import BinanceServer, agg_trade
 from ingest.venues.base import Route
 from ingest.venues.binance import Binance
 from ingest.writer import Batch, Writer, WriterConfig
 from tower.migrate import migrate
+
+RECV_TS = COLUMNS["raw_trades"].index("recv_ts")
 
 VENUE = "soak"
 ROOT = Path(os.environ.get("TOWER_TSDB_ROOT", "/var/tmp/tower-tsdb/root"))
@@ -107,7 +110,7 @@ class Ledger:
         self.committed += len(trades)
         if not trades or not self.fault_ends:
             return
-        newest = max(r[3].timestamp() for r in trades)
+        newest = max(r[RECV_TS].timestamp() for r in trades)
         still = []
         for kind, ended in self.fault_ends:
             if newest >= ended:

@@ -1,0 +1,1 @@
+"""Measurement tools: throughput against the COPY ceiling, per-frame parse cost, the fault soak."""
