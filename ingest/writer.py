@@ -130,14 +130,22 @@ class Writer:
         try:
             await asyncio.wait_for(asyncio.shield(self._committer), drain_timeout_s)
         except TimeoutError:
+            # Stop the committer before touching what it works on: cancelled mid-COPY, it is still rolling
+            # back on its connection, and closing that connection under it fails the shutdown.
             self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *DB_ERRORS):
+                await self._committer
             left = self.pending_rows
             while self.pending:
-                self._spill(self.pending.popleft())
-            log.error("database unavailable at shutdown: %d rows kept in %s, replayed on the next start",
+                self._spill(self.pending.popleft())  # the batch cut short may be half stored: replays dedup
+            log.error("database unavailable or too slow at shutdown: %d rows kept in %s, replayed on the next start",
                       left, self.config.spill_path)
+            await self._drop_connection()
         if self._conn is not None:
-            await self._conn.close()
+            try:
+                await self._conn.close(timeout=self.config.connect_timeout_s)
+            except DB_ERRORS:
+                self._conn.terminate()
             self._conn = None
         return not self._spill_files()
 

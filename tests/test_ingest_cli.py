@@ -138,6 +138,47 @@ async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0  # benchmark rows are cleaned up
 
 
+async def test_bench_workers_spill_privately_and_leave_nothing_behind(monkeypatch, conn, db_dsn, tmp_path, capsys):
+    from ingest.bench.throughput import worker_settings
+    from ingest.settings import IngestSettings
+
+    # Run from a checkout-like folder with no spill directory configured: nothing may land in it.
+    monkeypatch.setenv("TOWER_DSN", db_dsn)
+    monkeypatch.delenv("TOWER_INGEST_SPILL_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "tmp"
+    runs.mkdir()
+    monkeypatch.setenv("TMPDIR", str(runs))
+    assert await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000",
+                                          "--processes", "2"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]   # no .tower-spill in the working folder
+    assert list(runs.iterdir()) == []                              # the private spill directory is gone
+    paths = {worker_settings(IngestSettings(), tmp_path, i).writer_config("bench").spill_path for i in range(2)}
+    assert len(paths) == 2                                          # one spill file per worker
+
+
+async def test_bench_refuses_a_ceiling_beside_another_sessions_replay(db_dsn):
+    import asyncpg
+
+    from ingest.bench.throughput import replays_elsewhere
+
+    assert await replays_elsewhere(db_dsn, wait_s=0) == []
+    other = await asyncpg.connect(db_dsn)
+    try:
+        # What the writer's replay path looks like from pg_stat_activity, held for a few seconds.
+        replay = asyncio.create_task(other.execute(
+            "CREATE TEMP TABLE stage_raw_trades (x int); SELECT pg_sleep(3) FROM stage_raw_trades RIGHT JOIN "
+            "(VALUES (1)) v(y) ON true"))
+        await asyncio.sleep(0.5)
+        busy = await replays_elsewhere(db_dsn, wait_s=0.5)
+        assert len(busy) == 1 and "stage_raw_trades" in busy[0], busy
+        await replay
+        assert await replays_elsewhere(db_dsn, wait_s=0) == []
+    finally:
+        await other.close()
+
+
 def test_the_example_config_is_valid():
     from pathlib import Path
 

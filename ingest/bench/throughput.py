@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import shutil
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -26,6 +29,13 @@ RECV_TS = COLUMNS["raw_trades"].index("recv_ts")
 BENCH_VENUE = "bench"
 COPY_VENUE = "bench-copy"
 FLOOD_CEILING_PER_S = 150_000  # frames pre-built per second of flood: more than one core can ingest
+QUIET_WAIT_S = 60.0  # how long the ceiling waits for another session's replay to finish before refusing
+# What the writer's replay path runs (ingest/sql/merge.sql): a session running it is writing raw_trades
+# at the same time as the ceiling would, and would skew it.
+_REPLAYS = """
+SELECT pid, left(query, 80) AS query FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query ILIKE '%stage_raw_%'
+"""
 
 
 class BenchBinance(Binance):
@@ -40,6 +50,7 @@ class BenchBinance(Binance):
 class Meter:
     def __init__(self) -> None:
         self.rows = 0
+        self.fully_written = True  # every writer committed everything: nothing was left in a spill file
         self.first_recv: float | None = None
         self.last_commit = 0.0
         self.latencies_ms: list[float] = []
@@ -67,6 +78,11 @@ async def _cleanup(dsn: str) -> None:
         await conn.close()
 
 
+def worker_settings(settings: IngestSettings, spill_dir: Path, index: int) -> IngestSettings:
+    """A bench worker's settings: the bench's private spill directory, one spill file per worker."""
+    return settings.model_copy(update={"spill_dir": spill_dir / f"p{index}"})
+
+
 async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list[str],
                      settings: IngestSettings) -> Meter:
     count = int(seconds * (rate or FLOOD_CEILING_PER_S))
@@ -86,7 +102,8 @@ async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list
     finally:
         stop.set()
         await task
-        await writer.close()
+        # The figure is first receive -> last commit: the drain after the flood is part of it, so let it end.
+        meter.fully_written = await writer.close(drain_timeout_s=max(120.0, 10 * seconds))
         server.stop()
     if venue.counters.get("gap") or any(k.startswith("rejected") for k in venue.counters):
         print(f"warning: unexpected venue counters {dict(venue.counters)}")
@@ -126,7 +143,7 @@ def _bench_worker(dsn: str, seconds: float, rate: float | None, symbols: list[st
                   out) -> None:
     tune_gc()
     meter = asyncio.run(end_to_end(dsn, seconds, rate, symbols, settings))
-    out.send((meter.rows, meter.first_recv, meter.last_commit, meter.latencies_ms))
+    out.send((meter.rows, meter.first_recv, meter.last_commit, meter.latencies_ms, meter.fully_written))
 
 
 async def end_to_end_processes(dsn: str, seconds: float, rate: float | None, symbols: list[str],
@@ -137,17 +154,19 @@ async def end_to_end_processes(dsn: str, seconds: float, rate: float | None, sym
     groups = [symbols[i::processes] for i in range(processes) if symbols[i::processes]]
     share = None if rate is None else rate / len(groups)
     pipes, workers = [], []
-    for group in groups:
+    for index, group in enumerate(groups):
         receive, send = ctx.Pipe(duplex=False)
-        worker = ctx.Process(target=_bench_worker, args=(dsn, seconds, share, group, settings, send))
+        worker = ctx.Process(target=_bench_worker, args=(dsn, seconds, share, group,
+                                                         worker_settings(settings, settings.spill_dir, index), send))
         worker.start()
         pipes.append(receive)
         workers.append(worker)
     loop = asyncio.get_running_loop()
     meter = Meter()
     for receive, worker in zip(pipes, workers, strict=True):
-        rows, first, last, latencies = await loop.run_in_executor(None, receive.recv)
+        rows, first, last, latencies, fully = await loop.run_in_executor(None, receive.recv)
         await loop.run_in_executor(None, worker.join)
+        meter.fully_written &= fully and worker.exitcode == 0
         meter.rows += rows
         if first is not None:
             meter.first_recv = first if meter.first_recv is None else min(meter.first_recv, first)
@@ -164,19 +183,53 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+async def replays_elsewhere(dsn: str, wait_s: float = QUIET_WAIT_S) -> list[str]:
+    """Other sessions replaying into the raw tables, still running after waiting up to wait_s; [] = quiet."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            busy = [f"pid {r['pid']}: {r['query']}" for r in await conn.fetch(_REPLAYS)]
+            if not busy or time.monotonic() >= deadline:
+                return busy
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
 async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings,
                     processes: int = 1) -> int:
+    # A private spill directory: a bench never replays another run's leftovers, nor leaves its own behind.
+    spill_dir = Path(tempfile.mkdtemp(prefix="tower-bench-spill-"))
+    try:
+        return await _run_bench(dsn, seconds, rate, n_symbols, settings, processes, spill_dir)
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+async def _run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings,
+                     processes: int, spill_dir: Path) -> int:
     symbols = [f"BENCH{i}USDT" for i in range(n_symbols)]
     tune_gc()
     await _cleanup(dsn)
     try:
         if processes > 1:
             print(f"ingest in {processes} worker processes (as `tower ingest --processes {processes}`)", flush=True)
-            meter = await end_to_end_processes(dsn, seconds, rate, symbols, settings, processes)
+            meter = await end_to_end_processes(dsn, seconds, rate, symbols, settings.model_copy(
+                update={"spill_dir": spill_dir}), processes)
         else:
-            meter = await end_to_end(dsn, seconds, rate, symbols, settings)
+            meter = await end_to_end(dsn, seconds, rate, symbols, worker_settings(settings, spill_dir, 0))
+        if not meter.fully_written:
+            print("error: the end-to-end run did not commit everything it received (rows were left in its spill "
+                  "file); no figures reported")
+            return 1
         if not meter.rows or meter.first_recv is None:
             print("no rows were committed: nothing to report")
+            return 1
+        busy = await replays_elsewhere(dsn)
+        if busy:
+            print(f"error: another session is still replaying rows into the raw tables after {QUIET_WAIT_S:g} s "
+                  f"({'; '.join(busy)}); refusing to measure the COPY ceiling beside it")
             return 1
         elapsed = meter.last_commit - meter.first_recv
         msgs_per_s = meter.rows / elapsed
