@@ -135,3 +135,55 @@ async def test_bad_frames_are_quarantined_and_good_ones_kept(conn, db_dsn, tmp_p
         "orderbook.1 crossed_book", "tickers invalid", "allLiquidation invalid"])
     error = await conn.fetchval("SELECT reason FROM ops.connection_events WHERE event = 'error'")
     assert error.startswith("subscribe refused: error:handler not found")
+
+
+def book_rows(venue: Bybit, *frames: dict) -> list[tuple]:
+    now = datetime.now(UTC)
+    rows = []
+    for f in frames:
+        parsed = venue.parse(orjson.dumps(f), now)
+        rows += [(r.bid_px, r.bid_qty, r.ask_px, r.ask_qty, r.update_id) for r in parsed.rows]
+    return rows
+
+
+def test_a_delta_that_deletes_the_best_bid_and_names_the_next_keeps_the_book():
+    # As the live venue sends it: the old best bid with size "0" and the new best bid in one message.
+    v = Bybit(["BTCUSDT"])
+    snapshot = {"topic": "orderbook.1.BTCUSDT", "type": "snapshot", "ts": T0, "cts": T0 - 2,
+                "data": {"s": "BTCUSDT", "b": [["91000.0", "3.1"]], "a": [["91000.1", "2.0"]], "u": 500, "seq": 9}}
+    delta = {"topic": "orderbook.1.BTCUSDT", "type": "delta", "ts": T0 + 10, "cts": T0 + 8,
+             "data": {"s": "BTCUSDT", "b": [["91000.0", "0"], ["90999.9", "1.5"]], "a": [], "u": 501, "seq": 10}}
+    new_first = {"topic": "orderbook.1.BTCUSDT", "type": "delta", "ts": T0 + 20, "cts": T0 + 18,
+                 "data": {"s": "BTCUSDT", "b": [], "a": [["91000.2", "4"], ["91000.1", "0"]], "u": 502, "seq": 11}}
+    assert book_rows(v, snapshot, delta, new_first) == [(91000.0, 3.1, 91000.1, 2.0, 500),
+                                                        (90999.9, 1.5, 91000.1, 2.0, 501),
+                                                        (90999.9, 1.5, 91000.2, 4.0, 502)]
+
+
+def test_a_snapshot_resets_the_book_even_when_its_update_id_went_down():
+    v = Bybit(["BTCUSDT"])
+    first = orderbook("BTCUSDT", "snapshot", ("91000.0", "3"), ("91000.5", "2"), 90_000, T0)
+    again = orderbook("BTCUSDT", "snapshot", ("91000.0", "3"), ("91000.5", "2"), 90_000, T0 + 3000)  # 3 s re-send
+    restarted = orderbook("BTCUSDT", "snapshot", ("91010.0", "1"), ("91010.5", "1"), 17, T0 + 5000)
+    delta = orderbook("BTCUSDT", "delta", ("91010.1", "2"), None, 18, T0 + 5001)
+    stale = orderbook("BTCUSDT", "delta", ("91011.0", "2"), None, 18, T0 + 5002)  # repeats u 18
+    assert book_rows(v, first, again, restarted, delta, stale) == [(91000.0, 3.0, 91000.5, 2.0, 90_000),
+                                                                   (91010.0, 1.0, 91010.5, 1.0, 17),
+                                                                   (91010.1, 2.0, 91010.5, 1.0, 18)]
+
+
+async def test_after_a_reconnect_the_lower_numbered_snapshot_is_stored(conn, db_dsn, tmp_path):
+    server = await serve()
+    try:
+        async with running(db_dsn, [Bybit(["BTCUSDT"], ws_url=server.url)], tmp_path):
+            await subscribed(server, ["BTCUSDT"])
+            await server.publish(orderbook("BTCUSDT", "snapshot", ("91000.0", "3"), ("91000.5", "2"), 80_000, T0))
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_book_l1", 1)
+            await server.drop_all()  # a venue-side restart: numbering starts again
+            await subscribed(server, ["BTCUSDT"])
+            await server.publish(orderbook("BTCUSDT", "snapshot", ("91020.0", "1"), ("91020.5", "1"), 3, T0 + 60_000))
+            await wait_until(conn, "SELECT count(*) FROM ops.raw_book_l1", 2)
+    finally:
+        await server.stop()
+    rows = await conn.fetch("SELECT bid_px, update_id FROM ops.raw_book_l1 ORDER BY ts")
+    assert [tuple(r) for r in rows] == [(91000.0, 80_000), (91020.0, 3)]

@@ -88,6 +88,8 @@ async def test_idle_close_is_recorded_then_resubscribed(conn, db_dsn, tmp_path):
                                 "ORDER BY ts LIMIT 1")
     assert tuple(first) == (1000, "idle timeout")
     assert await conn.fetchval("SELECT count(*) FROM ops.connection_events WHERE event = 'subscribed'") >= 2
+    # Every connection opened with the venue's plain-text greeting: control, never a rejection.
+    assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
 
 
 async def test_control_channels_and_bad_input(conn, db_dsn, tmp_path):

@@ -168,3 +168,20 @@ async def test_bad_input_is_quarantined_and_errors_recorded(server, conn, db_dsn
     assert reasons == ["crossed_book", "invalid", "invalid", "malformed_json", "unknown_symbol"]
     assert await conn.fetchval("SELECT reason FROM ops.connection_events WHERE event = 'error'") == \
         "60018: Wrong URL or channel"
+
+
+def test_a_new_swaps_funding_push_without_a_rate_stores_what_it_has():
+    # A newly listed swap: fundingTime and nextFundingRate, no fundingRate yet (fields as OKX pushes them).
+    v = Okx([BTC], contract_sizes={BTC: 0.01})
+    frame = {"arg": {"channel": "funding-rate", "instId": BTC},
+             "data": [{"instType": "SWAP", "instId": BTC, "fundingRate": "", "nextFundingRate": "0.0001",
+                       "fundingTime": str(T0 + 3600_000), "nextFundingTime": str(T0 + 5 * 3600_000),
+                       "method": "next_period", "ts": str(T0)}]}
+    parsed = v.parse(orjson.dumps(frame), datetime.now(UTC))
+    assert [type(r).__name__ for r in parsed.rows] == ["Derivs"]
+    row = parsed.rows[0]
+    assert (row.funding_rate, row.funding_interval, ms(row.next_funding_ts)) == (None, timedelta(hours=4),
+                                                                                   T0 + 3600_000)
+    del frame["data"][0]["fundingRate"]  # or the field left out altogether
+    frame["data"][0]["ts"] = str(T0 + 1)
+    assert [type(r).__name__ for r in v.parse(orjson.dumps(frame), datetime.now(UTC)).rows] == ["Derivs"]

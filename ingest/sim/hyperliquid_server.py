@@ -7,6 +7,7 @@ from __future__ import annotations
 import orjson
 
 from ingest.sim.server import Client, LoopbackServer
+from ingest.venues.hyperliquid import GREETING
 
 KINDS = ("trades", "bbo", "l2Book", "activeAssetCtx")
 
@@ -33,6 +34,9 @@ class HyperliquidServer(LoopbackServer):
 
     def __init__(self, idle_timeout_s: float = 60.0) -> None:
         super().__init__(idle_timeout_s)
+
+    async def on_connect(self, client: Client) -> None:
+        await self.send(client, GREETING)  # plain text, before anything is asked (seen on the live venue)
 
     async def on_message(self, client: Client, message: str | bytes) -> None:
         try:

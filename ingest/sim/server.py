@@ -57,12 +57,17 @@ class LoopbackServer:
     async def on_message(self, client: Client, message: str | bytes) -> None:
         raise NotImplementedError
 
+    async def on_connect(self, client: Client) -> None:
+        """What the venue sends unasked when a connection opens (Hyperliquid greets every one)."""
+        return None
+
     async def _handle(self, ws: ServerConnection) -> None:
         client = Client(ws)
         self.clients.add(client)
         self.connections += 1
         idle = asyncio.create_task(self._idle_rule(client)) if self.idle_timeout_s else None
         try:
+            await self.on_connect(client)
             async for message in ws:
                 client.last_heard = time.monotonic()
                 await self.on_message(client, message)

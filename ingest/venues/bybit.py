@@ -89,6 +89,17 @@ class LiquidationItem(Message):
     p: Positive
 
 
+def _apply(level: tuple[float, float] | None, entries: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """One side of a level-1 book after a message's entries, in order: size 0 deletes that price, any
+    other size makes that price the best level."""
+    for px, qty in entries:
+        if qty != 0:
+            level = (px, qty)
+        elif level is not None and level[0] == px:
+            level = None
+    return level
+
+
 class Bybit(Venue):
     name = "bybit"
     example_symbols = ("BTCUSDT", "ETHUSDT")
@@ -191,22 +202,19 @@ class Bybit(Venue):
             return Parsed([self.reject(recv_ts, "orderbook.1", symbol, validation_reason(exc), frame)])
         b, kind, venue_ms = m.data, m.type, m.cts if m.cts is not None else m.ts
         state = self.book.get(symbol)
-        # u = 1 in a snapshot: the venue's book service restarted and numbering starts again.
-        if state is not None and b.u <= state[2] and not (kind == "snapshot" and b.u == 1):
-            self.counters["duplicate"] += 1  # the 3-second re-snapshot of an unchanged book repeats u
-            return Parsed(live=True)
-        if kind == "snapshot" or state is None:
-            state = [None, None, b.u]
-        bid, ask = state[0], state[1]
         if kind == "snapshot":
-            bid, ask = None, None
-        for levels, side in ((b.b, 0), (b.a, 1)):
-            for px, qty in levels[:1]:
-                level = None if qty == 0 else (px, qty)
-                if side == 0:
-                    bid = level
-                else:
-                    ask = level
+            # Bybit's rule: a snapshot replaces the local book, whatever its u (after a venue-side restart
+            # numbering starts again lower). Only an unchanged re-snapshot (every 3 s) is not a new row.
+            bid, ask = _apply(None, b.b), _apply(None, b.a)
+            if state is not None and state == [bid, ask, b.u]:
+                self.counters["duplicate"] += 1
+                return Parsed(live=True)
+        elif state is None or b.u <= state[2]:
+            self.counters["duplicate" if state is not None else "delta_before_snapshot"] += 1
+            return Parsed(live=True)
+        else:
+            # A delta may delete the old best and name the new one in the same message: apply every entry.
+            bid, ask = _apply(state[0], b.b), _apply(state[1], b.a)
         self.book[symbol] = [bid, ask, b.u]
         if bid is None or ask is None:
             self.counters["one_sided"] += 1  # after a level-1 delete, until the next level arrives

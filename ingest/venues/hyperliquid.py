@@ -27,6 +27,8 @@ from ingest.venues.base import (
 
 MAINNET = "wss://api.hyperliquid.xyz/ws"
 TESTNET = "wss://api.hyperliquid-testnet.xyz/ws"
+GREETING = "Websocket connection established."
+GREETINGS = (GREETING, GREETING.encode())
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 200
 PING = b'{"method":"ping"}'
 DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
@@ -103,7 +105,8 @@ class Hyperliquid(Venue):
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         msg, bad = self.decode(frame, recv_ts)
         if bad is not None:
-            return bad
+            # The plain-text greeting every connection starts with is control, not a malformed message.
+            return Parsed() if frame in GREETINGS else bad
         if not isinstance(msg, dict) or not isinstance(msg.get("channel"), str):
             return Parsed([self.reject(recv_ts, None, None, "no_channel", frame)])
         channel, data = msg["channel"], msg.get("data")

@@ -79,8 +79,9 @@ class IndexItem(Message):
 
 
 class FundingItem(Message):
+    """Newly listed swaps may push fundingTime (and nextFundingRate) before any fundingRate."""
     instId: str
-    fundingRate: FundingRate
+    fundingRate: FundingRate | None = None
     fundingTime: VenueMs            # the next settlement
     nextFundingTime: VenueMs | None = None  # the one after: the gap is the interval
     ts: VenueMs | None = None
@@ -308,8 +309,11 @@ class Okx(Venue):
         return self._derivs("index-tickers", symbol, i.ts, recv_ts, index_px=i.idxPx)
 
     def _funding(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        item = data[-1] if data else None
+        if isinstance(item, dict) and "" in item.values():  # OKX sends "" for a value it does not have yet
+            item = {k: v for k, v in item.items() if v != ""}
         try:
-            f = FundingItem.model_validate(data[-1] if data else None)
+            f = FundingItem.model_validate(item)
         except ValidationError as exc:
             return Parsed([self.reject(recv_ts, "funding-rate", symbol, validation_reason(exc), frame)], live=True)
         interval = None
