@@ -1,4 +1,4 @@
-"""Bringing the 1-minute features up to date after late or backfilled data."""
+"""Refreshing the feature caggs (1-minute, then 1-hour) after late or backfilled data."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def widen(start: datetime, end: datetime, width: timedelta) -> tuple[datetime, d
     return lo, max(hi, lo + width)
 
 
-async def refresh(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[str]:
+async def refresh_feature_caggs(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[str]:
     """Re-materialize [start, end) of every feature cagg; returns what was refreshed.
 
     Under TSL the refresh policy only looks back `refresh_start_offset`, so data older than that
