@@ -10,8 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from jobs.rules import load_rules
+from jobs.metric_names import STORED_METRICS
+from jobs.rules import SYMBOL_METRICS, load_rules
 from jobs.scoring import MAD_TO_SIGMA, score_minutes
+from jobs.sqlfiles import sql
 from tests.fixtures import T0
 from tests.market import INSTRUMENTS, Quote, write_market
 from tower.cagg_refresh import refresh_feature_caggs
@@ -253,3 +255,37 @@ async def test_funding_basis_and_liquidations_score_their_points_and_missing_der
     assert (row["funding_8h_bps"], row["basis_bps"], row["liq_notional"]) == (
         pytest.approx(27.5), pytest.approx(57.5), pytest.approx(3_812_500))
     assert json.loads(row["components"])["liquidations"]["points"] == pytest.approx(75, abs=1e-3)
+
+
+async def test_stored_metrics_are_risk_score_columns_and_the_sql_built_from_them_runs(conn):
+    """STORED_METRICS gives the column lists of upsert_score.sql and minute_scores.sql: every name must
+    be a column of the migrated table, and the SQL rendered from it must write, skip and read back."""
+    types = {r["column_name"]: r["data_type"] for r in await conn.fetch(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'ops' AND table_name = 'risk_scores'")}
+    assert [m for m in (*STORED_METRICS, *SYMBOL_METRICS) if m not in types] == []
+    # A distinct value per column, of its type: a list shifted against another reads back wrong values.
+    values = {m: T0 - i * M if types[m].startswith("timestamp") else float(i) for i, m in enumerate(STORED_METRICS)}
+
+    async def upsert(**changed) -> None:
+        row = {**values, **changed}
+        await conn.execute(sql("upsert_score"), T0, "binance", "BTCUSDT", "BTC", 12.5, "spread", "{}",
+                           *[row[m] for m in STORED_METRICS])
+
+    async def stored() -> dict:
+        return dict(await conn.fetchrow("SELECT * FROM ops.risk_scores WHERE bucket = $1", T0))
+
+    await upsert()
+    first = await stored()
+    assert {m: first[m] for m in STORED_METRICS} == values
+    watched = dict(await conn.fetchrow(sql("minute_scores"), T0))
+    assert watched == {"venue": "binance", "symbol": "BTCUSDT", **{m: first[m] for m in SYMBOL_METRICS}}
+
+    await upsert()                                                 # identical re-score: nothing written
+    assert (await stored())["computed_at"] == first["computed_at"]
+    for m in STORED_METRICS:                                       # each metric is in the SET and the comparison
+        new = values[m] + (M if types[m].startswith("timestamp") else 0.5)
+        await upsert(**{m: new})
+        after = await stored()
+        assert after[m] == new and after["computed_at"] > first["computed_at"], m
+        await upsert()
