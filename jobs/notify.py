@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 import orjson
 
-from jobs import metrics
+from jobs import prometheus
 
 log = logging.getLogger("tower.jobs.notify")
 
@@ -119,7 +119,7 @@ async def _send(pool: asyncpg.Pool, client: httpx.AsyncClient, sink: str, url: s
 
 async def _record(pool: asyncpg.Pool, row: asyncpg.Record, sink: str, attempt: int, status: str,
                   http_status: int | None, error: str | None, duration_ms: float | None) -> None:
-    metrics.ALERT_ATTEMPTS.labels(sink, row["kind"], status).inc()
+    prometheus.ALERT_ATTEMPTS.labels(sink, row["kind"], status).inc()
     await pool.execute(
         "INSERT INTO ops.alert_deliveries (event_id, sink, kind, attempt, status, http_status, error, outbox_id, "
         "duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

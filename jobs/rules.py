@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jobs.metric_names import STORED_METRICS
 from tower.settings import ConfigError
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
@@ -18,10 +19,12 @@ DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
 SEVERITIES = ("info", "warning", "critical")  # ascending
 COMPONENTS = ("spread", "depth", "imbalance", "volatility", "stale", "latency", "divergence",
               "funding", "basis", "liquidations")
-# Columns of ops.risk_scores a symbol rule may watch; venue rules watch venue-wide aggregates.
-SYMBOL_METRICS = ("score", "spread_bps", "spread_z", "depth_drop_pct", "book_imbalance", "flow_imbalance",
-                  "realized_vol_bps", "jump_bps", "freshness_s", "coverage", "latency_ms", "divergence_bps",
-                  "funding_8h_bps", "basis_bps", "liq_notional")
+# Stored only as the history later minutes read their baselines from, not levels to threshold:
+# depth_notional is absolute per market (rules watch depth_drop_pct), mid a price, last_update_ts a time.
+HISTORY_ONLY_METRICS = frozenset({"depth_notional", "mid", "last_update_ts"})
+# Columns of ops.risk_scores a symbol rule may watch (the score, then the stored metrics in column
+# order); venue rules watch venue-wide aggregates.
+SYMBOL_METRICS = ("score", *(m for m in STORED_METRICS if m not in HISTORY_ONLY_METRICS))
 VENUE_METRICS = ("stale_fraction",)
 
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import orjson
 
-from jobs import metrics
+from jobs import prometheus
 
 log = logging.getLogger("tower.jobs")
 
@@ -30,13 +30,13 @@ async def recorded(pool: asyncpg.Pool, job: str) -> AsyncIterator[Run]:
     try:
         yield run
     except Exception as exc:
-        metrics.RUN_SECONDS.labels(job).observe(time.perf_counter() - started)
-        metrics.RUN_FAILURES.labels(job).inc()
+        prometheus.RUN_SECONDS.labels(job).observe(time.perf_counter() - started)
+        prometheus.RUN_FAILURES.labels(job).inc()
         log.error("job %s failed: %s", job, exc)
         log.debug("%s", traceback.format_exc())
         await _close(pool, run_id, False, f"{exc.__class__.__name__}: {exc}", run.detail)
         raise
-    metrics.RUN_SECONDS.labels(job).observe(time.perf_counter() - started)
+    prometheus.RUN_SECONDS.labels(job).observe(time.perf_counter() - started)
     await _close(pool, run_id, True, None, run.detail)
 
 

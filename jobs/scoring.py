@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import orjson
 
+from jobs.metric_names import STORED_METRICS
 from jobs.rules import COMPONENTS, Scoring
 from jobs.sqlfiles import sql
 
@@ -24,7 +25,7 @@ class Score:
     score: float
     top_component: str | None
     components: dict[str, dict[str, float | None]]
-    metrics: dict[str, float | None]
+    stored: dict[str, float | datetime | None]  # STORED_METRICS -> the value written to its column
 
 
 def lookback(cfg: Scoring) -> timedelta:
@@ -41,9 +42,9 @@ async def history_boundary(conn: asyncpg.Connection, start: datetime, cfg: Scori
     return start if scored == back // timedelta(minutes=1) else start - back
 
 
-async def metrics(conn: asyncpg.Connection, start: datetime, end: datetime, cfg: Scoring,
-                  history_until: datetime | None = None) -> list[asyncpg.Record]:
-    """Raw metrics for every active instrument and minute in [start, end).
+async def fetch_metric_rows(conn: asyncpg.Connection, start: datetime, end: datetime, cfg: Scoring,
+                            history_until: datetime | None = None) -> list[asyncpg.Record]:
+    """Raw metric rows for every active instrument and minute in [start, end).
 
     Look-back minutes before `history_until` are read from ops.risk_scores; None reads everything
     from ops.features_1m. Both give the same values (stored metrics are not rounded).
@@ -104,17 +105,12 @@ def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
         remaining *= 1 - weighted / 100
         if weighted > top_weighted:
             top, top_weighted = name, weighted
-    metrics = {
-        "spread_bps": row["spread_bps"], "spread_z": z, "depth_notional": row["depth_notional"],
-        "depth_drop_pct": row["depth_drop_pct"], "book_imbalance": row["book_imbalance"],
-        "flow_imbalance": row["flow_imbalance"], "realized_vol_bps": vol, "jump_bps": row["jump_bps"],
-        "freshness_s": row["freshness_s"], "coverage": row["coverage"], "latency_ms": row["latency_ms"],
-        "divergence_bps": row["divergence_bps"], "mid": row["mid"], "last_update_ts": row["last_update_ts"],
-        "funding_8h_bps": row["funding_8h_bps"], "basis_bps": row["basis_bps"], "liq_notional": row["liq_notional"],
-    }
+    # spread_z needs the scale floor, so it is computed here; every other stored metric is a column
+    # of risk_metrics.sql under the same name.
+    stored = {k: _finite(z if k == "spread_z" else row[k]) for k in STORED_METRICS}
     return Score(bucket=row["bucket"], venue=row["venue"], symbol=row["symbol"], asset=row["asset"],
                  score=round(min(100.0, max(0.0, 100 * (1 - remaining))), 4), top_component=top,
-                 components=components, metrics={k: _finite(v) for k, v in metrics.items()})
+                 components=components, stored=stored)
 
 
 def _finite(value):
@@ -134,12 +130,9 @@ def _clean(value: float | None) -> float | None:
 async def score_minutes(conn: asyncpg.Connection, start: datetime, end: datetime, cfg: Scoring) -> list[Score]:
     """Score [start, end) and upsert into ops.risk_scores; identical re-scores write nothing."""
     boundary = await history_boundary(conn, start, cfg)
-    scores = [score_row(r, cfg) for r in await metrics(conn, start, end, cfg, boundary)]
+    scores = [score_row(r, cfg) for r in await fetch_metric_rows(conn, start, end, cfg, boundary)]
     if scores:
-        m = "spread_bps spread_z depth_notional depth_drop_pct book_imbalance flow_imbalance realized_vol_bps " \
-            "jump_bps freshness_s coverage latency_ms divergence_bps mid last_update_ts " \
-            "funding_8h_bps basis_bps liq_notional".split()
         await conn.executemany(sql("upsert_score"), [
             (s.bucket, s.venue, s.symbol, s.asset, s.score, s.top_component,
-             orjson.dumps(s.components).decode(), *[s.metrics[k] for k in m]) for s in scores])
+             orjson.dumps(s.components).decode(), *[s.stored[k] for k in STORED_METRICS]) for s in scores])
     return scores

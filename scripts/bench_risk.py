@@ -29,7 +29,7 @@ from jobs.passes import risk_pass
 from jobs.rules import load_rules
 from jobs.settings import JobsSettings
 from tests import tsdb
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 from tower.migrate import migrate
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -76,7 +76,7 @@ async def main() -> None:
         rows = await write(conn, args.minutes, args.updates_per_s)
         await conn.execute("UPDATE ops.policy_settings SET retention = NULL")
         t = time.perf_counter()
-        await features.refresh(conn, T0, T0 + timedelta(minutes=args.minutes))
+        await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=args.minutes))
         refresh_s = time.perf_counter() - t
         n_inst = await conn.fetchval("SELECT count(*) FROM ops.instruments WHERE active")
         await conn.close()

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from tests.fixtures import BOOK_COLUMNS, TRADE_COLUMNS
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 MARKETS = [
     # venue, symbol, asset, mid, half spread, latency ms
@@ -207,7 +207,7 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
 
     # Under TSL the background refresh may already have moved the watermark past the older rows;
     # materialize the whole span explicitly, as a backfill would (no-op under Apache).
-    await _retry_if_busy(features.refresh, conn, now - timedelta(hours=6), now)
+    await _retry_if_busy(refresh_feature_caggs, conn, now - timedelta(hours=6), now)
     if tsl:
         # The old trades' chunk compressed, as the compression policy would.
         for (chunk,) in await conn.fetch(

@@ -26,7 +26,7 @@ async def quiesce_background_jobs(conn) -> None:
     A freshly cloned test database gets its compression, retention and refresh jobs started by the
     TimescaleDB scheduler within seconds. The fixture data lies at a fixed past time, so those jobs
     compress, drop or re-materialize exactly the chunks a test is writing and refreshing; racing
-    them leaves caggs with missing minutes now and then. Tests call tower.features.refresh instead.
+    them leaves caggs with missing minutes now and then. Tests call tower.cagg_refresh.refresh_feature_caggs instead.
     """
     if await conn.fetchval("SELECT current_setting('timescaledb.license', true)") != "timescale":
         return

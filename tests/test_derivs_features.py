@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.fixtures import T0, at
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 DERIVS = ["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",
           "next_funding_ts", "open_interest"]
@@ -23,7 +23,7 @@ async def test_basis_funding_and_open_interest_per_minute(conn):
         ("binance", "BTCUSDT", at(2), at(2), 100.02, 100.00, 0.0001, EIGHT_HOURS, T0 + EIGHT_HOURS, 500.0),
     ]
     await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=rows, columns=DERIVS)
-    await features.refresh(conn, T0, T0 + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
     got = {r["venue"]: r for r in await conn.fetch("SELECT * FROM ops.derivs_features_1m WHERE bucket = $1", T0)}
 
     hl = got["hyperliquid"]
@@ -46,7 +46,7 @@ async def test_liquidation_notional_by_side(conn):
             ("binance", "ETHUSDT", at(6), at(6), "sell", 2990.0, 1.0),
             ("binance", "ETHUSDT", at(70), at(70), "buy", 3010.0, 0.5)]
     await conn.copy_records_to_table("raw_liquidations", schema_name="ops", records=rows, columns=LIQS)
-    await features.refresh(conn, T0, T0 + timedelta(minutes=2))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=2))
     got = await conn.fetch("SELECT bucket, liquidations, liq_sell_notional, liq_buy_notional, liq_notional, "
                            "liq_largest_notional, mark_close FROM ops.derivs_features_1m "
                            "WHERE symbol = 'ETHUSDT' ORDER BY bucket")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.fixtures import T0, at, insert_book, insert_trades
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 MS = timedelta(milliseconds=1)
 
@@ -34,7 +34,7 @@ async def test_known_book_and_trades_give_exact_features(conn):
     ]
     await insert_book(conn, book)
     await insert_trades(conn, trades)
-    await features.refresh(conn, T0, T0 + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
 
     f = await feature_row(conn)
     spreads = [spread_bps(100.0, 100.1), spread_bps(100.0, 100.2), spread_bps(99.9, 100.1)]
@@ -69,7 +69,7 @@ async def test_known_book_and_trades_give_exact_features(conn):
 
 async def test_quiet_market_differs_from_no_data(conn):
     await insert_book(conn, [("hyperliquid", "ETH", at(1), at(1), 2000.0, 5.0, 2000.5, 5.0, None)])
-    await features.refresh(conn, T0, T0 + timedelta(minutes=2))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=2))
     quiet = await feature_row(conn, "hyperliquid", "ETH")
     assert quiet["sample_count"] == 1 and quiet["trade_count"] == 0 and quiet["volume"] == 0
     assert quiet["vwap"] is None
@@ -78,7 +78,7 @@ async def test_quiet_market_differs_from_no_data(conn):
 
 async def test_late_rows_reach_the_features_after_refresh(conn, license):
     await insert_trades(conn, [("binance", "ETHUSDT", at(1), at(1), "1", 10.0, 1.0, "buy")])
-    await features.refresh(conn, T0, T0 + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
     assert (await feature_row(conn, symbol="ETHUSDT"))["volume"] == pytest.approx(1.0)
 
     await insert_trades(conn, [("binance", "ETHUSDT", at(2), at(200), "2", 11.0, 4.0, "sell")])
@@ -86,7 +86,7 @@ async def test_late_rows_reach_the_features_after_refresh(conn, license):
         # Real-time aggregation only covers data above the watermark: a late row in an already
         # materialized minute waits for a refresh. This is why the refresh window has a start offset.
         assert (await feature_row(conn, symbol="ETHUSDT"))["volume"] == pytest.approx(1.0)
-    await features.refresh(conn, T0, T0 + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
     late = await feature_row(conn, symbol="ETHUSDT")
     assert late["volume"] == pytest.approx(5.0)
     assert late["close"] == pytest.approx(11.0)
@@ -103,7 +103,7 @@ async def test_hourly_rollup_is_exact_not_an_average_of_averages(conn):
                ("binance", "SOLUSDT", at(62), at(62), "2", 110.0, 1.0, "sell")]
     await insert_book(conn, book)
     await insert_trades(conn, trades)
-    await features.refresh(conn, T0, T0 + timedelta(hours=1))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(hours=1))
 
     h = await feature_row(conn, symbol="SOLUSDT", relation="ops.features_1h")
     spreads = [spread_bps(100.0, 101.0)] + [spread_bps(100.0, 100.1)] * 3
@@ -121,7 +121,7 @@ async def test_hourly_rollup_is_exact_not_an_average_of_averages(conn):
 async def test_venues_are_comparable_by_asset(conn):
     await insert_book(conn, [("binance", "BTCUSDT", at(1), at(1), 100.0, 1.0, 100.2, 1.0, 1),
                              ("hyperliquid", "BTC", at(1), at(1), 100.1, 1.0, 100.3, 1.0, None)])
-    await features.refresh(conn, T0, T0 + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
     rows = await conn.fetch(
         "SELECT venue, mid_close FROM ops.features_1m WHERE asset = 'BTC' AND bucket = $1 ORDER BY venue", T0)
     assert [(r["venue"], r["mid_close"]) for r in rows] == [("binance", pytest.approx(100.1)),

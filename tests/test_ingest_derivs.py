@@ -13,7 +13,7 @@ from ingest.sim.hyperliquid_server import HyperliquidServer, asset_ctx
 from ingest.venues.binance import Binance
 from ingest.venues.hyperliquid import Hyperliquid
 from tests.ingest_helpers import running, wait_until
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 
 def ms(dt: datetime) -> int:
@@ -79,7 +79,7 @@ async def test_binance_mark_funding_liquidations_and_open_interest(binance, conn
     assert [(ms(r["ts"]), r["side"], r["price"], r["qty"]) for r in liqs] == [
         (T0 + 1200, "sell", 90950.1, 0.5), (T0 + 1500, "buy", 91050.0, 0.25)]
 
-    await features.refresh(conn, START, START + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, START, START + timedelta(minutes=1))
     f = await conn.fetchrow("SELECT * FROM ops.derivs_features_1m WHERE venue = 'binance' AND bucket = $1", START)
     assert f["basis_bps_mean"] == pytest.approx(((10.5 / 91000) + (19 / 91001)) / 2 * 1e4)
     assert f["funding_8h"] == pytest.approx(0.00026)  # 0.013 % every 4 h is 0.026 % per 8 h

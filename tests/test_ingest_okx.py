@@ -13,7 +13,7 @@ from ingest.sim import okx_server as okx
 from ingest.sim.okx_server import OkxServer
 from ingest.venues.okx import Okx
 from tests.ingest_helpers import running, wait_until
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 
 def ms(dt: datetime) -> int:
@@ -75,7 +75,7 @@ async def test_contracts_become_base_units_on_every_channel(server, conn, db_dsn
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
     # Mark and index come on separate channels; a mark carries the index in effect: one basis sample.
     minute = datetime.fromtimestamp(T0 / 1000, UTC)
-    await features.refresh(conn, minute, minute + timedelta(minutes=1))
+    await refresh_feature_caggs(conn, minute, minute + timedelta(minutes=1))
     f = await conn.fetchrow("SELECT * FROM ops.derivs_features_1m WHERE venue = 'okx' AND bucket = $1", minute)
     assert f["basis_bps_mean"] == pytest.approx(13 / 91000 * 1e4)
     assert f["funding_8h"] == pytest.approx(0.0004)  # 0.02 % per 4 h

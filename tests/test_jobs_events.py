@@ -16,7 +16,7 @@ from tests.fixtures import T0
 from tests.market import Quote, write_market
 from tests.test_jobs_scoring import write_derivs
 from tests.webhooks import webhook_receiver
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
 RULES = load_rules()
@@ -55,7 +55,7 @@ async def prepare(conn, minutes, shape):
     # The scenario lives at a fixed past time; keep retention (wall-clock based) from dropping it.
     await conn.execute("UPDATE ops.policy_settings SET retention = NULL WHERE kind = 'hypertable'")
     await write_market(conn, minutes, shape)
-    await features.refresh(conn, T0, T0 + minutes * M)
+    await refresh_feature_caggs(conn, T0, T0 + minutes * M)
 
 
 async def events(conn):
@@ -287,7 +287,7 @@ PERP_LIQUIDATIONS = [
 async def test_liquidation_burst_basis_blowout_and_funding_spike_open_fire_and_resolve(conn, pool):
     await prepare(conn, 20, lambda v, s, m, q: q)
     await write_derivs(conn, 20, perp_stress, PERP_LIQUIDATIONS)
-    await features.refresh(conn, T0, minute(20))
+    await refresh_feature_caggs(conn, T0, minute(20))
     with webhook_receiver() as rx:
         jobs = Jobs(pool=pool, rules=RULES, settings=settings_for(rx), started_at=T0, now=after(19))
         assert await run_once(jobs) == 0

@@ -10,11 +10,13 @@ from datetime import timedelta
 
 import pytest
 
-from jobs.rules import load_rules
+from jobs.metric_names import STORED_METRICS
+from jobs.rules import SYMBOL_METRICS, load_rules
 from jobs.scoring import MAD_TO_SIGMA, score_minutes
+from jobs.sqlfiles import sql
 from tests.fixtures import T0
 from tests.market import INSTRUMENTS, Quote, write_market
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
 CFG = load_rules().scoring
@@ -72,7 +74,7 @@ async def test_divergence_is_computed_on_aligned_minutes_with_fresh_quotes_only(
     # Minute 6: Hyperliquid stops quoting at :30, so its last quote is 30+ s old when the minute closes.
     await conn.execute("DELETE FROM ops.raw_book_l1 WHERE venue = 'hyperliquid' AND symbol = 'BTC' "
                        "AND ts >= $1 AND ts < $2", T0 + 6 * M + timedelta(seconds=30), T0 + 7 * M)
-    await features.refresh(conn, T0, T0 + 10 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 10 * M)
     await score_minutes(conn, T0, T0 + 10 * M, CFG)
 
     rows = await conn.fetch("SELECT bucket, venue, divergence_bps FROM ops.risk_scores WHERE asset = 'BTC' "
@@ -93,7 +95,7 @@ async def test_spread_z_is_a_robust_z_score_against_the_trailing_baseline(conn):
         return Quote(q.mid, 5.0) if m == 40 else q
 
     await write_market(conn, 41, widen_at_40)
-    await features.refresh(conn, T0, T0 + 41 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 41 * M)
     scores = {s.bucket: s for s in await score_minutes(conn, T0 + 5 * M, T0 + 41 * M, CFG)
               if (s.venue, s.symbol) == ("binance", "SOLUSDT")}
     spreads = {r["bucket"]: r["spread_bps_mean"] for r in await conn.fetch(
@@ -104,16 +106,16 @@ async def test_spread_z_is_a_robust_z_score_against_the_trailing_baseline(conn):
         median = statistics.median(history)
         mad = statistics.median(abs(x - median) for x in history)
         expected = (spreads[T0 + m * M] - median) / max(MAD_TO_SIGMA * mad, CFG.spread_scale_floor_bps)
-        assert scores[T0 + m * M].metrics["spread_z"] == pytest.approx(expected, abs=1e-5)
-    assert scores[T0 + 40 * M].metrics["spread_z"] > 8
+        assert scores[T0 + m * M].stored["spread_z"] == pytest.approx(expected, abs=1e-5)
+    assert scores[T0 + 40 * M].stored["spread_z"] > 8
     # Fewer than min_baseline_minutes of history: no z-score rather than a noisy one.
-    assert scores[T0 + 5 * M].metrics["spread_z"] is None
-    assert scores[T0 + 5 * M].metrics["freshness_s"] == pytest.approx(2.0)
+    assert scores[T0 + 5 * M].stored["spread_z"] is None
+    assert scores[T0 + 5 * M].stored["freshness_s"] == pytest.approx(2.0)
 
 
 async def test_a_symbol_that_never_quoted_is_scored_stale(conn):
     await write_market(conn, 3, lambda v, s, m, q: None if (v, s) == ("binance", "SOLUSDT") else q)
-    await features.refresh(conn, T0, T0 + 3 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 3 * M)
     await score_minutes(conn, T0, T0 + 3 * M, CFG)
     row = await conn.fetchrow("SELECT score, top_component, freshness_s, coverage FROM ops.risk_scores "
                               "WHERE venue = 'binance' AND symbol = 'SOLUSDT' AND bucket = $1", T0 + 2 * M)
@@ -134,21 +136,21 @@ async def test_live_minutes_scored_from_history_match_a_from_scratch_computation
         return q
 
     await write_market(conn, 30, eventful)
-    await features.refresh(conn, T0, T0 + 30 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 30 * M)
     for m in range(30):                                            # one minute at a time, like the service
         await score_minutes(conn, T0 + m * M, T0 + (m + 1) * M, cfg)
 
-    from jobs.scoring import history_boundary, metrics, score_row
+    from jobs.scoring import fetch_metric_rows, history_boundary, score_row
     assert await history_boundary(conn, T0 + 20 * M, cfg) == T0 + 20 * M   # minute 20 read its baseline history
     assert await history_boundary(conn, T0 + 5 * M, cfg) == T0 - 5 * M     # not enough history: raw features
     fresh = {(s.bucket, s.venue, s.symbol): s for s in
-             (score_row(r, cfg) for r in await metrics(conn, T0, T0 + 30 * M, cfg))}
+             (score_row(r, cfg) for r in await fetch_metric_rows(conn, T0, T0 + 30 * M, cfg))}
     stored = await conn.fetch("SELECT * FROM ops.risk_scores ORDER BY bucket, venue, symbol")
     assert len(stored) == len(fresh) == 30 * 6
     for row in stored:
         expected = fresh[(row["bucket"], row["venue"], row["symbol"])]
         assert row["score"] == pytest.approx(expected.score, abs=1e-9)
-        for key, value in expected.metrics.items():
+        for key, value in expected.stored.items():
             assert row[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
     gap = await conn.fetchrow("SELECT freshness_s FROM ops.risk_scores WHERE venue = 'binance' "
                               "AND symbol = 'BTCUSDT' AND bucket = $1", T0 + 20 * M)
@@ -189,7 +191,7 @@ async def score_derivs_scenario(conn) -> dict:
     await conn.copy_records_to_table("raw_derivs", schema_name="ops", columns=DERIVS_COLUMNS, records=[
         ("hyperliquid", "ETH", t + timedelta(seconds=s), t + timedelta(seconds=s), mark, index, None, None, None,
          None) for s, mark, index in ((1, 3010.0, None), (2, None, 2990.0), (50, 3069.0, None), (51, None, 3000.0))])
-    await features.refresh(conn, T0, T0 + 3 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 3 * M)
     return {((s.bucket - T0) // M, s.venue, s.symbol): s for s in await score_minutes(conn, T0, T0 + 3 * M, CFG)}
 
 
@@ -214,23 +216,23 @@ async def test_funding_basis_and_liquidations_score_their_points_and_missing_der
     s = scores[(1, "binance", "BTCUSDT")]
     assert s.score == pytest.approx(expected, abs=1e-3) and s.top_component == "liquidations"
     # Signed metrics are stored; the components score their size.
-    assert (s.metrics["basis_bps"], s.metrics["funding_8h_bps"]) == (pytest.approx(57.5), pytest.approx(27.5))
+    assert (s.stored["basis_bps"], s.stored["funding_8h_bps"]) == (pytest.approx(57.5), pytest.approx(27.5))
 
     # A mark 250 bps under the index is past `high` whichever the sign; neutral funding scores nothing.
     eth = comp(1, "binance", "ETHUSDT")
     assert (eth["basis"]["value"], eth["basis"]["points"]) == (pytest.approx(250.0, abs=1e-6), 100)
-    assert scores[(1, "binance", "ETHUSDT")].metrics["funding_8h_bps"] == pytest.approx(-1.0)
+    assert scores[(1, "binance", "ETHUSDT")].stored["funding_8h_bps"] == pytest.approx(-1.0)
     assert eth["funding"]["points"] == 0 and eth["liquidations"]["points"] == 0
     assert scores[(0, "binance", "ETHUSDT")].components["liquidations"] == {"value": 100_000.0, "points": 0.0}
     # Mark and index from separate messages: the basis is close vs close; no funding in them, no points.
     split = scores[(1, "hyperliquid", "ETH")]
-    assert split.metrics["basis_bps"] == pytest.approx(230.0) and split.components["basis"]["points"] == 100
-    assert split.metrics["funding_8h_bps"] is None and split.components["funding"]["points"] == 0
+    assert split.stored["basis_bps"] == pytest.approx(230.0) and split.components["basis"]["points"] == 100
+    assert split.stored["funding_8h_bps"] is None and split.components["funding"]["points"] == 0
 
     # Hyperliquid pays hourly: normalized to 8 h it scores like the same funding on Binance.
     hl = comp(1, "hyperliquid", "BTC")
     assert hl["funding"]["value"] == pytest.approx(27.5, abs=1e-6) and hl["funding"]["points"] == pytest.approx(50)
-    assert scores[(1, "hyperliquid", "BTC")].metrics["funding_8h_bps"] == pytest.approx(-27.5)
+    assert scores[(1, "hyperliquid", "BTC")].stored["funding_8h_bps"] == pytest.approx(-27.5)
 
     # No derivs data (a market without a derivs feed, or a minute the feed missed): NULL, 0 points, never 100.
     for key in [(m, "hyperliquid", "SOL") for m in range(3)] + [(2, "binance", "BTCUSDT")]:
@@ -238,7 +240,7 @@ async def test_funding_basis_and_liquidations_score_their_points_and_missing_der
         assert {k: c[k] for k in ("funding", "basis", "liquidations")} == {
             k: {"value": None, "points": 0.0} for k in ("funding", "basis", "liquidations")}, key
         assert scores[key].score == 0 and scores[key].top_component is None
-        assert all(scores[key].metrics[k] is None for k in ("funding_8h_bps", "basis_bps", "liq_notional"))
+        assert all(scores[key].stored[k] is None for k in ("funding_8h_bps", "basis_bps", "liq_notional"))
     # Derivs data without liquidations: 0 notional, 0 points.
     assert scores[(0, "binance", "BTCUSDT")].components["liquidations"] == {"value": 0.0, "points": 0.0}
     # Liquidations with no mark/funding data: those two score nothing, the burst scores in full.
@@ -253,3 +255,37 @@ async def test_funding_basis_and_liquidations_score_their_points_and_missing_der
     assert (row["funding_8h_bps"], row["basis_bps"], row["liq_notional"]) == (
         pytest.approx(27.5), pytest.approx(57.5), pytest.approx(3_812_500))
     assert json.loads(row["components"])["liquidations"]["points"] == pytest.approx(75, abs=1e-3)
+
+
+async def test_stored_metrics_are_risk_score_columns_and_the_sql_built_from_them_runs(conn):
+    """STORED_METRICS gives the column lists of upsert_score.sql and minute_scores.sql: every name must
+    be a column of the migrated table, and the SQL rendered from it must write, skip and read back."""
+    types = {r["column_name"]: r["data_type"] for r in await conn.fetch(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'ops' AND table_name = 'risk_scores'")}
+    assert [m for m in (*STORED_METRICS, *SYMBOL_METRICS) if m not in types] == []
+    # A distinct value per column, of its type: a list shifted against another reads back wrong values.
+    values = {m: T0 - i * M if types[m].startswith("timestamp") else float(i) for i, m in enumerate(STORED_METRICS)}
+
+    async def upsert(**changed) -> None:
+        row = {**values, **changed}
+        await conn.execute(sql("upsert_score"), T0, "binance", "BTCUSDT", "BTC", 12.5, "spread", "{}",
+                           *[row[m] for m in STORED_METRICS])
+
+    async def stored() -> dict:
+        return dict(await conn.fetchrow("SELECT * FROM ops.risk_scores WHERE bucket = $1", T0))
+
+    await upsert()
+    first = await stored()
+    assert {m: first[m] for m in STORED_METRICS} == values
+    watched = dict(await conn.fetchrow(sql("minute_scores"), T0))
+    assert watched == {"venue": "binance", "symbol": "BTCUSDT", **{m: first[m] for m in SYMBOL_METRICS}}
+
+    await upsert()                                                 # identical re-score: nothing written
+    assert (await stored())["computed_at"] == first["computed_at"]
+    for m in STORED_METRICS:                                       # each metric is in the SET and the comparison
+        new = values[m] + (M if types[m].startswith("timestamp") else 0.5)
+        await upsert(**{m: new})
+        after = await stored()
+        assert after[m] == new and after["computed_at"] > first["computed_at"], m
+        await upsert()

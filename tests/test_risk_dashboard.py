@@ -12,7 +12,7 @@ from metabase import spec
 from tests.card_checks import run_as_readonly
 from tests.fixtures import T0
 from tests.market import Quote, write_market
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
 
@@ -33,7 +33,7 @@ def binance_btc_spread_blows_out(venue, symbol, m, q: Quote):
 
 async def test_risk_cards_show_the_scorers_components(conn):
     await write_market(conn, 30, binance_btc_spread_blows_out)
-    await features.refresh(conn, T0, T0 + 30 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 30 * M)
     await score_minutes(conn, T0, T0 + 30 * M, load_rules().scoring)
     hours = str(math.ceil((datetime.now(UTC) - T0).total_seconds() / 3600) + 1)
 
@@ -68,7 +68,7 @@ async def test_score_components_show_funding_basis_and_liquidations(conn):
 
     await write_market(conn, 3)
     await write_derivs(conn, 3, stressed, [("binance", "BTCUSDT", 2, "sell", 3_812_500.0)])
-    await features.refresh(conn, T0, T0 + 3 * M)
+    await refresh_feature_caggs(conn, T0, T0 + 3 * M)
     await score_minutes(conn, T0, T0 + 3 * M, load_rules().scoring)
     hours = str(math.ceil((datetime.now(UTC) - T0).total_seconds() / 3600) + 1)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tower.cagg_refresh import widen
 from tower.durations import format_duration, parse_duration
-from tower.features import widen
 from tower.settings import ConfigError, DatabaseSettings, load
 
 

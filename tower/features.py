@@ -1,43 +1,9 @@
-"""Bringing the 1-minute features up to date after late or backfilled data."""
+"""Old name of tower/cagg_refresh.py, kept only for importers this branch may not edit: ingest/sim/demo.py
+(`tower demo`) uses `features.refresh`. Delete once they import tower.cagg_refresh."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from tower.cagg_refresh import FEATURE_CAGGS, widen
+from tower.cagg_refresh import refresh_feature_caggs as refresh
 
-import asyncpg
-
-# Lower levels first: the hourly caggs are built from the minute ones.
-FEATURE_CAGGS = (
-    ("ops.book_1m", timedelta(minutes=1)),
-    ("ops.trades_1m", timedelta(minutes=1)),
-    ("ops.derivs_1m", timedelta(minutes=1)),
-    ("ops.liquidations_1m", timedelta(minutes=1)),
-    ("ops.book_1h", timedelta(hours=1)),
-    ("ops.trades_1h", timedelta(hours=1)),
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def widen(start: datetime, end: datetime, width: timedelta) -> tuple[datetime, datetime]:
-    """The smallest bucket-aligned window covering [start, end): a refresh must span whole buckets."""
-    lo = _EPOCH + ((start - _EPOCH) // width) * width
-    hi = _EPOCH + -((_EPOCH - end) // width) * width
-    return lo, max(hi, lo + width)
-
-
-async def refresh(conn: asyncpg.Connection, start: datetime, end: datetime) -> list[str]:
-    """Re-materialize [start, end) of every feature cagg; returns what was refreshed.
-
-    Under TSL the refresh policy only looks back `refresh_start_offset`, so data older than that
-    (a replay, a backfill) needs this. Under Apache the features are plain views, always current.
-    Each CALL commits on its own: it cannot run inside a transaction block.
-    """
-    if await conn.fetchval("SELECT current_setting('timescaledb.license', true)") != "timescale":
-        return []
-    done = []
-    for cagg, width in FEATURE_CAGGS:
-        lo, hi = widen(start, end, width)
-        # cagg comes from the fixed tuple above, never from input.
-        await conn.execute(f"CALL refresh_continuous_aggregate('{cagg}', $1::timestamptz, $2::timestamptz)", lo, hi)
-        done.append(cagg)
-    return done
+__all__ = ["FEATURE_CAGGS", "refresh", "widen"]
