@@ -27,7 +27,7 @@ from ingest.venues.binance import Binance
 from ingest.venues.bybit import Bybit
 from ingest.venues.hyperliquid import Hyperliquid
 from ingest.venues.okx import Okx
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 
 log = logging.getLogger("ingest.demo")
 
@@ -169,7 +169,7 @@ async def keep_features_fresh(dsn: str, stop: asyncio.Event) -> None:
             conn = await asyncpg.connect(dsn)
             try:
                 now = datetime.now(UTC)
-                await features.refresh(conn, now - timedelta(minutes=5), now)
+                await refresh_feature_caggs(conn, now - timedelta(minutes=5), now)
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError) as exc:
