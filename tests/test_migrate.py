@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
+import io
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.tsdb import with_user
+from tests.fixtures import T0, at, insert_book, insert_trades
+from tests.tsdb import with_database, with_user
+from tower import features
 from tower.cli import main
-from tower.migrate import MigrationError, discover, migrate
+from tower.migrate import DB_DIR, MigrationError, discover, migrate
 
 FEATURE_COLUMNS = {
     "bucket", "venue", "symbol", "asset", "book_updates", "spread_bps_mean", "spread_bps_min",
@@ -51,7 +63,7 @@ async def test_changed_migration_is_refused(conn):
 
 
 async def test_new_migration_is_applied_and_recorded(conn, tmp_path):
-    for folder in ("migrations", "caggs"):
+    for folder in ("migrations", "caggs", "views"):
         (tmp_path / folder).mkdir()
     for f in discover():
         (tmp_path / f.name).write_text(f.body)
@@ -64,7 +76,7 @@ async def test_new_migration_is_applied_and_recorded(conn, tmp_path):
 
 
 async def test_failed_migration_leaves_nothing_behind(conn, tmp_path):
-    for folder in ("migrations", "caggs"):
+    for folder in ("migrations", "caggs", "views"):
         (tmp_path / folder).mkdir()
     for f in discover():
         (tmp_path / f.name).write_text(f.body)
@@ -152,3 +164,239 @@ async def test_readonly_role_reads_but_cannot_write(conn, db_dsn):
             await ro.execute("INSERT INTO ops.instruments (venue, symbol, asset, quote) VALUES ('x', 'y', 'z', 'q')")
     finally:
         await ro.close()
+
+
+# --- db/views: one file per view, recreated when it changes --------------------------------------------
+
+VIEWS = ("ops.features_1m", "ops.features_1h", "ops.derivs_features_1m")
+FEATURES_FILE = "views/features_{grain}.sql"
+OLD_LAYOUT = "c1168d6"  # the last commit whose views were numbered files (caggs/0110, 0111, 0620, 0621)
+
+
+def copy_db(tmp_path: Path) -> Path:
+    root = tmp_path / "db"
+    shutil.copytree(DB_DIR, root)
+    return root
+
+
+def edit(root: Path, name: str, old: str, new: str) -> None:
+    path = root / name
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {name}"
+    path.write_text(text.replace(old, new))
+
+
+async def oids(conn: asyncpg.Connection, relations) -> dict[str, int | None]:
+    return {r: await conn.fetchval("SELECT to_regclass($1)::oid", r) for r in relations}
+
+
+async def records(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT name, checksum, applied_at FROM ops.schema_migrations ORDER BY name")
+
+
+async def view_shape(conn: asyncpg.Connection, relation: str) -> list[tuple[str, str]]:
+    """(column, type) in column order: the contract dashboards and ad-hoc SQL rely on."""
+    return [tuple(r) for r in await conn.fetch(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", relation)]
+
+
+async def test_views_are_recorded_in_dependency_order(conn):
+    views = [f for f in discover() if f.kind == "view"]
+    assert {f.view for f in views} == set(VIEWS)
+    rows = dict(await conn.fetch("SELECT relation, name FROM ops.schema_migrations WHERE kind = 'view'"))
+    assert rows == {"ops.features_1m": "views/features_1m.sql", "ops.features_1h": "views/features_1h.sql",
+                    "ops.derivs_features_1m": "views/derivs_features_1m.sql"}
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM ops.schema_migrations WHERE name ~ '^caggs/(0110|0111|0620|0621)_'")
+    assert [f.name for f in discover()][-len(views):] == [f.name for f in views]  # views after numbered files
+
+
+async def test_changed_view_is_recreated_with_its_dependants_in_one_transaction(conn, tmp_path):
+    root = copy_db(tmp_path)
+    # Named to sort before features_1m: it must still be created after it.
+    (root / "views" / "btc_minutes.sql").write_text(
+        "CREATE VIEW ops.btc_minutes AS SELECT bucket, venue, mid_close FROM ops.features_1m WHERE asset = 'BTC';")
+    report = await migrate(conn, discover(root), log=lambda _: None)
+    assert report.views == {"ops.btc_minutes": "created"}
+    role = f"analyst_{uuid.uuid4().hex[:8]}"
+    await conn.execute(f"CREATE ROLE {role}")
+    try:
+        await conn.execute(f"GRANT SELECT ON ops.features_1m TO {role}")
+        before = await oids(conn, (*VIEWS, "ops.btc_minutes"))
+        edit(root, FEATURES_FILE, "-- sample_count and the coverage", "-- (edited) sample_count and the coverage")
+        lines: list[str] = []
+        report = await migrate(conn, discover(root), log=lines.append)
+        assert report.views == {"ops.features_1m": "replaced", "ops.features_1h": "replaced",
+                                "ops.btc_minutes": "replaced"}
+        assert report.applied == []
+        assert "view ops.features_1m: replaced" in lines and "view ops.btc_minutes: replaced" in lines
+        assert not any("derivs_features_1m" in line for line in lines)
+        after = await oids(conn, (*VIEWS, "ops.btc_minutes"))
+        assert after["ops.derivs_features_1m"] == before["ops.derivs_features_1m"]
+        recreated = [after[r] for r in ("ops.features_1m", "ops.features_1h", "ops.btc_minutes")]
+        assert all(after[r] != before[r] for r in ("ops.features_1m", "ops.features_1h", "ops.btc_minutes"))
+        # One transaction: every recreated view (its rule) and its record carry the same transaction id.
+        xids = {r[0] for r in await conn.fetch(
+            "SELECT xmin::text FROM pg_rewrite WHERE ev_class = ANY($1::oid[])", recreated)}
+        xids |= {r[0] for r in await conn.fetch(
+            "SELECT xmin::text FROM ops.schema_migrations WHERE relation = ANY($1::text[])",
+            ["ops.features_1m", "ops.features_1h", "ops.btc_minutes"])}
+        assert len(xids) == 1
+        recorded = await conn.fetchval(
+            "SELECT checksum FROM ops.schema_migrations WHERE name = 'views/features_1m.sql'")
+        assert recorded == next(f.checksum for f in discover(root) if f.view == "ops.features_1m")
+        # Grants survive the recreation: the user's own, and the dashboards' role.
+        assert await conn.fetchval("SELECT has_table_privilege($1, 'ops.features_1m', 'SELECT')", role)
+        assert await conn.fetchval("SELECT has_table_privilege('tower_readonly', 'ops.btc_minutes', 'SELECT')")
+
+        snapshot = await records(conn)
+        report = await migrate(conn, discover(root), log=lambda _: None)
+        assert report.views == {} and report.applied == []
+        assert report.unchanged == len(discover(root))
+        assert await oids(conn, (*VIEWS, "ops.btc_minutes")) == after
+        assert await records(conn) == snapshot
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+
+
+async def test_broken_view_file_leaves_every_view_as_it_was(conn, tmp_path):
+    root = copy_db(tmp_path)
+    # A valid change applied first (derivs sorts first), then a broken one: both must roll back.
+    edit(root, "views/derivs_features_1m.sql", "AS derivs_updates,", "AS derivs_updates,  -- edited")
+    edit(root, FEATURES_FILE, "m.book_updates + m.trade_count                                     AS sample_count",
+         "m.no_such_column AS sample_count")
+    before = await oids(conn, VIEWS)
+    before_records = await records(conn)
+    with pytest.raises(MigrationError, match=r"views/features_\{grain\}\.sql for ops\.features_1m failed.*"
+                                             r"no_such_column.*left as they were"):
+        await migrate(conn, discover(root), log=lambda _: None)
+    assert await oids(conn, VIEWS) == before
+    assert await records(conn) == before_records
+    assert await conn.fetchval("SELECT count(*) FROM ops.features_1m") == 0  # still answers
+
+
+async def test_unmanaged_dependant_stops_the_run_and_nothing_changes(conn, tmp_path):
+    await conn.execute("CREATE VIEW public.my_spreads AS SELECT bucket, venue, spread_bps_mean FROM ops.features_1h")
+    report = await migrate(conn, log=lambda _: None)  # nothing to recreate: the user's view is no obstacle
+    assert report.views == {}
+    root = copy_db(tmp_path)
+    edit(root, FEATURES_FILE, "-- sample_count and the coverage", "-- (edited) sample_count and the coverage")
+    before = await oids(conn, (*VIEWS, "public.my_spreads"))
+    before_records = await records(conn)
+    with pytest.raises(MigrationError, match=r"would drop public\.my_spreads.*no file in db/views/.*"
+                                             r"Nothing was changed") as err:
+        await migrate(conn, discover(root), log=lambda _: None)
+    assert "views/features_{grain}.sql" in str(err.value)
+    assert await oids(conn, (*VIEWS, "public.my_spreads")) == before
+    assert await records(conn) == before_records
+
+
+async def test_view_dropped_by_hand_or_by_a_migration_is_recreated(conn, tmp_path):
+    root = copy_db(tmp_path)
+    # A numbered migration that changes what a view reads drops the view; the same run recreates it.
+    (root / "migrations" / "9002_drop_a_view.sql").write_text("DROP VIEW ops.features_1h;")
+    await conn.execute("DROP VIEW ops.derivs_features_1m")
+    lines: list[str] = []
+    report = await migrate(conn, discover(root), log=lines.append)
+    assert report.applied == ["migrations/9002_drop_a_view.sql"]
+    assert report.views == {"ops.derivs_features_1m": "created", "ops.features_1h": "created"}
+    assert "view ops.derivs_features_1m: created" in lines
+    assert any(line.startswith("done:") and "2 views (re)created" in line for line in lines)
+    assert all((await oids(conn, VIEWS)).values())
+    assert await conn.fetchval("SELECT has_table_privilege('tower_readonly', 'ops.features_1h', 'SELECT')")
+
+
+async def test_view_file_must_define_the_view_it_is_named_after(tmp_path):
+    root = tmp_path / "db"
+    (root / "views").mkdir(parents=True)
+    (root / "views" / "spreads.sql").write_text("CREATE VIEW ops.other AS SELECT 1 AS one;")
+    with pytest.raises(MigrationError, match=r"views/spreads\.sql: must hold exactly one `CREATE VIEW ops\.spreads"):
+        discover(root)
+    (root / "views" / "spreads.sql").unlink()
+    (root / "views" / "spreads_{grain}.sql").write_text("CREATE VIEW ops.spreads_{grain} AS SELECT 1 AS one;")
+    with pytest.raises(MigrationError, match=r"needs a line `-- grains: 1m, 1h`"):
+        discover(root)
+
+
+def old_layout(tmp_path: Path) -> Path:
+    """db/ and the runner as they were before db/views existed, straight from git."""
+    repo = DB_DIR.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", OLD_LAYOUT, "db", "tower/migrate.py"],
+                             capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"needs the git history of this repository (commit {OLD_LAYOUT}): "
+                    f"{archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path
+
+
+async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, tmp_path):
+    old = old_layout(tmp_path)
+    spec = importlib.util.spec_from_file_location("old_migrate", old / "tower" / "migrate.py")
+    assert spec is not None and spec.loader is not None
+    old_runner = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old_runner  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(old_runner)
+    finally:
+        del sys.modules[spec.name]
+    name = f"tower_old_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(server_dsn, name))
+    try:
+        await old_runner.migrate(conn, log=lambda _: None)
+        old_names = {r[0] for r in await conn.fetch("SELECT name FROM ops.schema_migrations")}
+        assert {"caggs/0110_features_1m.sql", "caggs/0111_features_1h.sql", "caggs/0620_derivs_features_1m.sql",
+                "caggs/0621_derivs_features_revised.sql"} <= old_names
+        await insert_book(conn, [
+            ("binance", "BTCUSDT", at(0.5), at(0.6), 100.0, 3.0, 100.1, 1.0, 1),
+            ("binance", "BTCUSDT", at(70), at(70.2), 100.0, 1.0, 100.2, 2.0, 2),
+            ("okx", "BTC-USDT-SWAP", at(3), at(3.1), 99.9, 1.0, 100.1, 3.0, 1)])
+        await insert_trades(conn, [
+            ("binance", "BTCUSDT", at(5), at(5.01), "1", 100.05, 1.0, "buy"),
+            ("binance", "BTCUSDT", at(65), at(65.03), "2", 100.0, 3.0, "sell")])
+        await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=[
+            ("okx", "BTC-USDT-SWAP", at(1), at(1), 100.1, None, None, None, None, 10.0),
+            ("okx", "BTC-USDT-SWAP", at(2), at(2), None, 100.0, 0.0001, timedelta(hours=8), None, None)],
+            columns=["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate",
+                     "funding_interval", "next_funding_ts", "open_interest"])
+        await conn.copy_records_to_table("raw_liquidations", schema_name="ops", records=[
+            ("binance", "BTCUSDT", at(9), at(9), "sell", 100.0, 2.0)],
+            columns=["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"])
+        await features.refresh(conn, T0, T0 + timedelta(hours=1))
+        shapes = {v: await view_shape(conn, v) for v in VIEWS}
+        rows = {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS}
+        assert all(rows.values())
+
+        lines: list[str] = []
+        report = await migrate(conn, log=lines.append)
+        assert report.views == dict.fromkeys(VIEWS, "replaced")
+        assert {v: await view_shape(conn, v) for v in VIEWS} == shapes
+        assert {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS} == rows
+        recorded = dict(await conn.fetch("SELECT relation, kind FROM ops.schema_migrations WHERE kind = 'view'"))
+        assert recorded == dict.fromkeys(VIEWS, "view")
+        report = await migrate(conn, log=lambda _: None)
+        assert report.views == {} and report.applied == []
+        assert await conn.fetchval("SELECT has_table_privilege('tower_readonly', 'ops.features_1m', 'SELECT')")
+    finally:
+        await conn.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_fresh_views_have_the_shape_of_the_old_numbered_files(conn, tmp_path):
+    """Column names, order and types of a new database match what the old files created."""
+    old = old_layout(tmp_path)
+    ddl = {"ops.features_1m": "0110_features_1m.sql", "ops.features_1h": "0111_features_1h.sql",
+           "ops.derivs_features_1m": "0621_derivs_features_revised.sql"}
+    for relation, file in ddl.items():
+        new_shape = await view_shape(conn, relation)
+        body = (old / "db" / "caggs" / file).read_text().split("\nCOMMENT ON")[0]
+        body = re.sub(rf"^CREATE (OR REPLACE )?VIEW {relation} AS", f"CREATE VIEW {relation}_old AS", body,
+                      flags=re.MULTILINE)
+        await conn.execute(body)
+        assert await view_shape(conn, relation + "_old") == new_shape, relation

@@ -1,10 +1,21 @@
-"""The migration runner: applies db/migrations and db/caggs in order and records what it applied.
+"""The migration runner: applies db/migrations and db/caggs in order, then db/views, and records what it did.
 
-Files from both folders form one sequence ordered by their numeric prefix. A file in db/caggs/
-that starts with `-- continuous: schema.name` holds only a SELECT: under the TSL license it becomes
-a real-time continuous aggregate, under Apache a plain view with the same name and columns.
-Every other file is plain SQL run in one transaction. Applied files are immutable: a changed
-checksum is refused.
+Numbered files (db/migrations, db/caggs) form one sequence ordered by their numeric prefix. A file in
+db/caggs/ that starts with `-- continuous: schema.name` holds only a SELECT: under the TSL license it
+becomes a real-time continuous aggregate, under Apache a plain view with the same name and columns.
+Every other numbered file is plain SQL run in one transaction. Numbered files are history, applied
+once: a changed checksum is refused.
+
+A file in db/views/ is the current definition of one plain view, `CREATE VIEW ops.<file name> AS ...`,
+like Flyway's repeatable migrations: after the numbered files, every view whose file is new or changed,
+or whose relation is missing, is dropped and created again together with the managed views that depend
+on it, in one transaction, keeping the grants others had on it. Views that read other managed views
+are created after them. A view that depends on a managed one but has no file (a user's own) stops the
+run: dropping it silently would lose it. A numbered migration that must change what a view reads may
+drop the view; the same run recreates it.
+
+A view file named with `{grain}` (features_{grain}.sql) and holding a line `-- grains: 1m, 1h` is one
+definition for several views: it is rendered once per grain, `{grain}` replaced in its name and body.
 """
 
 from __future__ import annotations
@@ -12,14 +23,18 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
 DB_DIR = Path(__file__).resolve().parent.parent / "db"
 SQL_DIRS = ("migrations", "caggs")
+VIEW_DIR = "views"
 _CONTINUOUS = re.compile(r"^--\s*continuous:\s*([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_GRAINS = re.compile(r"^--\s*grains:\s*(.*?)\s*$", re.MULTILINE)
+_CREATE_VIEW = re.compile(r"^CREATE\s+VIEW\s+(\S+)\s+AS\b", re.MULTILINE | re.IGNORECASE)
+_OPS_RELATION = re.compile(r"\bops\.([a-z_][a-z0-9_]*)")
 _LOCK_KEY = 0x70657270  # advisory lock: one migrate at a time per database
 
 TSL, APACHE = "timescale", "apache"
@@ -31,15 +46,23 @@ class MigrationError(Exception):
 
 @dataclass(frozen=True)
 class SqlFile:
-    name: str          # e.g. caggs/0100_book_1m.sql
-    order: int
+    name: str          # e.g. caggs/0100_book_1m.sql; a view rendered per grain: views/features_1m.sql
+    order: int | None  # numbered files; None for views (applied after all numbered files)
     body: str
     checksum: str
     continuous: str | None  # relation name for a continuous-aggregate file
+    view: str | None = None  # relation a views/ file defines
+    source: str = ""   # the file on disk, when it differs from name (views/features_{grain}.sql)
 
     @property
     def kind(self) -> str:
+        if self.view:
+            return "view"
         return "continuous" if self.continuous else "sql"
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} for {self.view}" if self.source and self.source != self.name else self.name
 
 
 def discover(root: Path = DB_DIR) -> list[SqlFile]:
@@ -55,24 +78,73 @@ def discover(root: Path = DB_DIR) -> list[SqlFile]:
                 name=f"{folder}/{path.name}",
                 order=int(prefix),
                 body=body,
-                checksum=hashlib.sha256(body.encode()).hexdigest(),
+                checksum=_checksum(body),
                 continuous=match.group(1) if match else None,
             ))
-    files.sort(key=lambda f: (f.order, f.name))
+    files.sort(key=lambda f: (f.order or 0, f.name))
     seen: dict[int, str] = {}
     for f in files:
         if f.order in seen:
             raise MigrationError(f"{f.name} and {seen[f.order]} share the number {f.order}; renumber one")
         seen[f.order] = f.name
-    return files
+    return files + _dependency_order(_discover_views(root))
+
+
+def _checksum(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _discover_views(root: Path) -> list[SqlFile]:
+    views = []
+    for path in sorted((root / VIEW_DIR).glob("*.sql")):
+        source, text = f"{VIEW_DIR}/{path.name}", path.read_text()
+        renders = [(path.name, text)]
+        if "{grain}" in path.name:
+            header = _GRAINS.search(text)
+            grains = [g.strip() for g in header.group(1).split(",")] if header else []
+            if not grains or not all(re.fullmatch(r"[a-z0-9]+", g) for g in grains):
+                raise MigrationError(f"{source}: a file named with {{grain}} needs a line `-- grains: 1m, 1h` "
+                                     "(lower-case letters and digits)")
+            renders = [(path.name.replace("{grain}", g), text.replace("{grain}", g)) for g in grains]
+        for name, body in renders:
+            relation = f"ops.{name.removesuffix('.sql')}"
+            if _CREATE_VIEW.findall(body) != [relation]:
+                raise MigrationError(f"{source}: must hold exactly one `CREATE VIEW {relation} AS ...` "
+                                     "(a view file is named after the view it defines)")
+            views.append(SqlFile(name=f"{VIEW_DIR}/{name}", order=None, body=body, checksum=_checksum(body),
+                                 continuous=None, view=relation, source=source))
+    return views
+
+
+def _dependency_order(views: list[SqlFile]) -> list[SqlFile]:
+    """Views after the managed views they read (depth-first on `ops.<name>` outside comments)."""
+    by_relation = {v.view: v for v in views}
+    ordered: list[SqlFile] = []
+
+    def visit(v: SqlFile, path: tuple[str | None, ...]) -> None:
+        if v in ordered:
+            return
+        if v.view in path:
+            raise MigrationError(f"views read each other in a cycle: {' -> '.join(map(str, (*path, v.view)))}")
+        code = re.sub(r"--[^\n]*", "", v.body)
+        for name in _OPS_RELATION.findall(code):
+            dep = by_relation.get(f"ops.{name}")
+            if dep is not None and dep is not v:
+                visit(dep, (*path, v.view))
+        ordered.append(v)
+
+    for v in views:
+        visit(v, ())
+    return ordered
 
 
 @dataclass
 class MigrateReport:
     mode: str
-    applied: list[str]
-    unchanged: int
+    applied: list[str]  # numbered files applied by this run
+    unchanged: int      # files (numbered and views) left as they were
     policies: list[asyncpg.Record]
+    views: dict[str, str] = field(default_factory=dict)  # relation -> "created" | "replaced"
 
 
 def continuous_sql(f: SqlFile, mode: str) -> str:
@@ -109,9 +181,11 @@ async def migrate(
                    relation text, mode text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         applied = {r["name"]: r for r in await conn.fetch("SELECT name, checksum, mode FROM ops.schema_migrations")}
-        _check_unchanged(files, applied)
+        numbered = [f for f in files if f.view is None]
+        views = [f for f in files if f.view is not None]
+        _check_unchanged(numbered, applied)
         report = MigrateReport(mode=mode, applied=[], unchanged=0, policies=[])
-        for f in files:
+        for f in numbered:
             if f.name in applied:
                 report.unchanged += 1
                 if f.continuous and applied[f.name]["mode"] != mode:
@@ -122,6 +196,10 @@ async def migrate(
             report.applied.append(f.name)
             log(f"applied {f.name}" + (f" ({'continuous aggregate' if mode == TSL else 'plain view'} "
                                          f"{f.continuous})" if f.continuous else ""))
+        report.views = await _apply_views(conn, views, applied, mode)
+        report.unchanged += len(views) - len(report.views)
+        for relation, action in report.views.items():
+            log(f"view {relation}: {action}")
         await _grant_readonly(conn, readonly_password)
         async with conn.transaction():
             report.policies = await conn.fetch("SELECT * FROM ops.apply_policies()")
@@ -132,7 +210,7 @@ async def migrate(
             log("compression skipped: needs the TimescaleDB community (TSL) build; "
                 "retention runs from `tower jobs` via ops.enforce_retention()")
         log(f"done: {len(report.applied)} applied, {report.unchanged} already applied, "
-            f"{len(changed)} policies changed")
+            f"{len(report.views)} views (re)created, {len(changed)} policies changed")
         return report
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
@@ -170,6 +248,76 @@ async def _apply(conn: asyncpg.Connection, f: SqlFile, mode: str) -> None:
             await conn.execute(record, f.name, f.checksum, f.kind, f.continuous, mode)
     except asyncpg.PostgresError as exc:
         raise MigrationError(f"{f.name} failed: {exc.__class__.__name__}: {exc}") from exc
+
+
+# The given views and every view built on them, at any depth, found through their rewrite rules.
+_DEPENDANTS = """
+WITH RECURSIVE dependant(oid) AS (
+    SELECT to_regclass(r)::oid FROM unnest($1::text[]) r
+    UNION
+    SELECT rw.ev_class
+    FROM dependant d
+    JOIN pg_depend dep ON dep.refclassid = 'pg_class'::regclass AND dep.refobjid = d.oid
+                      AND dep.classid = 'pg_rewrite'::regclass
+    JOIN pg_rewrite rw ON rw.oid = dep.objid AND rw.ev_class <> d.oid
+)
+SELECT format('%I.%I', n.nspname, c.relname) AS relation
+FROM dependant d JOIN pg_class c ON c.oid = d.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+ORDER BY 1"""
+
+# The grants others hold on a relation, as statements to run again after it is recreated.
+_GRANTS = """
+SELECT format('GRANT %s ON %s TO %s%s', a.privilege_type, r,
+              CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+              CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+FROM unnest($1::text[]) r JOIN pg_class c ON c.oid = to_regclass(r), aclexplode(c.relacl) a
+WHERE a.grantee <> c.relowner"""
+
+
+async def _apply_views(conn: asyncpg.Connection, views: list[SqlFile], applied: dict[str, asyncpg.Record],
+                       mode: str) -> dict[str, str]:
+    """Create again, in one transaction, the views whose file is new or changed or whose relation is
+    missing, with the managed views built on them; `views` is in dependency order."""
+    present = set(await conn.fetchval(
+        "SELECT coalesce(array_agg(r), '{}') FROM unnest($1::text[]) r WHERE to_regclass(r) IS NOT NULL",
+        [v.view for v in views]))
+    stale = {v.view for v in views
+             if v.view not in present or v.name not in applied or applied[v.name]["checksum"] != v.checksum}
+    if not stale:
+        return {}
+    managed = {v.view: v for v in views}
+    record = """INSERT INTO ops.schema_migrations (name, checksum, kind, relation, mode) VALUES ($1, $2, 'view', $3, $4)
+                ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, relation = excluded.relation,
+                                                 mode = excluded.mode, applied_at = now()"""
+    async with conn.transaction():
+        dependants = [r["relation"] for r in await conn.fetch(_DEPENDANTS, sorted(stale & present))]
+        unmanaged = [d for d in dependants if d not in managed]
+        if unmanaged:
+            files = ", ".join(managed[name].label for name in sorted(stale))
+            raise MigrationError(
+                f"recreating the views of {files} would drop {', '.join(unmanaged)}: built on them, but with no "
+                "file in db/views/. Nothing was changed. Save its definition (SELECT pg_get_viewdef(...)), drop "
+                "it, run `tower migrate` and create it again; or add it to db/views/ so migrate recreates it.")
+        todo = [v for v in views if v.view in stale or v.view in dependants]
+        drop = [v.view for v in todo if v.view in present]
+        grants = [r[0] for r in await conn.fetch(_GRANTS, drop)]
+        current: SqlFile | None = None
+        try:
+            if drop:
+                # One statement: views among the dropped set may depend on each other without CASCADE.
+                await conn.execute(f"DROP VIEW {', '.join(drop)}")
+            for current in todo:
+                await conn.execute(current.body)
+                await conn.execute(record, current.name, current.checksum, current.view, mode)
+            current = None
+            for grant in grants:
+                await conn.execute(grant)
+        except asyncpg.PostgresError as exc:
+            what = current.label if current else f"dropping {', '.join(drop)}"
+            detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
+            raise MigrationError(f"{what} failed: {exc.__class__.__name__}: {exc}{detail}; "
+                                 "the views were left as they were") from exc
+    return {str(v.view): "replaced" if v.view in present else "created" for v in todo}
 
 
 async def _grant_readonly(conn: asyncpg.Connection, password: str | None) -> None:

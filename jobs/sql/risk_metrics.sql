@@ -75,7 +75,7 @@ divergence AS (
 ),
 derivs AS (
     -- Derivatives context of the scored minutes (no baseline). The view merges its sources with
-    -- UNION ALL + GROUP BY, so this bucket filter reaches both (db/caggs/0621).
+    -- UNION ALL + GROUP BY, so this bucket filter reaches both (db/views/derivs_features_1m.sql).
     SELECT bucket, venue, symbol, funding_8h * 1e4 AS funding_8h_bps, basis_bps_mean AS basis_bps,
            liq_notional
     FROM ops.derivs_features_1m

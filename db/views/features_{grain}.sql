@@ -1,8 +1,12 @@
--- ops.features_1m: the one relation dashboards and ad-hoc SQL read for 1-minute market health.
--- Book and trade minutes are merged with UNION ALL + GROUP BY (not a FULL JOIN) so a filter on
+-- grains: 1m, 1h
+-- ops.features_1m and ops.features_1h: the relations dashboards and ad-hoc SQL read for market health
+-- per minute and per hour. One definition, rendered by `tower migrate` once per grain listed above, so
+-- the two cannot drift apart; PostgreSQL reads INTERVAL '1m' / '1h' as one minute / one hour. The
+-- hourly sums come exactly from the 1-minute sums (ops.book_1h and ops.trades_1h roll them up).
+-- Book and trade buckets are merged with UNION ALL + GROUP BY (not a FULL JOIN) so a filter on
 -- bucket/venue/symbol is pushed down into both continuous aggregates.
 -- sample_count and the coverage columns tell "no data" (0 samples) from "quiet market".
-CREATE VIEW ops.features_1m AS
+CREATE VIEW ops.features_{grain} AS
 SELECT
     m.bucket,
     m.venue,
@@ -37,13 +41,15 @@ SELECT
     m.low,
     m.close,
     m.last_update_ts,
-    extract(epoch FROM least(now(), m.bucket + INTERVAL '1 minute') - m.last_update_ts)::float8 AS freshness_s,
+    extract(epoch FROM least(now(), m.bucket + INTERVAL '{grain}') - m.last_update_ts)::float8 AS freshness_s,
     m.latency_ms_sum / NULLIF(m.book_updates + m.trade_count, 0)       AS latency_ms_mean,
     m.latency_ms_min,
     m.latency_ms_max,
-    -- The minute still filling is measured against the seconds elapsed so far.
-    m.book_active_seconds::float8 / greatest(1, least(60, extract(epoch FROM now() - m.bucket)::float8))  AS book_coverage,
-    m.trade_active_seconds::float8 / greatest(1, least(60, extract(epoch FROM now() - m.bucket)::float8)) AS trade_coverage,
+    -- The bucket still filling is measured against the seconds elapsed so far.
+    m.book_active_seconds::float8 / greatest(1, least(extract(epoch FROM INTERVAL '{grain}')::float8,
+                                                         extract(epoch FROM now() - m.bucket)::float8)) AS book_coverage,
+    m.trade_active_seconds::float8 / greatest(1, least(extract(epoch FROM INTERVAL '{grain}')::float8,
+                                                          extract(epoch FROM now() - m.bucket)::float8)) AS trade_coverage,
     m.book_updates + m.trade_count                                     AS sample_count
 FROM (
     SELECT
@@ -89,7 +95,7 @@ FROM (
                NULL::float8 AS notional, NULL::float8 AS buy_volume, NULL::float8 AS sell_volume,
                NULL::float8 AS open, NULL::float8 AS high, NULL::float8 AS low, NULL::float8 AS close,
                b.last_ts, b.latency_ms_sum, b.latency_ms_min, b.latency_ms_max
-        FROM ops.book_1m b
+        FROM ops.book_{grain} b
         UNION ALL
         SELECT t.bucket, t.venue, t.symbol, NULL, NULL,
                NULL, NULL, NULL, NULL, NULL,
@@ -99,11 +105,11 @@ FROM (
                t.notional, t.buy_volume, t.sell_volume,
                t.open, t.high, t.low, t.close,
                t.last_ts, t.latency_ms_sum, t.latency_ms_min, t.latency_ms_max
-        FROM ops.trades_1m t
+        FROM ops.trades_{grain} t
     ) u
     GROUP BY u.bucket, u.venue, u.symbol
 ) m
 LEFT JOIN ops.instruments i ON i.venue = m.venue AND i.symbol = m.symbol;
 
-COMMENT ON VIEW ops.features_1m IS
-    '1-minute market health per venue/symbol: spread bps, L1 depth, imbalance, trade flow, OHLC/VWAP, freshness, latency, coverage';
+COMMENT ON VIEW ops.features_{grain} IS
+    'Market health per {grain} bucket, venue and symbol: spread bps, L1 depth, imbalance, trade flow, OHLC/VWAP, freshness, latency, coverage';

@@ -1,13 +1,15 @@
--- ops.derivs_features_1m revised (columns kept; basis_bps_close added at the end, as CREATE OR REPLACE
--- VIEW requires):
--- * Rebuilt so a time filter reaches both sources: a FULL JOIN of two aggregates is not pushed down (a
---   5-minute read aggregated all of raw_derivs under the Apache build: 1.26 s against 8 ms), while
---   UNION ALL + GROUP BY is, as in ops.features_1m. Every column of the inner union comes from exactly
---   one source, so max() picks that source's value.
+-- ops.derivs_features_1m: derivatives context per minute, for dashboards and risk scoring.
+-- Funding is normalized to 8 h and annualized from each venue's own interval (Hyperliquid pays
+-- hourly, Binance every 8 h), so venues compare directly.
+-- * derivs_1m and liquidations_1m are merged with UNION ALL + GROUP BY, as in features_1m, so a time
+--   filter reaches both (a FULL JOIN of two aggregates is not pushed down: a 5-minute read aggregated
+--   all of raw_derivs under the Apache build, 1.26 s against 8 ms). Every column of the inner union
+--   comes from exactly one source, so max() picks that source's value.
 -- * Venues that send mark and index on separate channels (OKX mark-price / index-tickers, Bybit ticker
 --   deltas) have no message carrying both: the minute's basis falls back to its closing mark against
 --   its closing index.
-CREATE OR REPLACE VIEW ops.derivs_features_1m AS
+-- * basis_bps_close is last because it was added last; column order is part of the contract.
+CREATE VIEW ops.derivs_features_1m AS
 SELECT
     m.bucket,
     m.venue,
