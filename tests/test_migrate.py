@@ -20,7 +20,7 @@ import pytest
 
 from tests.fixtures import T0, at, insert_book, insert_trades
 from tests.tsdb import with_database, with_user
-from tower import features
+from tower.cagg_refresh import refresh_feature_caggs
 from tower.cli import main
 from tower.migrate import DB_DIR, MigrationError, discover, migrate
 
@@ -367,7 +367,7 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
         await conn.copy_records_to_table("raw_liquidations", schema_name="ops", records=[
             ("binance", "BTCUSDT", at(9), at(9), "sell", 100.0, 2.0)],
             columns=["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"])
-        await features.refresh(conn, T0, T0 + timedelta(hours=1))
+        await refresh_feature_caggs(conn, T0, T0 + timedelta(hours=1))
         shapes = {v: await view_shape(conn, v) for v in VIEWS}
         rows = {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS}
         assert all(rows.values())
