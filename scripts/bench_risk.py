@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from jobs.passes import risk_pass
 from jobs.rules import load_rules
 from jobs.settings import JobsSettings
-from tests import tsdb
+from tests.support import tsdb
 from tower.cagg_refresh import refresh_feature_caggs
 from tower.migrate import migrate
 

@@ -9,7 +9,7 @@ import os
 import asyncpg
 import pytest
 
-from tests import tsdb
+from tests.support import tsdb
 from tower.migrate import migrate
 
 

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from metabase import spec
-from tests import dashboard_data, tsdb
-from tests.card_checks import CardCheckError, check_card, run_as_readonly
+from tests.support import dashboard_data, tsdb
+from tests.support.card_checks import CardCheckError, check_card, run_as_readonly
 
 DASHBOARDS = spec.load_all()
 CARDS = [(d, c) for d in DASHBOARDS for c in d.cards]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fixtures import T0, at
+from tests.support.fixtures import T0, at
 from tower.cagg_refresh import refresh_feature_caggs
 
 DERIVS = ["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",

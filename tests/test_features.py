@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fixtures import T0, at, insert_book, insert_trades
+from tests.support.fixtures import T0, at, insert_book, insert_trades
 from tower.cagg_refresh import refresh_feature_caggs
 
 MS = timedelta(milliseconds=1)

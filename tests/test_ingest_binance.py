@@ -11,7 +11,7 @@ import pytest
 
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.venues.binance import Binance
-from tests.ingest_helpers import FAST, running, wait_until
+from tests.support.ingest_helpers import FAST, running, wait_until
 
 
 def ms(dt: datetime) -> int:

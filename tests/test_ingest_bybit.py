@@ -9,7 +9,7 @@ import orjson
 
 from ingest.sim.bybit_server import BybitServer, liquidation, orderbook, public_trade, ticker
 from ingest.venues.bybit import ARGS_PER_FRAME, Bybit
-from tests.ingest_helpers import running, wait_until
+from tests.support.ingest_helpers import running, wait_until
 
 
 def ms(dt: datetime) -> int:

@@ -7,15 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
+from tests.support.ingest_helpers import NOW_MS, env
 from tower.cli import main
-
-NOW_MS = int(datetime.now(UTC).timestamp() * 1000)
-
-
-def env(monkeypatch, dsn, tmp_path):
-    monkeypatch.setenv("TOWER_DSN", dsn)
-    monkeypatch.setenv("TOWER_INGEST_SPILL_DIR", str(tmp_path / "spill"))
-    monkeypatch.setenv("TOWER_INGEST_BACKOFF_CAP_S", "0.2")
 
 
 async def test_ingest_with_duration_flushes_and_exits_zero(monkeypatch, conn, db_dsn, tmp_path):

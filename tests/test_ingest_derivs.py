@@ -12,7 +12,7 @@ from ingest.sim.binance_server import BinanceServer, force_order, mark_price
 from ingest.sim.hyperliquid_server import HyperliquidServer, asset_ctx
 from ingest.venues.binance import Binance
 from ingest.venues.hyperliquid import Hyperliquid
-from tests.ingest_helpers import running, wait_until
+from tests.support.ingest_helpers import running, wait_until
 from tower.cagg_refresh import refresh_feature_caggs
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.sim.hyperliquid_server import HyperliquidServer, bbo, trade
 from ingest.venues.hyperliquid import Hyperliquid
-from tests.ingest_helpers import running, wait_until
+from tests.support.ingest_helpers import running, wait_until
 
 T0 = int(datetime(2026, 11, 25, 6, 0, tzinfo=UTC).timestamp() * 1000)
 

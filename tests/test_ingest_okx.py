@@ -12,7 +12,7 @@ import pytest
 from ingest.sim import okx_server as okx
 from ingest.sim.okx_server import OkxServer
 from ingest.venues.okx import Okx
-from tests.ingest_helpers import running, wait_until
+from tests.support.ingest_helpers import running, wait_until
 from tower.cagg_refresh import refresh_feature_caggs
 
 

@@ -10,8 +10,8 @@ from ingest.rows import Derivs, Liquidation, Trade
 from ingest.sim.binance_server import BinanceServer, agg_trade
 from ingest.venues.binance import Binance
 from ingest.writer import Writer, WriterConfig
-from tests.ingest_helpers import running, wait_until
-from tests.tcp_proxy import TcpProxy
+from tests.support.ingest_helpers import running, wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 T0 = int(datetime(2026, 11, 25, 6, 0, tzinfo=UTC).timestamp() * 1000)
 

@@ -12,31 +12,20 @@ from prometheus_client import REGISTRY
 from jobs.rules import load_rules
 from jobs.service import Jobs, run_once
 from jobs.settings import JobsSettings
-from tests.fixtures import T0
-from tests.market import Quote, write_market
-from tests.test_jobs_scoring import write_derivs
-from tests.webhooks import webhook_receiver
+from tests.support.derivs import write_derivs
+from tests.support.fixtures import T0
+from tests.support.market import Quote
+from tests.support.scenarios import after, prepare, spread_blowout
+from tests.support.webhooks import webhook_receiver
 from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
 RULES = load_rules()
-BLOWOUT = range(30, 35)          # minutes with a wide Binance BTCUSDT spread
 SCENARIO_MINUTES = 50
 
 
 def minute(n: int):
     return T0 + n * M
-
-
-def after(n: int):
-    """A wall clock at which minute n has closed (and settled): the pass then evaluates up to n."""
-    return T0 + (n + 1) * M + timedelta(seconds=30)
-
-
-def spread_blowout(venue, symbol, m, q: Quote):
-    if (venue, symbol) == ("binance", "BTCUSDT") and m in BLOWOUT:
-        return Quote(mid=q.mid, spread_bps=4.0, qty=q.qty)   # ~3x the quiet 1.0-1.5 bps: robust z ~ 11
-    return q
 
 
 def settings_for(receiver, **extra) -> JobsSettings:
@@ -49,13 +38,6 @@ async def pool(db_dsn):
     p = await asyncpg.create_pool(db_dsn, min_size=1, max_size=3)
     yield p
     await p.close()
-
-
-async def prepare(conn, minutes, shape):
-    # The scenario lives at a fixed past time; keep retention (wall-clock based) from dropping it.
-    await conn.execute("UPDATE ops.policy_settings SET retention = NULL WHERE kind = 'hypertable'")
-    await write_market(conn, minutes, shape)
-    await refresh_feature_caggs(conn, T0, T0 + minutes * M)
 
 
 async def events(conn):

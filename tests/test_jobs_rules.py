@@ -8,7 +8,7 @@ import pytest
 
 from jobs.lifecycle import step
 from jobs.rules import Rule, RulesError, load_rules
-from tests.fixtures import T0
+from tests.support.fixtures import T0
 from tower.cli import main
 
 M = timedelta(minutes=1)

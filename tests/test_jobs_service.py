@@ -11,10 +11,10 @@ import asyncpg
 from jobs.rules import load_rules
 from jobs.service import Jobs, build_scheduler, serve
 from jobs.settings import JobsSettings
-from tests.fixtures import T0, insert_trades
-from tests.market import quiesce_background_jobs, write_market
-from tests.test_jobs_events import after, prepare, spread_blowout
-from tests.webhooks import webhook_receiver
+from tests.support.fixtures import T0, insert_trades
+from tests.support.market import quiesce_background_jobs, write_market
+from tests.support.scenarios import after, prepare, spread_blowout
+from tests.support.webhooks import webhook_receiver
 from tower.cli import main
 
 

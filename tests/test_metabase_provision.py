@@ -1,5 +1,5 @@
 """`tower metabase provision` against a loopback server implementing Metabase v0.62's documented contract
-(tests/metabase_fake.py): setup-token flow, login, API key, idempotent upserts, filter wiring, public links."""
+(tests/support/metabase_fake.py): setup-token flow, login, API key, idempotent upserts, filter wiring, public links."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from metabase import spec, template
 from metabase.api import MetabaseError
 from metabase.provision import provision
 from metabase.settings import MetabaseSettings
-from tests.metabase_fake import FakeMetabase
+from tests.support.metabase_fake import FakeMetabase
 from tower import cli
 
 RO_PASSWORD = "ro-secret-1"

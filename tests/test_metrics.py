@@ -9,7 +9,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.sim.binance_server import BinanceServer, agg_trade
-from tests.test_ingest_cli import NOW_MS, env
+from tests.support.ingest_helpers import NOW_MS, env
 from tower.cli import main
 
 

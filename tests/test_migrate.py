@@ -18,8 +18,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.fixtures import T0, at, insert_book, insert_trades
-from tests.tsdb import with_database, with_user
+from tests.support.fixtures import T0, at, insert_book, insert_trades
+from tests.support.tsdb import with_database, with_user
 from tower.cagg_refresh import refresh_feature_caggs
 from tower.cli import main
 from tower.migrate import DB_DIR, MigrationError, discover, migrate

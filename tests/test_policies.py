@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.fixtures import insert_trades
+from tests.support.fixtures import insert_trades
 from tower.cli import main
 from tower.policies import PolicyError, set_policy
 

@@ -17,7 +17,7 @@ import pytest
 
 from metabase import spec
 from metabase.report import build_report
-from tests import dashboard_data
+from tests.support import dashboard_data
 from tower import cli
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

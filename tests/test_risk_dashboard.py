@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from jobs.rules import load_rules
 from jobs.scoring import score_minutes
 from metabase import spec
-from tests.card_checks import run_as_readonly
-from tests.fixtures import T0
-from tests.market import Quote, write_market
+from tests.support.card_checks import run_as_readonly
+from tests.support.fixtures import T0
+from tests.support.market import Quote, write_market
 from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
@@ -59,7 +59,7 @@ async def test_risk_cards_show_the_scorers_components(conn):
 
 
 async def test_score_components_show_funding_basis_and_liquidations(conn):
-    from tests.test_jobs_scoring import write_derivs
+    from tests.support.derivs import write_derivs
 
     def stressed(venue, symbol, m):
         if (venue, symbol) == ("hyperliquid", "SOL"):

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tests.fixtures import T0, insert_book, insert_trades
+from tests.support.fixtures import T0, insert_book, insert_trades
 
 INSTRUMENTS = [("binance", "BTCUSDT", 50_000.0), ("binance", "ETHUSDT", 3_000.0), ("binance", "SOLUSDT", 150.0),
                ("hyperliquid", "BTC", 50_000.0), ("hyperliquid", "ETH", 3_000.0), ("hyperliquid", "SOL", 150.0)]

@@ -6,10 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from ingest.rows import COLUMNS
+
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a fixed past minute: far outside any refresh window
 
-TRADE_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"]
-BOOK_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"]
+# Test rows are tuples in the writer's own column order (ingest.rows declares it once).
+TRADE_COLUMNS = COLUMNS["raw_trades"]
+BOOK_COLUMNS = COLUMNS["raw_book_l1"]
+DERIVS_COLUMNS = COLUMNS["raw_derivs"]
+LIQUIDATION_COLUMNS = COLUMNS["raw_liquidations"]
 
 
 def at(seconds: float) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -55,3 +56,13 @@ async def wait_until(conn: asyncpg.Connection, sql: str, expected, *args, within
         if (expected(value) if callable(expected) else value == expected) or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.05)
+
+
+NOW_MS = int(datetime.now(UTC).timestamp() * 1000)
+
+
+def env(monkeypatch, dsn: str, tmp_path) -> None:
+    """The environment `tower ingest` runs with in tests: this database, a private spill dir, quick retries."""
+    monkeypatch.setenv("TOWER_DSN", dsn)
+    monkeypatch.setenv("TOWER_INGEST_SPILL_DIR", str(tmp_path / "spill"))
+    monkeypatch.setenv("TOWER_INGEST_BACKOFF_CAP_S", "0.2")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from tests.fixtures import BOOK_COLUMNS, TRADE_COLUMNS
+from tests.support.fixtures import BOOK_COLUMNS, DERIVS_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS
 from tower.cagg_refresh import refresh_feature_caggs
 
 MARKETS = [
@@ -39,9 +39,6 @@ DERIVS = {
     ("hyperliquid", "ETH"): (0.0000125, timedelta(hours=1), -1.0, 400_000.0),
 }
 BASIS_BLOWOUT = (("binance", "BTCUSDT"), range(20, 23), 60.0)   # minutes ago with the mark 60 bps over the index
-DERIVS_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate", "funding_interval",
-                  "next_funding_ts", "open_interest"]
-LIQUIDATION_COLUMNS = ["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"]
 # Forced orders: seconds before now, venue, symbol, side, price, qty ('sell' closes a long).
 LIQUIDATIONS = [
     (12 * 60 + 30, "binance", "BTCUSDT", "sell", 96_900.0, 12.0),     # a long squeeze on Binance BTC

@@ -1,0 +1,1 @@
+"""Helpers the tests share: servers, fixtures data, fakes. Not tests themselves."""
