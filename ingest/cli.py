@@ -22,22 +22,36 @@ log = logging.getLogger("ingest")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="stream trades, L1 books and derivatives context from venues into the database",
-                       description="`tower ingest binance --symbols BTCUSDT,ETHUSDT` or `tower ingest --config FILE`")
+    p = sub.add_parser(
+        "ingest",
+        help="stream trades, L1 books and derivatives context from venues into the database",
+        description="`tower ingest binance --symbols BTCUSDT,ETHUSDT` or `tower ingest --config FILE`",
+    )
     p.add_argument("venue", nargs="?", choices=sorted(REGISTRY), help="one venue (or use --config)")
-    p.add_argument("--symbols", type=_symbols,
-                   help="comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT (binance, bybit), BTC,ETH (hyperliquid), "
-                        "BTC-USDT-SWAP (okx)")
+    p.add_argument(
+        "--symbols",
+        type=_symbols,
+        help="comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT (binance, bybit), BTC,ETH (hyperliquid), "
+        "BTC-USDT-SWAP (okx)",
+    )
     p.add_argument("--ws-url", help="replace the venue's base URL (Binance: the root; routes are appended)")
     p.add_argument("--testnet", action="store_true", help="use the venue's testnet endpoint")
     p.add_argument("--rest-url", help="replace the venue's REST root (Binance open interest, OKX contract sizes)")
-    p.add_argument("--no-derivs", action="store_true",
-                   help="trades and L1 only: no mark/index/funding/open interest/liquidations")
-    p.add_argument("--config", type=Path,
-                   help="TOML file with several [[venues]] (name, symbols, ws_url, testnet, rest_url, derivs)")
+    p.add_argument(
+        "--no-derivs", action="store_true", help="trades and L1 only: no mark/index/funding/open interest/liquidations"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file with several [[venues]] (name, symbols, ws_url, testnet, rest_url, derivs)",
+    )
     p.add_argument("--duration", type=positive_number, help="stop after this many seconds, flush everything, exit 0")
-    p.add_argument("--processes", type=small_count, default=1,
-                   help="spread the symbols over this many worker processes (one core each; default 1)")
+    p.add_argument(
+        "--processes",
+        type=small_count,
+        default=1,
+        help="spread the symbols over this many worker processes (one core each; default 1)",
+    )
     p.set_defaults(run=run_ingest)
 
     p = sub.add_parser("status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps")
@@ -83,15 +97,30 @@ def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     elif args.venue is None:
         raise ConfigError("name a venue (" + ", ".join(sorted(REGISTRY)) + ") with --symbols, or give --config FILE")
     elif not args.symbols:
-        raise ConfigError(f"--symbols is required, e.g. tower ingest {args.venue} --symbols "
-                          + ",".join(REGISTRY[args.venue].example_symbols))
+        raise ConfigError(
+            f"--symbols is required, e.g. tower ingest {args.venue} --symbols "
+            + ",".join(REGISTRY[args.venue].example_symbols)
+        )
     else:
         try:
-            configs = [VenueConfig(name=args.venue, symbols=args.symbols, ws_url=args.ws_url, testnet=args.testnet,
-                                   rest_url=args.rest_url, derivs=not args.no_derivs)]
+            configs = [
+                VenueConfig(
+                    name=args.venue,
+                    symbols=args.symbols,
+                    ws_url=args.ws_url,
+                    testnet=args.testnet,
+                    rest_url=args.rest_url,
+                    derivs=not args.no_derivs,
+                )
+            ]
         except ValidationError as exc:
-            raise ConfigError("; ".join(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: "
-                                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
+            raise ConfigError(
+                "; ".join(
+                    f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: "
+                    f"{e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()
+                )
+            ) from None
     return configs
 
 
@@ -109,12 +138,18 @@ async def run_ingest(args: argparse.Namespace) -> int:
     tune_gc()
     for v in venues:
         log.info("ingesting %s: %d symbols over %d connections", v.name, len(v.symbols), len(v.routes()))
-    result = await ingest(db.dsn, venues, duration_s=args.duration,
-                          runtime_for=settings.runtime_config,
-                          writer_config=settings.writer_config(f"ingest-{names}"))
+    result = await ingest(
+        db.dsn,
+        venues,
+        duration_s=args.duration,
+        runtime_for=settings.runtime_config,
+        writer_config=settings.writer_config(f"ingest-{names}"),
+    )
     if not result.fully_written:
-        print(f"tower ingest: the database did not come back; unwritten rows are kept in {settings.spill_dir} "
-              "and replayed by the next run")
+        print(
+            f"tower ingest: the database did not come back; unwritten rows are kept in {settings.spill_dir} "
+            "and replayed by the next run"
+        )
         return 3
     return 0
 
@@ -125,10 +160,33 @@ async def run_status(args: argparse.Namespace) -> int:
         rows = await feed_status(conn)
     finally:
         await conn.close()
-    print(render(["venue", "symbol", "last message", "last derivs", "msgs/min", "reconnects today", "open gaps",
-                  "rejected today"],
-                 [[r.venue, r.symbol, age(r.last_age_s), age(r.derivs_age_s), f"{r.msgs_per_min:.1f}",
-                   r.reconnects_today, r.open_gaps, r.rejected_today] for r in rows]))
+    print(
+        render(
+            [
+                "venue",
+                "symbol",
+                "last message",
+                "last derivs",
+                "msgs/min",
+                "reconnects today",
+                "open gaps",
+                "rejected today",
+            ],
+            [
+                [
+                    r.venue,
+                    r.symbol,
+                    age(r.last_age_s),
+                    age(r.derivs_age_s),
+                    f"{r.msgs_per_min:.1f}",
+                    r.reconnects_today,
+                    r.open_gaps,
+                    r.rejected_today,
+                ]
+                for r in rows
+            ],
+        )
+    )
     return 0
 
 

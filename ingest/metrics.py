@@ -29,21 +29,32 @@ _AT = {table: {column: i for i, column in enumerate(columns)} for table, columns
 VENUE, RECV_TS = _AT["raw_trades"]["venue"], _AT["raw_trades"]["recv_ts"]
 if any((_AT[t]["venue"], _AT[t]["recv_ts"]) != (VENUE, RECV_TS) for t in STREAMS):
     raise RuntimeError("market data tables must share the position of venue and recv_ts")
-REJECTION_VENUE, REJECTION_STREAM, REJECTION_REASON = (_AT["rejected_messages"][c] for c in ("venue", "stream",
-                                                                                              "reason"))
+REJECTION_VENUE, REJECTION_STREAM, REJECTION_REASON = (
+    _AT["rejected_messages"][c] for c in ("venue", "stream", "reason")
+)
 CONNECTION_VENUE, CONNECTION_EVENT = _AT["connection_events"]["venue"], _AT["connection_events"]["event"]
 GAP_VENUE = _AT["feed_gaps"]["venue"]
 
-RECEIVED = PromCounter("tower_ingest_messages_received_total",
-                       "Market data rows accepted from the venues into the writer", ["venue", "stream"])
-WRITTEN = PromCounter("tower_ingest_messages_written_total",
-                      "Market data rows committed to the database", ["venue", "stream"])
-REJECTED = PromCounter("tower_ingest_messages_rejected_total",
-                       "Frames or rows quarantined in ops.rejected_messages", ["venue", "stream", "reason"])
+RECEIVED = PromCounter(
+    "tower_ingest_messages_received_total",
+    "Market data rows accepted from the venues into the writer",
+    ["venue", "stream"],
+)
+WRITTEN = PromCounter(
+    "tower_ingest_messages_written_total", "Market data rows committed to the database", ["venue", "stream"]
+)
+REJECTED = PromCounter(
+    "tower_ingest_messages_rejected_total",
+    "Frames or rows quarantined in ops.rejected_messages",
+    ["venue", "stream", "reason"],
+)
 RECONNECTS = PromCounter("tower_ingest_reconnects_total", "Reconnect attempts", ["venue"])
 GAPS = PromCounter("tower_ingest_gaps_total", "Gaps detected in venue feeds", ["venue"])
-COMMIT_LATENCY = Histogram("tower_ingest_commit_latency_seconds", "Local receive to database commit, per row",
-                           buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60))
+COMMIT_LATENCY = Histogram(
+    "tower_ingest_commit_latency_seconds",
+    "Local receive to database commit, per row",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
 _last_message: dict[str, float] = {}  # venue -> epoch seconds of the newest row received
@@ -62,8 +73,9 @@ def batch_accepted(batch: Batch) -> None:
                 _last_message[venue] = ts
         elif table == "rejected_messages":
             for (venue, stream, reason), n in Counter(
-                    (r[REJECTION_VENUE], r[REJECTION_STREAM] or "unknown", r[REJECTION_REASON].split(":", 1)[0])
-                    for r in records).items():
+                (r[REJECTION_VENUE], r[REJECTION_STREAM] or "unknown", r[REJECTION_REASON].split(":", 1)[0])
+                for r in records
+            ).items():
                 REJECTED.labels(venue, stream, reason).inc(n)
         elif table == "feed_gaps":
             for venue, n in Counter(r[GAP_VENUE] for r in records).items():
@@ -91,16 +103,19 @@ def watch(writer: Writer) -> None:
 
 class _LiveGauges(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        depth = GaugeMetricFamily("tower_ingest_writer_queue_depth",
-                                  "Rows waiting in the writer: queued groups plus pending batches")
+        depth = GaugeMetricFamily(
+            "tower_ingest_writer_queue_depth", "Rows waiting in the writer: queued groups plus pending batches"
+        )
         depth.add_metric([], sum(w.queued_groups() + w.pending_rows for w in list(_writers)))
         yield depth
         spill = GaugeMetricFamily("tower_ingest_spill_bytes", "Bytes of rows waiting in spill files")
         spill.add_metric([], sum(w.spill_bytes() for w in list(_writers)))
         yield spill
-        age = GaugeMetricFamily("tower_ingest_last_message_age_seconds",
-                                "Seconds since the newest market data row of each venue was received",
-                                labels=["venue"])
+        age = GaugeMetricFamily(
+            "tower_ingest_last_message_age_seconds",
+            "Seconds since the newest market data row of each venue was received",
+            labels=["venue"],
+        )
         now = time.time()
         for venue, ts in sorted(_last_message.items()):
             age.add_metric([venue], max(0.0, now - ts))
@@ -108,4 +123,3 @@ class _LiveGauges(Collector):
 
 
 REGISTRY.register(_LiveGauges())
-

@@ -46,8 +46,9 @@ async def run_polls(venue: Venue, writer: Writer, stop: asyncio.Event, timeout_s
                     pause = _retry_after(response, default=60.0)
                     await _event(writer, venue, f"HTTP {response.status_code} for {poll.name}; pausing {pause:.0f} s")
                 elif response.status_code != 200:
-                    raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request,
-                                                response=response)
+                    raise httpx.HTTPStatusError(
+                        f"HTTP {response.status_code}", request=response.request, response=response
+                    )
                 else:
                     failures = 0
                     parsed = venue.parse_poll(poll, response.content, recv_ts)
@@ -55,7 +56,7 @@ async def run_polls(venue: Venue, writer: Writer, stop: asyncio.Event, timeout_s
                     pause = venue.poll_pause(response.headers)
             except (httpx.HTTPError, OSError) as exc:
                 failures += 1
-                pause = min(ERROR_BACKOFF_CAP_S, 2.0 ** failures)
+                pause = min(ERROR_BACKOFF_CAP_S, 2.0**failures)
                 venue.counters["poll_errors"] += 1
                 await _event(writer, venue, f"{poll.name}: {type(exc).__name__}: {exc}"[:300])
             heapq.heappush(due, (max(at + poll.every_s, time.monotonic() + pause), i))

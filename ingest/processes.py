@@ -33,13 +33,21 @@ def split(configs: list[VenueConfig], n: int) -> list[list[VenueConfig]]:
     return [g for g in groups if g]
 
 
-def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int, log_level: str,
-            metrics_port: int | None, workers: int = 1) -> None:
+def _worker(
+    dsn: str,
+    configs: list[dict],
+    duration_s: float | None,
+    index: int,
+    log_level: str,
+    metrics_port: int | None,
+    workers: int = 1,
+) -> None:
     from ingest.service import ingest, tune_gc
     from tower.metrics import serve as serve_metrics
 
-    logging.basicConfig(level=log_level, stream=sys.stderr,
-                        format=f"%(asctime)s %(levelname)s %(name)s[p{index}] %(message)s")
+    logging.basicConfig(
+        level=log_level, stream=sys.stderr, format=f"%(asctime)s %(levelname)s %(name)s[p{index}] %(message)s"
+    )
     settings = IngestSettings()
     venues = [make_venue(VenueConfig.model_validate(c), settings) for c in configs]
     for v in venues:  # a REST weight budget is per IP: the workers share it
@@ -47,26 +55,36 @@ def _worker(dsn: str, configs: list[dict], duration_s: float | None, index: int,
     names = "-".join(v.name for v in venues)
     tune_gc()
     serve_metrics(metrics_port + index if metrics_port else None)  # worker i: port + i
-    result = asyncio.run(ingest(dsn, venues, duration_s=duration_s,
-                                runtime_for=lambda v: replace(settings.runtime_config(v), conn_tag=f"-p{index}"),
-                                writer_config=settings.writer_config(f"ingest-{names}-p{index}")))
+    result = asyncio.run(
+        ingest(
+            dsn,
+            venues,
+            duration_s=duration_s,
+            runtime_for=lambda v: replace(settings.runtime_config(v), conn_tag=f"-p{index}"),
+            writer_config=settings.writer_config(f"ingest-{names}-p{index}"),
+        )
+    )
     sys.exit(0 if result.fully_written else 3)
 
 
-async def ingest_processes(dsn: str, configs: list[VenueConfig], processes: int,
-                           duration_s: float | None, metrics_port: int | None = None) -> int:
+async def ingest_processes(
+    dsn: str, configs: list[VenueConfig], processes: int, duration_s: float | None, metrics_port: int | None = None
+) -> int:
     """Runs the groups in worker processes until they end; returns the worst exit code."""
     groups = split(configs, processes)
     ctx = multiprocessing.get_context("spawn")
     level = logging.getLevelName(logging.getLogger().level)
-    workers = [ctx.Process(target=_worker, name=f"ingest-p{i}",
-                           args=(dsn, [c.model_dump() for c in group], duration_s, i, level, metrics_port,
-                                 len(groups)))
-               for i, group in enumerate(groups)]
+    workers = [
+        ctx.Process(
+            target=_worker,
+            name=f"ingest-p{i}",
+            args=(dsn, [c.model_dump() for c in group], duration_s, i, level, metrics_port, len(groups)),
+        )
+        for i, group in enumerate(groups)
+    ]
     for i, (worker, group) in enumerate(zip(workers, groups, strict=True)):
         worker.start()
-        log.info("worker p%d (pid %d): %s", i, worker.pid,
-                 "; ".join(f"{c.name} {','.join(c.symbols)}" for c in group))
+        log.info("worker p%d (pid %d): %s", i, worker.pid, "; ".join(f"{c.name} {','.join(c.symbols)}" for c in group))
     loop = asyncio.get_running_loop()
 
     def stop_workers() -> None:

@@ -56,10 +56,10 @@ class Derivs:
     recv_ts: datetime
     mark_px: float | None = None
     index_px: float | None = None
-    funding_rate: float | None = None          # per funding_interval, as a fraction
+    funding_rate: float | None = None  # per funding_interval, as a fraction
     funding_interval: timedelta | None = None
     next_funding_ts: datetime | None = None
-    open_interest: float | None = None         # base units (contracts already converted)
+    open_interest: float | None = None  # base units (contracts already converted)
 
     table: ClassVar[str] = "raw_derivs"
 

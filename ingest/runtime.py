@@ -24,20 +24,20 @@ from ingest.writer import Writer
 
 log = logging.getLogger("ingest.runtime")
 
-STASH_ROWS = 256   # rows per hop onto the writer's queue
-STASH_S = 0.005    # longest a row waits for its group
+STASH_ROWS = 256  # rows per hop onto the writer's queue
+STASH_S = 0.005  # longest a row waits for its group
 
 
 @dataclass
 class RuntimeConfig:
-    stale_after_s: float = 30.0       # connected but no market data this long = failure
+    stale_after_s: float = 30.0  # connected but no market data this long = failure
     backoff_initial_s: float = 0.5
     backoff_cap_s: float = 30.0
     rotate_after_s: float | None = None  # Binance closes connections at 24 h: rotate before that
     open_timeout_s: float = 10.0
     subscribe_timeout_s: float = 10.0
     ssl_context: ssl.SSLContext | None = None  # None: the system trust store (tests pass their own CA)
-    conn_tag: str = ""                # tells apart the connections of `--processes` workers, e.g. "-p1"
+    conn_tag: str = ""  # tells apart the connections of `--processes` workers, e.g. "-p1"
 
 
 class Link:
@@ -133,8 +133,7 @@ class Link:
 class RouteRunner:
     """Keeps one route connected forever: backoff with jitter and a cap, rotation before the venue's limit."""
 
-    def __init__(self, venue: Venue, route: Route, writer: Writer, config: RuntimeConfig,
-                 stop: asyncio.Event) -> None:
+    def __init__(self, venue: Venue, route: Route, writer: Writer, config: RuntimeConfig, stop: asyncio.Event) -> None:
         self.venue, self.route, self.writer, self.config, self.stop = venue, route, writer, config, stop
         self._ids = itertools.count(1)
 
@@ -150,16 +149,19 @@ class RouteRunner:
         for frame in self.route.subscribe:
             await link.send(frame)
         acked = asyncio.ensure_future(link.subscribed.wait())
-        await asyncio.wait([acked, link.reader], timeout=self.config.subscribe_timeout_s,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [acked, link.reader], timeout=self.config.subscribe_timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
         acked.cancel()
         if not link.subscribed.is_set():
             await ws.close(4001, "subscribe not acknowledged")
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await link.reader
             await self._disconnected(link, "subscribe not acknowledged")
-            raise ConnectionError(f"{conn_id}: subscriptions not acknowledged within "
-                                  f"{self.config.subscribe_timeout_s:.0f} s ({link.acked}/{self.route.expected_acks})")
+            raise ConnectionError(
+                f"{conn_id}: subscriptions not acknowledged within "
+                f"{self.config.subscribe_timeout_s:.0f} s ({link.acked}/{self.route.expected_acks})"
+            )
         await self.event(conn_id, "subscribed", streams=list(self.route.streams))
         log.info("%s subscribed %d streams", conn_id, len(self.route.streams))
         return link
@@ -194,8 +196,9 @@ class RouteRunner:
             rotate_in = None
             if self.config.rotate_after_s:
                 rotate_in = max(0.0, self.config.rotate_after_s - (time.monotonic() - link.born))
-            done, _ = await asyncio.wait([link.reader, stop_wait], timeout=rotate_in,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                [link.reader, stop_wait], timeout=rotate_in, return_when=asyncio.FIRST_COMPLETED
+            )
             if stop_wait in done:
                 return link, "shutdown"
             if link.reader in done:

@@ -74,8 +74,11 @@ async def stored_contract_sizes(dsn: str, venues: list[Venue]) -> dict[str, dict
     try:
         conn = await asyncpg.connect(dsn, timeout=5)
         try:
-            rows = await conn.fetch("SELECT venue, symbol, contract_size FROM ops.instruments "
-                                    "WHERE venue = any($1::text[]) AND contract_size IS NOT NULL", names)
+            rows = await conn.fetch(
+                "SELECT venue, symbol, contract_size FROM ops.instruments "
+                "WHERE venue = any($1::text[]) AND contract_size IS NOT NULL",
+                names,
+            )
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -87,10 +90,17 @@ async def stored_contract_sizes(dsn: str, venues: list[Venue]) -> dict[str, dict
     return sizes
 
 
-async def ingest(dsn: str, venues: list[Venue], *, duration_s: float | None = None,
-                 runtime: RuntimeConfig | None = None, writer_config: WriterConfig | None = None,
-                 stop: asyncio.Event | None = None, writer: Writer | None = None,
-                 runtime_for: Callable[[Venue], RuntimeConfig] | None = None) -> IngestResult:
+async def ingest(
+    dsn: str,
+    venues: list[Venue],
+    *,
+    duration_s: float | None = None,
+    runtime: RuntimeConfig | None = None,
+    writer_config: WriterConfig | None = None,
+    stop: asyncio.Event | None = None,
+    writer: Writer | None = None,
+    runtime_for: Callable[[Venue], RuntimeConfig] | None = None,
+) -> IngestResult:
     stop = stop or asyncio.Event()
     stored = await stored_contract_sizes(dsn, venues)
     await asyncio.gather(*(v.prepare(stored.get(v.name, {})) for v in venues))
@@ -135,5 +145,9 @@ def _config_for(venue: Venue, runtime: RuntimeConfig | None) -> RuntimeConfig:
 async def _report_every(venues: list[Venue], writer: Writer, every_s: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await asyncio.sleep(every_s)
-        log.info("progress: venues %s; writer %s; queue %d frames",
-                 {v.name: dict(v.counters) for v in venues}, dict(writer.stats), writer.queued_groups())
+        log.info(
+            "progress: venues %s; writer %s; queue %d frames",
+            {v.name: dict(v.counters) for v in venues},
+            dict(writer.stats),
+            writer.queued_groups(),
+        )

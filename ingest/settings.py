@@ -20,7 +20,7 @@ from tower.settings import ConfigError
 class IngestSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOWER_INGEST_", extra="ignore")
 
-    spill_dir: Path = Path(".tower-spill")        # where rows wait on disk while the database is away
+    spill_dir: Path = Path(".tower-spill")  # where rows wait on disk while the database is away
     # Defaults are the writer's and the runtime's own: one place for each.
     batch_rows: int = Field(WriterConfig.batch_rows, ge=1, le=1_000_000)
     flush_ms: int = Field(round(WriterConfig.flush_s * 1000), ge=1, le=60_000)
@@ -49,12 +49,18 @@ class IngestSettings(BaseSettings):
         return value
 
     def writer_config(self, name: str) -> WriterConfig:
-        return WriterConfig(batch_rows=self.batch_rows, flush_s=self.flush_ms / 1000, memory_rows=self.memory_rows,
-                            queue_items=self.queue_items, spill_path=self.spill_dir / f"{name}.jsonl")
+        return WriterConfig(
+            batch_rows=self.batch_rows,
+            flush_s=self.flush_ms / 1000,
+            memory_rows=self.memory_rows,
+            queue_items=self.queue_items,
+            spill_path=self.spill_dir / f"{name}.jsonl",
+        )
 
     def runtime_config(self, venue: type[Venue] | Venue) -> RuntimeConfig:
-        return RuntimeConfig(stale_after_s=self.stale_after_s, backoff_cap_s=self.backoff_cap_s,
-                             rotate_after_s=venue.rotate_after_s)
+        return RuntimeConfig(
+            stale_after_s=self.stale_after_s, backoff_cap_s=self.backoff_cap_s, rotate_after_s=venue.rotate_after_s
+        )
 
 
 SYMBOL = re.compile(r"[A-Za-z0-9._:-]{1,40}")
@@ -68,7 +74,7 @@ class VenueConfig(BaseModel):
     ws_url: str | None = None
     testnet: bool = False
     rest_url: str | None = None  # Binance open interest, OKX instrument metadata
-    derivs: bool = True          # mark/index/funding/open interest and liquidations as well as trades and L1
+    derivs: bool = True  # mark/index/funding/open interest and liquidations as well as trades and L1
 
     @field_validator("name")
     @classmethod
@@ -83,8 +89,9 @@ class VenueConfig(BaseModel):
         # Symbols end up in stream names, URLs and log lines: only what venues actually use.
         bad = [s for s in value if not SYMBOL.fullmatch(s)]
         if bad:
-            raise ValueError(f"not a venue symbol: {', '.join(repr(b) for b in bad)} "
-                             "(letters, digits and . _ : - only, at most 40)")
+            raise ValueError(
+                f"not a venue symbol: {', '.join(repr(b) for b in bad)} (letters, digits and . _ : - only, at most 40)"
+            )
         return value
 
     @field_validator("ws_url")
@@ -93,7 +100,6 @@ class VenueConfig(BaseModel):
         if value is not None and not value.startswith(("ws://", "wss://")):
             raise ValueError("must start with ws:// or wss://")
         return value
-
 
     @field_validator("rest_url")
     @classmethod

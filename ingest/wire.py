@@ -161,8 +161,15 @@ async def connect(url: str, open_timeout_s: float, ssl_context: ssl.SSLContext |
     loop = asyncio.get_running_loop()
     context = (ssl_context or ssl.create_default_context()) if uri.secure else None
     transport, conn = await asyncio.wait_for(
-        loop.create_connection(lambda: WireConnection(url), uri.host, uri.port, ssl=context,
-                               server_hostname=uri.host if uri.secure else None), open_timeout_s)
+        loop.create_connection(
+            lambda: WireConnection(url),
+            uri.host,
+            uri.port,
+            ssl=context,
+            server_hostname=uri.host if uri.secure else None,
+        ),
+        open_timeout_s,
+    )
     try:
         await asyncio.wait_for(asyncio.shield(conn.opened), open_timeout_s)
     except (TimeoutError, InvalidHandshake, OSError):

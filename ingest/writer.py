@@ -37,9 +37,10 @@ SQL_DIR = Path(__file__).parent / "sql"
 # The tables with a dedup index (migrations 0300, 0602).
 DEDUP_TABLES = ("raw_trades", "raw_book_l1", "raw_derivs", "raw_liquidations")
 # Columns that hold datetimes or intervals, to rebuild them from the spill file.
-_DATETIME_COLUMNS = {t: [i for i, c in enumerate(cols)
-                         if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts", "next_funding_ts")]
-                     for t, cols in COLUMNS.items()}
+_DATETIME_COLUMNS = {
+    t: [i for i, c in enumerate(cols) if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts", "next_funding_ts")]
+    for t, cols in COLUMNS.items()
+}
 _INTERVAL_COLUMNS = {t: [i for i, c in enumerate(cols) if c == "funding_interval"] for t, cols in COLUMNS.items()}
 # Errors about the data, not the connection (class 22 data exception, class 23 constraint violations;
 # unique violations are handled by the dedup path before they get here).
@@ -66,8 +67,8 @@ class Batch:
 class WriterConfig:
     batch_rows: int = 5000
     flush_s: float = 0.1  # 0.2 s gave p99 ~290 ms at 20k msgs/s: too little margin
-    queue_items: int = 1000       # bound of the queue between connectors and the collector (groups of <= 256 rows)
-    memory_rows: int = 500_000    # rows held in memory while the database is away; the rest spill
+    queue_items: int = 1000  # bound of the queue between connectors and the collector (groups of <= 256 rows)
+    memory_rows: int = 500_000  # rows held in memory while the database is away; the rest spill
     spill_path: Path = Path(".tower-spill/ingest.jsonl")
     retry_initial_s: float = 0.2
     retry_cap_s: float = 10.0
@@ -75,8 +76,9 @@ class WriterConfig:
 
 
 class Writer:
-    def __init__(self, dsn: str, config: WriterConfig | None = None,
-                 on_commit: Callable[[Batch, float], None] | None = None) -> None:
+    def __init__(
+        self, dsn: str, config: WriterConfig | None = None, on_commit: Callable[[Batch, float], None] | None = None
+    ) -> None:
         self.dsn = dsn
         self.config = config or WriterConfig()
         self.on_commit = on_commit
@@ -138,8 +140,11 @@ class Writer:
             left = self.pending_rows
             while self.pending:
                 self._spill(self.pending.popleft())  # the batch cut short may be half stored: replays dedup
-            log.error("database unavailable or too slow at shutdown: %d rows kept in %s, replayed on the next start",
-                      left, self.config.spill_path)
+            log.error(
+                "database unavailable or too slow at shutdown: %d rows kept in %s, replayed on the next start",
+                left,
+                self.config.spill_path,
+            )
             await self._drop_connection()
         if self._conn is not None:
             try:
@@ -158,8 +163,11 @@ class Writer:
             if batch.rows:
                 remaining = cfg.flush_s - (time.monotonic() - started)
                 try:
-                    item = queue.get_nowait() if not queue.empty() else await asyncio.wait_for(queue.get(),
-                                                                                                max(remaining, 0))
+                    item = (
+                        queue.get_nowait()
+                        if not queue.empty()
+                        else await asyncio.wait_for(queue.get(), max(remaining, 0))
+                    )
                 except TimeoutError:
                     item = None
             else:
@@ -259,8 +267,14 @@ class Writer:
                 await self._drop_connection()
                 self.stats["retries"] += 1
                 wait = min(delay, self.config.retry_cap_s) * random.uniform(0.5, 1.0)
-                log.warning("database unavailable (%s: %s); retrying in %.1f s (%d rows in memory, %d spilled)",
-                            type(exc).__name__, str(exc)[:200], wait, self.pending_rows, self.stats["spilled_rows"])
+                log.warning(
+                    "database unavailable (%s: %s); retrying in %.1f s (%d rows in memory, %d spilled)",
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    wait,
+                    self.pending_rows,
+                    self.stats["spilled_rows"],
+                )
                 delay = min(delay * 2, self.config.retry_cap_s)
                 await asyncio.sleep(wait)
 
@@ -277,8 +291,9 @@ class Writer:
         with open(path, "ab") as f:
             f.write(orjson.dumps({"error": f"{type(exc).__name__}: {exc}", "records": batch.records}) + b"\n")
         self.stats["rows_set_aside"] += batch.rows
-        log.error("the database refused a batch of %d rows (%s: %s); kept in %s", batch.rows, type(exc).__name__,
-                  exc, path)
+        log.error(
+            "the database refused a batch of %d rows (%s: %s); kept in %s", batch.rows, type(exc).__name__, exc, path
+        )
 
     def _next_work(self) -> tuple[str | Path, list[Batch]] | None:
         if self.pending:
@@ -297,8 +312,9 @@ class Writer:
             try:
                 async with conn.transaction():
                     for table, records in batch.records.items():
-                        await conn.copy_records_to_table(table, schema_name="ops", columns=COLUMNS[table],
-                                                         records=records)
+                        await conn.copy_records_to_table(
+                            table, schema_name="ops", columns=COLUMNS[table], records=records
+                        )
                 self._committed(batch)
                 return
             except asyncpg.UniqueViolationError:
@@ -308,8 +324,7 @@ class Writer:
                 if table in DEDUP_TABLES:
                     await self.merge(conn, table, records)
                 else:
-                    await conn.copy_records_to_table(table, schema_name="ops", columns=COLUMNS[table],
-                                                     records=records)
+                    await conn.copy_records_to_table(table, schema_name="ops", columns=COLUMNS[table], records=records)
         self.stats["dedup_batches"] += 1
         self._committed(batch)
 

@@ -24,14 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--once", action="store_true", help="run every job once (catch-up included) and exit")
     p.add_argument("--rules", help="rules file merged over the defaults (default: $TOWER_RULES_FILE)")
     p.add_argument("--catchup", type=_duration, help="how far back to score unscored minutes (default 2h)")
-    p.add_argument("--now", type=_timestamp,
-                   help="with --once: treat this UTC time as now (replay a past period), e.g. 2026-01-05T13:00:00Z")
+    p.add_argument(
+        "--now",
+        type=_timestamp,
+        help="with --once: treat this UTC time as now (replay a past period), e.g. 2026-01-05T13:00:00Z",
+    )
     p.add_argument("--check-rules", action="store_true", help="validate the rules file, print the rules, exit")
     p.set_defaults(run=run_jobs)
 
     p = sub.add_parser("events", help="list open and recent risk events")
-    p.add_argument("--since", type=_duration, default=timedelta(hours=24),
-                   help="also list closed events opened within this long (default 24h)")
+    p.add_argument(
+        "--since",
+        type=_duration,
+        default=timedelta(hours=24),
+        help="also list closed events opened within this long (default 24h)",
+    )
     p.add_argument("--venue")
     p.add_argument("--rule")
     p.add_argument("--limit", type=int, default=50)
@@ -61,15 +68,34 @@ async def run_jobs(args: argparse.Namespace) -> int:
     settings = load(JobsSettings, **overrides)
     rules = load_rules(args.rules or settings.rules_file)
     if args.check_rules:
-        print(render(["rule", "scope", "metric", "info", "warning", "critical", "for", "clear", "inhibited by"],
-                     [[n, r.scope, r.metric, r.info, r.warning, r.critical, f"{r.for_minutes}m",
-                       f"{r.clear_minutes}m", ",".join(r.inhibited_by)] for n, r in rules.rules.items() if r.enabled]))
+        print(
+            render(
+                ["rule", "scope", "metric", "info", "warning", "critical", "for", "clear", "inhibited by"],
+                [
+                    [
+                        n,
+                        r.scope,
+                        r.metric,
+                        r.info,
+                        r.warning,
+                        r.critical,
+                        f"{r.for_minutes}m",
+                        f"{r.clear_minutes}m",
+                        ",".join(r.inhibited_by),
+                    ]
+                    for n, r in rules.rules.items()
+                    if r.enabled
+                ],
+            )
+        )
         return 0
     if args.now and not args.once:
         raise ValueError("--now only makes sense with --once")
     if not settings.sinks():
-        log.warning("no alert sinks configured (TOWER_ALERT_WEBHOOK_URL, TOWER_ALERT_SLACK_URL): "
-                    "events are recorded but no notification is sent")
+        log.warning(
+            "no alert sinks configured (TOWER_ALERT_WEBHOOK_URL, TOWER_ALERT_SLACK_URL): "
+            "events are recorded but no notification is sent"
+        )
     dsn = load(DatabaseSettings).dsn
     try:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=6)
@@ -108,9 +134,39 @@ async def run_events(args: argparse.Namespace) -> int:
     if not rows:
         print("no risk events")
         return 0
-    print(render(["id", "state", "severity", "rule", "venue", "symbol", "opened", "fired", "resolved", "last seen",
-                  "peak", "inhibited by"],
-                 [[r["id"], r["state"], r["severity"], r["rule"], r["venue"], r["symbol"], r["opened_at"],
-                   r["fired_at"], r["resolved_at"], r["last_seen"], r["peak_value"], r["inhibited_by"]]
-                  for r in rows]))
+    print(
+        render(
+            [
+                "id",
+                "state",
+                "severity",
+                "rule",
+                "venue",
+                "symbol",
+                "opened",
+                "fired",
+                "resolved",
+                "last seen",
+                "peak",
+                "inhibited by",
+            ],
+            [
+                [
+                    r["id"],
+                    r["state"],
+                    r["severity"],
+                    r["rule"],
+                    r["venue"],
+                    r["symbol"],
+                    r["opened_at"],
+                    r["fired_at"],
+                    r["resolved_at"],
+                    r["last_seen"],
+                    r["peak_value"],
+                    r["inhibited_by"],
+                ]
+                for r in rows
+            ],
+        )
+    )
     return 0

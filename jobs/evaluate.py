@@ -42,9 +42,11 @@ def venue_values(rows: Iterable[asyncpg.Record], stale_after_s: float) -> dict[s
 def describe(rule: Rule, event: Event) -> str:
     where = event.venue if event.symbol == VENUE_WIDE else f"{event.venue} {event.symbol}"
     value = f"|{rule.metric}|" if rule.absolute else rule.metric
-    return (f"{event.rule} on {where}: {value} {_number(event.last_value)} "
-            f"({'>=' if rule.direction == 'above' else '<='} {_number(event.threshold)}; "
-            f"peak {_number(event.peak_value)})")
+    return (
+        f"{event.rule} on {where}: {value} {_number(event.last_value)} "
+        f"({'>=' if rule.direction == 'above' else '<='} {_number(event.threshold)}; "
+        f"peak {_number(event.peak_value)})"
+    )
 
 
 def _number(value: float) -> str:
@@ -59,13 +61,18 @@ def payload(rule: Rule, event: Event, kind: str, minute: datetime) -> dict:
 
 
 def slack_text(kind: str, e: dict) -> str:
-    icon = {"firing": ":rotating_light:", "escalated": ":fire:", "resolved": ":white_check_mark:",
-            "reminder": ":bell:"}[kind]
+    icon = {
+        "firing": ":rotating_light:",
+        "escalated": ":fire:",
+        "resolved": ":white_check_mark:",
+        "reminder": ":bell:",
+    }[kind]
     return f"{icon} [{e['severity'].upper()}] {kind}: {e['message']} (event {e['id']}, since {e['opened_at']})"
 
 
-async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: RuleSet,
-                          sinks: Iterable[str]) -> MinuteReport:
+async def evaluate_minute(
+    conn: asyncpg.Connection, minute: datetime, rules: RuleSet, sinks: Iterable[str]
+) -> MinuteReport:
     """Evaluate `minute` (its scores must exist). Call inside a transaction."""
     report = MinuteReport(minute)
     sinks = list(sinks)
@@ -81,8 +88,20 @@ async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: Rul
         markets = set(venues) | {v for (r, v, _s) in open_events if r == name}
         for venue in sorted(markets):
             value = venues.get(venue, {}).get(rule.metric)
-            result = await _advance(conn, rules, name, rule, open_events.get((name, venue, VENUE_WIDE)),
-                                    venue, VENUE_WIDE, minute, value, None, sinks, report)
+            result = await _advance(
+                conn,
+                rules,
+                name,
+                rule,
+                open_events.get((name, venue, VENUE_WIDE)),
+                venue,
+                VENUE_WIDE,
+                minute,
+                value,
+                None,
+                sinks,
+                report,
+            )
             active[(name, venue)] = result is not None and result.open
 
     by_market = {(r["venue"], r["symbol"]): r for r in rows}
@@ -92,35 +111,97 @@ async def evaluate_minute(conn: asyncpg.Connection, minute: datetime, rules: Rul
             row = by_market.get((venue, symbol))
             value = row[rule.metric] if row is not None else None
             inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
-            await _advance(conn, rules, name, rule, open_events.get((name, venue, symbol)), venue, symbol, minute,
-                           value, inhibitor, sinks, report)
+            await _advance(
+                conn,
+                rules,
+                name,
+                rule,
+                open_events.get((name, venue, symbol)),
+                venue,
+                symbol,
+                minute,
+                value,
+                inhibitor,
+                sinks,
+                report,
+            )
 
     await _close_orphans(conn, rules, open_events.values(), minute, report)
     await conn.execute(
         "INSERT INTO ops.job_cursors (name, position) VALUES ($1, $2) "
-        "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()", CURSOR, minute)
+        "ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        CURSOR,
+        minute,
+    )
     return report
 
 
-async def _advance(conn: asyncpg.Connection, rules: RuleSet, name: str, rule: Rule, event: Event | None, venue: str,
-                   symbol: str, minute: datetime, value: float | None, inhibitor: str | None, sinks: list[str],
-                   report: MinuteReport) -> Event | None:
-    result: Step = step(name, rule, event, venue, symbol, minute, value, inhibitor,
-                        repeat=timedelta(minutes=rules.repeat_minutes(rule)), send_resolved=rules.notify.send_resolved)
+async def _advance(
+    conn: asyncpg.Connection,
+    rules: RuleSet,
+    name: str,
+    rule: Rule,
+    event: Event | None,
+    venue: str,
+    symbol: str,
+    minute: datetime,
+    value: float | None,
+    inhibitor: str | None,
+    sinks: list[str],
+    report: MinuteReport,
+) -> Event | None:
+    result: Step = step(
+        name,
+        rule,
+        event,
+        venue,
+        symbol,
+        minute,
+        value,
+        inhibitor,
+        repeat=timedelta(minutes=rules.repeat_minutes(rule)),
+        send_resolved=rules.notify.send_resolved,
+    )
     if result.event is None or not result.changed:
         return result.event
     new = result.event
     new = Event(**{**asdict(new), "message": describe(rule, new)})
     if new.id is None:
         new_id = await conn.fetchval(
-            sql("insert_event"), new.venue, new.symbol, new.rule, new.severity, new.state, new.opened_at,
-            new.fired_at, new.resolved_at, new.first_seen, new.last_seen, new.peak_value, new.last_value,
-            new.threshold, new.inhibited_by, new.message, new.last_notified_at)
+            sql("insert_event"),
+            new.venue,
+            new.symbol,
+            new.rule,
+            new.severity,
+            new.state,
+            new.opened_at,
+            new.fired_at,
+            new.resolved_at,
+            new.first_seen,
+            new.last_seen,
+            new.peak_value,
+            new.last_value,
+            new.threshold,
+            new.inhibited_by,
+            new.message,
+            new.last_notified_at,
+        )
         new = Event(**{**asdict(new), "id": new_id})
     else:
         await conn.execute(
-            sql("update_event"), new.id, new.severity, new.state, new.fired_at, new.resolved_at, new.last_seen,
-            new.peak_value, new.last_value, new.inhibited_by, new.message, new.last_notified_at)
+            sql("update_event"),
+            new.id,
+            new.severity,
+            new.state,
+            new.fired_at,
+            new.resolved_at,
+            new.last_seen,
+            new.peak_value,
+            new.last_value,
+            new.inhibited_by,
+            new.message,
+            new.last_notified_at,
+        )
     if event is None or event.state != new.state:
         report.transitions[new.state] += 1
     if result.notify:
@@ -128,20 +209,29 @@ async def _advance(conn: asyncpg.Connection, rules: RuleSet, name: str, rule: Ru
         for sink in sinks:
             await conn.execute(
                 "INSERT INTO ops.alert_outbox (event_id, sink, kind, data_time, payload) VALUES ($1, $2, $3, $4, $5)",
-                new.id, sink, result.notify, minute, body)
+                new.id,
+                sink,
+                result.notify,
+                minute,
+                body,
+            )
             report.notifications += 1
     return new
 
 
-async def _close_orphans(conn: asyncpg.Connection, rules: RuleSet, events: Iterable[Event], minute: datetime,
-                         report: MinuteReport) -> None:
+async def _close_orphans(
+    conn: asyncpg.Connection, rules: RuleSet, events: Iterable[Event], minute: datetime, report: MinuteReport
+) -> None:
     """Open events of rules since disabled or removed from the rules file: resolved, not left open forever."""
     enabled = set(rules.enabled("venue")) | set(rules.enabled("symbol"))
     for event in events:
         if event.rule not in enabled:
             await conn.execute(
                 "UPDATE ops.risk_events SET state = 'resolved', resolved_at = $2, updated_at = now(), "
-                "message = coalesce(message, '') || ' (rule disabled or removed)' WHERE id = $1", event.id, minute)
+                "message = coalesce(message, '') || ' (rule disabled or removed)' WHERE id = $1",
+                event.id,
+                minute,
+            )
             report.transitions["resolved"] += 1
 
 

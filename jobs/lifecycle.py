@@ -45,8 +45,8 @@ class Event:
 
 @dataclass(frozen=True)
 class Step:
-    event: Event | None          # the event after this minute (None: nothing open and nothing happened)
-    notify: str | None = None    # firing | escalated | resolved | reminder
+    event: Event | None  # the event after this minute (None: nothing open and nothing happened)
+    notify: str | None = None  # firing | escalated | resolved | reminder
     changed: bool = False
 
 
@@ -61,34 +61,67 @@ def _peak(rule: Rule, old: float, new: float) -> float:
     return old if a <= b else new
 
 
-def step(name: str, rule: Rule, event: Event | None, venue: str, symbol: str, minute: datetime,
-         value: float | None, inhibited_by: str | None, repeat: timedelta, send_resolved: bool = True) -> Step:
+def step(
+    name: str,
+    rule: Rule,
+    event: Event | None,
+    venue: str,
+    symbol: str,
+    minute: datetime,
+    value: float | None,
+    inhibited_by: str | None,
+    repeat: timedelta,
+    send_resolved: bool = True,
+) -> Step:
     """Advance one market's event for `rule` by one data minute."""
     severity = rule.severity_of(value)
     if event is None or not event.open:
         if severity is None:
             return Step(None)
         assert value is not None
-        new = Event(rule=name, venue=venue, symbol=symbol, severity=severity, state="pending", opened_at=minute,
-                    first_seen=minute, last_seen=minute, peak_value=value, last_value=value,
-                    threshold=rule.first_threshold(), inhibited_by=inhibited_by)
+        new = Event(
+            rule=name,
+            venue=venue,
+            symbol=symbol,
+            severity=severity,
+            state="pending",
+            opened_at=minute,
+            first_seen=minute,
+            last_seen=minute,
+            peak_value=value,
+            last_value=value,
+            threshold=rule.first_threshold(),
+            inhibited_by=inhibited_by,
+        )
         return _maybe_fire(rule, new, minute)
 
     if event.state == "pending":
         if severity is None:
-            return Step(replace(event, state="cancelled", inhibited_by=inhibited_by or event.inhibited_by),
-                        changed=True)
+            return Step(
+                replace(event, state="cancelled", inhibited_by=inhibited_by or event.inhibited_by), changed=True
+            )
         assert value is not None
-        held = replace(event, last_seen=minute, last_value=value, peak_value=_peak(rule, event.peak_value, value),
-                       severity=max(event.severity, severity, key=rank), inhibited_by=inhibited_by)
+        held = replace(
+            event,
+            last_seen=minute,
+            last_value=value,
+            peak_value=_peak(rule, event.peak_value, value),
+            severity=max(event.severity, severity, key=rank),
+            inhibited_by=inhibited_by,
+        )
         return _maybe_fire(rule, held, minute)
 
     # firing
     if rule.still_active(value):
         assert value is not None
         escalated = severity is not None and rank(severity) > rank(event.severity)
-        updated = replace(event, last_seen=minute, last_value=value, peak_value=_peak(rule, event.peak_value, value),
-                          severity=severity if escalated else event.severity)
+        updated = replace(
+            event,
+            last_seen=minute,
+            last_value=value,
+            peak_value=_peak(rule, event.peak_value, value),
+            severity=severity if escalated else event.severity,
+        )
     else:
         if minute - event.last_seen >= rule.clear_minutes * MINUTE:
             resolved = replace(event, state="resolved", resolved_at=minute)
@@ -109,8 +142,7 @@ def _maybe_fire(rule: Rule, event: Event, minute: datetime) -> Step:
     return Step(replace(fired, last_notified_at=minute), notify="firing", changed=True)
 
 
-def _while_firing(event: Event, minute: datetime, escalated: bool, inhibited_by: str | None,
-                  repeat: timedelta) -> Step:
+def _while_firing(event: Event, minute: datetime, escalated: bool, inhibited_by: str | None, repeat: timedelta) -> Step:
     if inhibited_by:
         return Step(replace(event, inhibited_by=inhibited_by), changed=True)
     if event.last_notified_at is None:

@@ -8,7 +8,21 @@ No imports: every other jobs module may import it without a cycle.
 from __future__ import annotations
 
 STORED_METRICS = (
-    "spread_bps", "spread_z", "depth_notional", "depth_drop_pct", "book_imbalance", "flow_imbalance",
-    "realized_vol_bps", "jump_bps", "freshness_s", "coverage", "latency_ms", "divergence_bps",
-    "mid", "last_update_ts", "funding_8h_bps", "basis_bps", "liq_notional",
+    "spread_bps",
+    "spread_z",
+    "depth_notional",
+    "depth_drop_pct",
+    "book_imbalance",
+    "flow_imbalance",
+    "realized_vol_bps",
+    "jump_bps",
+    "freshness_s",
+    "coverage",
+    "latency_ms",
+    "divergence_bps",
+    "mid",
+    "last_update_ts",
+    "funding_8h_bps",
+    "basis_bps",
+    "liq_notional",
 )

@@ -26,7 +26,7 @@ log = logging.getLogger("tower.jobs.notify")
 class DeliveryPolicy:
     timeout_s: float = 5.0
     max_attempts: int = 4
-    backoff_s: float = 1.0   # before attempt 2; doubles each further attempt
+    backoff_s: float = 1.0  # before attempt 2; doubles each further attempt
 
 
 @dataclass
@@ -45,33 +45,44 @@ def body_for(sink: str, payload: dict) -> dict:
     return payload
 
 
-async def deliver_queued(pool: asyncpg.Pool, sinks: dict[str, str], policy: DeliveryPolicy,
-                         client: httpx.AsyncClient | None = None) -> DeliveryReport:
+async def deliver_queued(
+    pool: asyncpg.Pool, sinks: dict[str, str], policy: DeliveryPolicy, client: httpx.AsyncClient | None = None
+) -> DeliveryReport:
     """Send every queued notification, sinks in parallel, each sink's queue in order."""
     report = DeliveryReport()
     rows = await pool.fetch(
-        "SELECT id, event_id, sink, kind, payload, attempts FROM ops.alert_outbox WHERE status = 'queued' ORDER BY id")
+        "SELECT id, event_id, sink, kind, payload, attempts FROM ops.alert_outbox WHERE status = 'queued' ORDER BY id"
+    )
     queues: dict[str, list[asyncpg.Record]] = {}
     for r in rows:
         queues.setdefault(r["sink"], []).append(r)
     own = client is None
     client = client or httpx.AsyncClient(timeout=policy.timeout_s)
     try:
-        await asyncio.gather(*(_drain(pool, client, sink, sinks.get(sink), queue, policy, report)
-                               for sink, queue in queues.items()))
+        await asyncio.gather(
+            *(_drain(pool, client, sink, sinks.get(sink), queue, policy, report) for sink, queue in queues.items())
+        )
     finally:
         if own:
             await client.aclose()
     return report
 
 
-async def _drain(pool: asyncpg.Pool, client: httpx.AsyncClient, sink: str, url: str | None,
-                 queue: list[asyncpg.Record], policy: DeliveryPolicy, report: DeliveryReport) -> None:
+async def _drain(
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    sink: str,
+    url: str | None,
+    queue: list[asyncpg.Record],
+    policy: DeliveryPolicy,
+    report: DeliveryReport,
+) -> None:
     for i, row in enumerate(queue):
         if url is None:
             await _finish(pool, row["id"], "failed", row["attempts"])
-            await _record(pool, row, sink, row["attempts"] + 1, "failed", None,
-                          f"sink {sink} is not configured any more", None)
+            await _record(
+                pool, row, sink, row["attempts"] + 1, "failed", None, f"sink {sink} is not configured any more", None
+            )
             report.failed += 1
             continue
         ok = await _send(pool, client, sink, url, row, policy, report)
@@ -83,8 +94,15 @@ async def _drain(pool: asyncpg.Pool, client: httpx.AsyncClient, sink: str, url: 
     report.by_sink.setdefault(sink, "ok")
 
 
-async def _send(pool: asyncpg.Pool, client: httpx.AsyncClient, sink: str, url: str, row: asyncpg.Record,
-                policy: DeliveryPolicy, report: DeliveryReport) -> bool:
+async def _send(
+    pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    sink: str,
+    url: str,
+    row: asyncpg.Record,
+    policy: DeliveryPolicy,
+    report: DeliveryReport,
+) -> bool:
     payload = orjson.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
     content = orjson.dumps(body_for(sink, payload))
     attempt = row["attempts"]
@@ -93,8 +111,9 @@ async def _send(pool: asyncpg.Pool, client: httpx.AsyncClient, sink: str, url: s
         started = time.perf_counter()
         status, error = None, None
         try:
-            resp = await client.post(url, content=content, headers={"content-type": "application/json"},
-                                     timeout=policy.timeout_s)
+            resp = await client.post(
+                url, content=content, headers={"content-type": "application/json"}, timeout=policy.timeout_s
+            )
             status = resp.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {resp.text[:200]}"
@@ -111,21 +130,42 @@ async def _send(pool: asyncpg.Pool, client: httpx.AsyncClient, sink: str, url: s
             return True
         log.warning("alert %s to %s attempt %d failed: %s", row["kind"], sink, attempt, error)
         if not last:
-            await asyncio.sleep(policy.backoff_s * 2 ** n)
+            await asyncio.sleep(policy.backoff_s * 2**n)
     await _finish(pool, row["id"], "failed", attempt)
     report.failed += 1
     return False
 
 
-async def _record(pool: asyncpg.Pool, row: asyncpg.Record, sink: str, attempt: int, status: str,
-                  http_status: int | None, error: str | None, duration_ms: float | None) -> None:
+async def _record(
+    pool: asyncpg.Pool,
+    row: asyncpg.Record,
+    sink: str,
+    attempt: int,
+    status: str,
+    http_status: int | None,
+    error: str | None,
+    duration_ms: float | None,
+) -> None:
     prometheus.ALERT_ATTEMPTS.labels(sink, row["kind"], status).inc()
     await pool.execute(
         "INSERT INTO ops.alert_deliveries (event_id, sink, kind, attempt, status, http_status, error, outbox_id, "
         "duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        row["event_id"], sink, row["kind"], attempt, status, http_status, error, row["id"], duration_ms)
+        row["event_id"],
+        sink,
+        row["kind"],
+        attempt,
+        status,
+        http_status,
+        error,
+        row["id"],
+        duration_ms,
+    )
 
 
 async def _finish(pool: asyncpg.Pool, outbox_id: int, status: str, attempts: int) -> None:
-    await pool.execute("UPDATE ops.alert_outbox SET status = $2, attempts = $3, done_at = now() WHERE id = $1",
-                       outbox_id, status, attempts)
+    await pool.execute(
+        "UPDATE ops.alert_outbox SET status = $2, attempts = $3, done_at = now() WHERE id = $1",
+        outbox_id,
+        status,
+        attempts,
+    )

@@ -23,8 +23,8 @@ from jobs.settings import JobsSettings
 
 log = logging.getLogger("tower.jobs")
 MINUTE = timedelta(minutes=1)
-CHUNK = timedelta(hours=1)        # minutes scored per SQL call during catch-up
-_PASS_LOCK = 0x7269736B           # advisory locks: one risk pass / one delivery run at a time per database
+CHUNK = timedelta(hours=1)  # minutes scored per SQL call during catch-up
+_PASS_LOCK = 0x7269736B  # advisory locks: one risk pass / one delivery run at a time per database
 _DELIVER_LOCK = 0x72697374
 
 
@@ -48,8 +48,15 @@ class RiskReport:
     skipped: str | None = None
 
     def as_detail(self) -> dict:
-        return {"first": self.first, "last": self.last, "minutes": self.minutes, "scores": self.scores,
-                "transitions": self.transitions, "notifications": self.notifications, "skipped": self.skipped}
+        return {
+            "first": self.first,
+            "last": self.last,
+            "minutes": self.minutes,
+            "scores": self.scores,
+            "transitions": self.transitions,
+            "notifications": self.notifications,
+            "skipped": self.skipped,
+        }
 
 
 async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) -> tuple[datetime | None, datetime]:
@@ -62,11 +69,18 @@ async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) 
         # Raw tables, not the features: under Apache those are views that would aggregate the window.
         first = await conn.fetchval(
             "SELECT date_trunc('minute', least((SELECT min(ts) FROM ops.raw_book_l1 WHERE ts >= $1 AND ts < $2), "
-            "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))", window_start, last + MINUTE)
+            "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))",
+            window_start,
+            last + MINUTE,
+        )
         return first, last
     if cursor + MINUTE < window_start:
-        log.warning("risk: minutes %s .. %s are older than the catch-up window (%s) and stay unscored",
-                    cursor + MINUTE, window_start - MINUTE, settings.jobs_catchup)
+        log.warning(
+            "risk: minutes %s .. %s are older than the catch-up window (%s) and stay unscored",
+            cursor + MINUTE,
+            window_start - MINUTE,
+            settings.jobs_catchup,
+        )
     return max(cursor + MINUTE, window_start), last
 
 
@@ -108,8 +122,9 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
 
 async def deliver_pass(pool: asyncpg.Pool, settings: JobsSettings) -> notify.DeliveryReport:
     """Send queued notifications; a second service on the same database waits its turn (nothing sent twice)."""
-    policy = notify.DeliveryPolicy(timeout_s=settings.alert_timeout_s, max_attempts=settings.alert_max_attempts,
-                                   backoff_s=settings.alert_backoff_s)
+    policy = notify.DeliveryPolicy(
+        timeout_s=settings.alert_timeout_s, max_attempts=settings.alert_max_attempts, backoff_s=settings.alert_backoff_s
+    )
     async with pool.acquire() as lock:
         if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", _DELIVER_LOCK):
             return notify.DeliveryReport(skipped="another delivery run is in progress")
@@ -123,11 +138,18 @@ async def heartbeat(pool: asyncpg.Pool, started_at: datetime) -> dict:
     """What a dashboard needs to tell a live service from a dead one (row in ops.job_runs, job='heartbeat')."""
     cursor = await pool.fetchval("SELECT position FROM ops.job_cursors WHERE name = $1", CURSOR)
     queued = await pool.fetchval("SELECT count(*) FROM ops.alert_outbox WHERE status = 'queued'")
-    detail = {"host": socket.gethostname(), "pid": os.getpid(), "service_started_at": started_at,
-              "risk_evaluated_through": cursor, "alerts_queued": queued}
-    await pool.execute("INSERT INTO ops.job_runs (job, started_at, finished_at, ok, detail) "
-                       "VALUES ('heartbeat', now(), now(), true, $1::jsonb)",
-                       orjson.dumps(detail, default=str).decode())
+    detail = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "service_started_at": started_at,
+        "risk_evaluated_through": cursor,
+        "alerts_queued": queued,
+    }
+    await pool.execute(
+        "INSERT INTO ops.job_runs (job, started_at, finished_at, ok, detail) "
+        "VALUES ('heartbeat', now(), now(), true, $1::jsonb)",
+        orjson.dumps(detail, default=str).decode(),
+    )
     return detail
 
 
@@ -138,9 +160,14 @@ async def housekeeping(pool: asyncpg.Pool, settings: JobsSettings) -> dict:
     dropped = await pool.fetch("SELECT * FROM ops.enforce_retention()")
     pruned = await pool.fetchval(
         "WITH gone AS (DELETE FROM ops.job_runs WHERE started_at < now() - $1::interval RETURNING 1) "
-        "SELECT count(*) FROM gone", settings.jobs_runs_keep)
-    return {"license": license, "chunks_dropped": {r["relation"]: r["chunks_dropped"] for r in dropped},
-            "job_runs_pruned": pruned}
+        "SELECT count(*) FROM gone",
+        settings.jobs_runs_keep,
+    )
+    return {
+        "license": license,
+        "chunks_dropped": {r["relation"]: r["chunks_dropped"] for r in dropped},
+        "job_runs_pruned": pruned,
+    }
 
 
 def utcnow() -> datetime:

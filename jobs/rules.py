@@ -17,8 +17,18 @@ from tower.settings import ConfigError
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
 
 SEVERITIES = ("info", "warning", "critical")  # ascending
-COMPONENTS = ("spread", "depth", "imbalance", "volatility", "stale", "latency", "divergence",
-              "funding", "basis", "liquidations")
+COMPONENTS = (
+    "spread",
+    "depth",
+    "imbalance",
+    "volatility",
+    "stale",
+    "latency",
+    "divergence",
+    "funding",
+    "basis",
+    "liquidations",
+)
 # Stored only as the history later minutes read their baselines from, not levels to threshold:
 # depth_notional is absolute per market (rules watch depth_drop_pct), mid a price, last_update_ts a time.
 HISTORY_ONLY_METRICS = frozenset({"depth_notional", "mid", "last_update_ts"})
@@ -67,8 +77,10 @@ class Scoring(_Strict):
     @model_validator(mode="after")
     def _complete(self) -> Scoring:
         if self.min_baseline_minutes > self.baseline_minutes:
-            raise ValueError(f"min_baseline_minutes ({self.min_baseline_minutes}) must be <= "
-                             f"baseline_minutes ({self.baseline_minutes})")
+            raise ValueError(
+                f"min_baseline_minutes ({self.min_baseline_minutes}) must be <= "
+                f"baseline_minutes ({self.baseline_minutes})"
+            )
         missing = [c for c in COMPONENTS if c not in self.components]
         if missing:
             raise ValueError(f"components: missing {', '.join(missing)}")
@@ -107,14 +119,18 @@ class Rule(_Strict):
         values = [v for _, v in levels]
         ordered = values == sorted(values) if self.direction == "above" else values == sorted(values, reverse=True)
         if not ordered:
-            raise ValueError(f"thresholds must get stricter with severity ({self.direction}): "
-                             + ", ".join(f"{s}={v}" for s, v in levels))
+            raise ValueError(
+                f"thresholds must get stricter with severity ({self.direction}): "
+                + ", ".join(f"{s}={v}" for s, v in levels)
+            )
         if self.clear_at is not None:
             first = values[0]
             if (self.direction == "above" and self.clear_at > first) or (
-                    self.direction == "below" and self.clear_at < first):
-                raise ValueError(f"clear_at ({self.clear_at}) must be on the clear side of the lowest "
-                                 f"threshold ({first})")
+                self.direction == "below" and self.clear_at < first
+            ):
+                raise ValueError(
+                    f"clear_at ({self.clear_at}) must be on the clear side of the lowest threshold ({first})"
+                )
         return self
 
     def thresholds(self) -> list[tuple[str, float]]:
@@ -162,8 +178,10 @@ class RuleSet(_Strict):
                 other = self.rules.get(source)
                 if other is None or other.scope != "venue":
                     venue_rules = [n for n, r in self.rules.items() if r.scope == "venue"]
-                    raise ValueError(f"rules.{name}.inhibited_by: {source!r} is not a venue-scope rule "
-                                     f"(known: {', '.join(venue_rules) or 'none'})")
+                    raise ValueError(
+                        f"rules.{name}.inhibited_by: {source!r} is not a venue-scope rule "
+                        f"(known: {', '.join(venue_rules) or 'none'})"
+                    )
         return self
 
     def enabled(self, scope: str) -> dict[str, Rule]:

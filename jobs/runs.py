@@ -41,5 +41,10 @@ async def recorded(pool: asyncpg.Pool, job: str) -> AsyncIterator[Run]:
 
 
 async def _close(pool: asyncpg.Pool, run_id: int, ok: bool, error: str | None, detail: dict) -> None:
-    await pool.execute("UPDATE ops.job_runs SET finished_at = now(), ok = $2, error = $3, detail = $4::jsonb "
-                       "WHERE id = $1", run_id, ok, error, orjson.dumps(detail, default=str).decode())
+    await pool.execute(
+        "UPDATE ops.job_runs SET finished_at = now(), ok = $2, error = $3, detail = $4::jsonb WHERE id = $1",
+        run_id,
+        ok,
+        error,
+        orjson.dumps(detail, default=str).decode(),
+    )

@@ -38,12 +38,14 @@ async def history_boundary(conn: asyncpg.Connection, start: datetime, cfg: Scori
     from ops.risk_scores, not an hour of raw ticks), else the look-back start (all from features)."""
     back = lookback(cfg)
     scored = await conn.fetchval(
-        "SELECT count(DISTINCT bucket) FROM ops.risk_scores WHERE bucket >= $1 AND bucket < $2", start - back, start)
+        "SELECT count(DISTINCT bucket) FROM ops.risk_scores WHERE bucket >= $1 AND bucket < $2", start - back, start
+    )
     return start if scored == back // timedelta(minutes=1) else start - back
 
 
-async def fetch_metric_rows(conn: asyncpg.Connection, start: datetime, end: datetime, cfg: Scoring,
-                            history_until: datetime | None = None) -> list[asyncpg.Record]:
+async def fetch_metric_rows(
+    conn: asyncpg.Connection, start: datetime, end: datetime, cfg: Scoring, history_until: datetime | None = None
+) -> list[asyncpg.Record]:
     """Raw metric rows for every active instrument and minute in [start, end).
 
     Look-back minutes before `history_until` are read from ops.risk_scores; None reads everything
@@ -55,9 +57,17 @@ async def fetch_metric_rows(conn: asyncpg.Connection, start: datetime, end: date
         # compilation for a few ms of work, every minute.
         await conn.execute("SET LOCAL jit = off")
         return await conn.fetch(
-            sql("risk_metrics"), start, end, timedelta(minutes=cfg.baseline_minutes), cfg.min_baseline_minutes,
-            cfg.vol_window_minutes, cfg.quote_stale_s, cfg.min_trades_for_flow, back,
-            history_until or start - back)
+            sql("risk_metrics"),
+            start,
+            end,
+            timedelta(minutes=cfg.baseline_minutes),
+            cfg.min_baseline_minutes,
+            cfg.vol_window_minutes,
+            cfg.quote_stale_s,
+            cfg.min_trades_for_flow,
+            back,
+            history_until or start - back,
+        )
 
 
 def spread_z(row: asyncpg.Record, cfg: Scoring) -> float | None:
@@ -108,9 +118,16 @@ def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
     # spread_z needs the scale floor, so it is computed here; every other stored metric is a column
     # of risk_metrics.sql under the same name.
     stored = {k: _finite(z if k == "spread_z" else row[k]) for k in STORED_METRICS}
-    return Score(bucket=row["bucket"], venue=row["venue"], symbol=row["symbol"], asset=row["asset"],
-                 score=round(min(100.0, max(0.0, 100 * (1 - remaining))), 4), top_component=top,
-                 components=components, stored=stored)
+    return Score(
+        bucket=row["bucket"],
+        venue=row["venue"],
+        symbol=row["symbol"],
+        asset=row["asset"],
+        score=round(min(100.0, max(0.0, 100 * (1 - remaining))), 4),
+        top_component=top,
+        components=components,
+        stored=stored,
+    )
 
 
 def _finite(value):
@@ -132,7 +149,20 @@ async def score_minutes(conn: asyncpg.Connection, start: datetime, end: datetime
     boundary = await history_boundary(conn, start, cfg)
     scores = [score_row(r, cfg) for r in await fetch_metric_rows(conn, start, end, cfg, boundary)]
     if scores:
-        await conn.executemany(sql("upsert_score"), [
-            (s.bucket, s.venue, s.symbol, s.asset, s.score, s.top_component,
-             orjson.dumps(s.components).decode(), *[s.stored[k] for k in STORED_METRICS]) for s in scores])
+        await conn.executemany(
+            sql("upsert_score"),
+            [
+                (
+                    s.bucket,
+                    s.venue,
+                    s.symbol,
+                    s.asset,
+                    s.score,
+                    s.top_component,
+                    orjson.dumps(s.components).decode(),
+                    *[s.stored[k] for k in STORED_METRICS],
+                )
+                for s in scores
+            ],
+        )
     return scores

@@ -24,11 +24,12 @@ log = logging.getLogger("tower.jobs")
 @dataclass
 class Jobs:
     """The jobs bound to one pool, rules and settings; each run is recorded in ops.job_runs."""
+
     pool: asyncpg.Pool
     rules: RuleSet
     settings: JobsSettings
     started_at: datetime
-    now: datetime | None = None   # fixed data clock for --once/--now (replays, tests); None = wall clock
+    now: datetime | None = None  # fixed data clock for --once/--now (replays, tests); None = wall clock
 
     def clock(self) -> datetime:
         return self.now or passes.utcnow()
@@ -38,8 +39,14 @@ class Jobs:
             report = await passes.risk_pass(self.pool, self.rules, self.settings, self.clock())
             run.detail = report.as_detail()
         if report.minutes:
-            log.info("risk: scored and evaluated %d minute(s) %s .. %s; transitions %s; %d notification(s) queued",
-                     report.minutes, report.first, report.last, report.transitions or "none", report.notifications)
+            log.info(
+                "risk: scored and evaluated %d minute(s) %s .. %s; transitions %s; %d notification(s) queued",
+                report.minutes,
+                report.first,
+                report.last,
+                report.transitions or "none",
+                report.notifications,
+            )
         return report
 
     async def deliver(self) -> None:
@@ -47,8 +54,13 @@ class Jobs:
             report = await passes.deliver_pass(self.pool, self.settings)
             run.detail = report.__dict__
         if report.attempts:
-            log.info("deliver: %d sent, %d failed, %d attempts, %d left queued", report.sent, report.failed,
-                     report.attempts, report.left_queued)
+            log.info(
+                "deliver: %d sent, %d failed, %d attempts, %d left queued",
+                report.sent,
+                report.failed,
+                report.attempts,
+                report.left_queued,
+            )
 
     async def heartbeat(self) -> None:
         await passes.heartbeat(self.pool, self.started_at)
@@ -82,14 +94,33 @@ def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
 
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 60}
     # A few seconds after each minute closes; the first run (now) is the catch-up.
-    scheduler.add_job(risk_then_deliver, CronTrigger(second=int(s.jobs_settle_s) % 60, timezone="UTC"),
-                      id="risk", name="risk", next_run_time=now, **common)
-    scheduler.add_job(jobs.deliver, IntervalTrigger(seconds=15), id="deliver", name="deliver", next_run_time=now,
-                      **common)
-    scheduler.add_job(jobs.heartbeat, IntervalTrigger(seconds=s.jobs_heartbeat_s), id="heartbeat", name="heartbeat",
-                      next_run_time=now, **common)
-    scheduler.add_job(jobs.housekeeping, IntervalTrigger(seconds=s.jobs_retention_every.total_seconds()),
-                      id="retention", name="retention", next_run_time=now, **common)
+    scheduler.add_job(
+        risk_then_deliver,
+        CronTrigger(second=int(s.jobs_settle_s) % 60, timezone="UTC"),
+        id="risk",
+        name="risk",
+        next_run_time=now,
+        **common,
+    )
+    scheduler.add_job(
+        jobs.deliver, IntervalTrigger(seconds=15), id="deliver", name="deliver", next_run_time=now, **common
+    )
+    scheduler.add_job(
+        jobs.heartbeat,
+        IntervalTrigger(seconds=s.jobs_heartbeat_s),
+        id="heartbeat",
+        name="heartbeat",
+        next_run_time=now,
+        **common,
+    )
+    scheduler.add_job(
+        jobs.housekeeping,
+        IntervalTrigger(seconds=s.jobs_retention_every.total_seconds()),
+        id="retention",
+        name="retention",
+        next_run_time=now,
+        **common,
+    )
     return scheduler
 
 

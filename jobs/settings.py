@@ -11,17 +11,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class JobsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOWER_", extra="ignore")
 
-    rules_file: str | None = None                         # TOWER_RULES_FILE, merged over the defaults
-    alert_webhook_url: str | None = None                  # TOWER_ALERT_WEBHOOK_URL: generic JSON POST
-    alert_slack_url: str | None = None                    # TOWER_ALERT_SLACK_URL: Slack-compatible {"text": ...}
-    jobs_catchup: timedelta = timedelta(hours=2)          # TOWER_JOBS_CATCHUP: how far back a start scores
-    jobs_settle_s: float = Field(10.0, ge=0, le=50)       # TOWER_JOBS_SETTLE_S: wait after a minute closes
-    jobs_heartbeat_s: float = Field(30.0, ge=1)           # TOWER_JOBS_HEARTBEAT_S
+    rules_file: str | None = None  # TOWER_RULES_FILE, merged over the defaults
+    alert_webhook_url: str | None = None  # TOWER_ALERT_WEBHOOK_URL: generic JSON POST
+    alert_slack_url: str | None = None  # TOWER_ALERT_SLACK_URL: Slack-compatible {"text": ...}
+    jobs_catchup: timedelta = timedelta(hours=2)  # TOWER_JOBS_CATCHUP: how far back a start scores
+    jobs_settle_s: float = Field(10.0, ge=0, le=50)  # TOWER_JOBS_SETTLE_S: wait after a minute closes
+    jobs_heartbeat_s: float = Field(30.0, ge=1)  # TOWER_JOBS_HEARTBEAT_S
     jobs_retention_every: timedelta = timedelta(hours=1)  # TOWER_JOBS_RETENTION_EVERY (Apache license)
-    jobs_runs_keep: timedelta = timedelta(days=14)        # TOWER_JOBS_RUNS_KEEP: prune ops.job_runs
-    alert_timeout_s: float = Field(5.0, gt=0, le=60)      # TOWER_ALERT_TIMEOUT_S: per HTTP attempt
-    alert_max_attempts: int = Field(4, ge=1, le=20)       # TOWER_ALERT_MAX_ATTEMPTS
-    alert_backoff_s: float = Field(1.0, ge=0, le=60)      # TOWER_ALERT_BACKOFF_S: doubles per retry
+    jobs_runs_keep: timedelta = timedelta(days=14)  # TOWER_JOBS_RUNS_KEEP: prune ops.job_runs
+    alert_timeout_s: float = Field(5.0, gt=0, le=60)  # TOWER_ALERT_TIMEOUT_S: per HTTP attempt
+    alert_max_attempts: int = Field(4, ge=1, le=20)  # TOWER_ALERT_MAX_ATTEMPTS
+    alert_backoff_s: float = Field(1.0, ge=0, le=60)  # TOWER_ALERT_BACKOFF_S: doubles per retry
 
     @field_validator("jobs_catchup", "jobs_retention_every", "jobs_runs_keep", mode="before")
     @classmethod

@@ -35,8 +35,9 @@ def _reason(response: httpx.Response) -> str:
 class MetabaseClient:
     def __init__(self, base_url: str, *, timeout: float = 30.0, transport: httpx.BaseTransport | None = None):
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport,
-                                 headers={"Content-Type": "application/json"})
+        self.http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers={"Content-Type": "application/json"}
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -51,15 +52,17 @@ class MetabaseClient:
 
     # -- plumbing --------------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, json: Any = None, params: Any = None,
-                ok: tuple[int, ...] = (200, 202, 204)) -> Any:
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: Any = None, ok: tuple[int, ...] = (200, 202, 204)
+    ) -> Any:
         try:
             response = self.http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
             raise MetabaseError(f"{method} {path}: cannot reach Metabase at {self.base_url}: {exc}") from exc
         if response.status_code not in ok:
-            raise MetabaseError(f"{method} {path}: HTTP {response.status_code}: {_reason(response)}",
-                                status=response.status_code)
+            raise MetabaseError(
+                f"{method} {path}: HTTP {response.status_code}: {_reason(response)}", status=response.status_code
+            )
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -67,8 +70,9 @@ class MetabaseClient:
         except ValueError:
             return response.text
 
-    def wait_healthy(self, timeout_s: float, *, poll_s: float = 2.0,
-                     clock: Callable[[], float] = time.monotonic) -> None:
+    def wait_healthy(
+        self, timeout_s: float, *, poll_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """Block until GET /api/health answers 200 {"status": "ok"} (503 while Metabase starts)."""
         deadline = clock() + timeout_s
         last = "no answer"
@@ -81,8 +85,9 @@ class MetabaseClient:
             except httpx.HTTPError as exc:
                 last = f"{exc.__class__.__name__}: {exc}"
             if clock() >= deadline:
-                raise MetabaseError(f"Metabase at {self.base_url} was not healthy after {timeout_s:g} s "
-                                    f"(last /api/health: {last})")
+                raise MetabaseError(
+                    f"Metabase at {self.base_url} was not healthy after {timeout_s:g} s (last /api/health: {last})"
+                )
             log.info("waiting for Metabase at %s (%s)", self.base_url, last)
             time.sleep(poll_s)
 

@@ -10,15 +10,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 
-PALETTE = ["#509EE3", "#88BF4D", "#A989C5", "#EF8C8C", "#F9D45C", "#F2A86F", "#98D9D9", "#7172AD",
-           "#6450E3", "#4DBF7C", "#C5A989", "#8C8CEF"]
+PALETTE = [
+    "#509EE3",
+    "#88BF4D",
+    "#A989C5",
+    "#EF8C8C",
+    "#F9D45C",
+    "#F2A86F",
+    "#98D9D9",
+    "#7172AD",
+    "#6450E3",
+    "#4DBF7C",
+    "#C5A989",
+    "#8C8CEF",
+]
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 30, 40
 
 
 @dataclass
 class Series:
     name: str
-    points: list[tuple[object, float]]    # (x, y), x in the data's own type
+    points: list[tuple[object, float]]  # (x, y), x in the data's own type
 
 
 def series_from(columns: Sequence[str], rows: Sequence[tuple], settings: dict) -> list[Series]:
@@ -82,8 +94,9 @@ def colors(series: list[Series], settings: dict) -> list[str]:
     return [chosen.get(s.name, {}).get("color") or PALETTE[i % len(PALETTE)] for i, s in enumerate(series)]
 
 
-def render_chart(display: str, columns: Sequence[str], rows: Sequence[tuple], settings: dict,
-                 width: int, height: int) -> str:
+def render_chart(
+    display: str, columns: Sequence[str], rows: Sequence[tuple], settings: dict, width: int, height: int
+) -> str:
     series = series_from(columns, rows, settings)
     if not any(s.points for s in series):
         return '<div class="empty">No results</div>'
@@ -91,11 +104,15 @@ def render_chart(display: str, columns: Sequence[str], rows: Sequence[tuple], se
         body = _bars(series, settings, width, height)
     else:
         body = _lines(series, settings, width, height, fill=display == "area")
-    legend = "".join(f'<span class="key"><i style="background:{escape(c)}"></i>{escape(s.name)}</span>'
-                     for s, c in zip(series, colors(series, settings), strict=True))
-    return (f'<div class="legend">{legend}</div>'
-            f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" xmlns="http://www.w3.org/2000/svg">'
-            f'{body}</svg>')
+    legend = "".join(
+        f'<span class="key"><i style="background:{escape(c)}"></i>{escape(s.name)}</span>'
+        for s, c in zip(series, colors(series, settings), strict=True)
+    )
+    return (
+        f'<div class="legend">{legend}</div>'
+        f'<svg viewBox="0 0 {width} {height}" width="100%" role="img" xmlns="http://www.w3.org/2000/svg">'
+        f"{body}</svg>"
+    )
 
 
 def _y_axis(lo: float, hi: float, settings: dict, width: int, height: int):
@@ -112,14 +129,19 @@ def _y_axis(lo: float, hi: float, settings: dict, width: int, height: int):
 
     parts = []
     for t in ticks:
-        parts.append(f'<line x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
-                     f'class="grid"/>')
-        parts.append(f'<text x="{MARGIN_LEFT - 6}" y="{y(t) + 4:.1f}" class="tick" text-anchor="end">'
-                     f'{escape(fmt_number(t))}</text>')
+        parts.append(
+            f'<line x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}" class="grid"/>'
+        )
+        parts.append(
+            f'<text x="{MARGIN_LEFT - 6}" y="{y(t) + 4:.1f}" class="tick" text-anchor="end">'
+            f"{escape(fmt_number(t))}</text>"
+        )
     title = settings.get("graph.y_axis.title_text")
     if title:
-        parts.append(f'<text transform="translate(12,{MARGIN_TOP + plot_h / 2:.0f}) rotate(-90)" class="axis-title" '
-                     f'text-anchor="middle">{escape(title)}</text>')
+        parts.append(
+            f'<text transform="translate(12,{MARGIN_TOP + plot_h / 2:.0f}) rotate(-90)" class="axis-title" '
+            f'text-anchor="middle">{escape(title)}</text>'
+        )
     return y, "".join(parts)
 
 
@@ -155,12 +177,16 @@ def _x_labels(xs: list, xpos, span_days: float, height: int, max_labels: int = 7
         shown = time_ticks(min(xs), max(xs), max_labels)
     else:
         distinct = sorted(set(xs)) if all(isinstance(v, int | float) for v in xs) else list(dict.fromkeys(xs))
-        shown = distinct[::max(1, math.ceil(len(distinct) / max_labels))]
-    parts = [f'<line x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT if width else MARGIN_LEFT}" '
-             f'y1="{base}" y2="{base}" class="axis"/>']
+        shown = distinct[:: max(1, math.ceil(len(distinct) / max_labels))]
+    parts = [
+        f'<line x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT if width else MARGIN_LEFT}" '
+        f'y1="{base}" y2="{base}" class="axis"/>'
+    ]
     for v in shown:
-        parts.append(f'<text x="{xpos(v):.1f}" y="{base + 16}" class="tick" text-anchor="middle">'
-                     f'{escape(fmt_x(v, span_days)[:14])}</text>')
+        parts.append(
+            f'<text x="{xpos(v):.1f}" y="{base + 16}" class="tick" text-anchor="middle">'
+            f"{escape(fmt_x(v, span_days)[:14])}</text>"
+        )
     return "".join(parts)
 
 
@@ -171,18 +197,25 @@ def _lines(series: list[Series], settings: dict, width: int, height: int, fill: 
     xpos, span_days = _x_positions(xs, width)
     parts = [axis, _x_labels(xs, xpos, span_days, height, width=width)]
     for s, color in zip(series, colors(series, settings), strict=True):
-        pts = sorted(s.points, key=lambda p: p[0]) if all(isinstance(p[0], datetime | int | float)
-                                                           for p in s.points) else s.points
+        pts = (
+            sorted(s.points, key=lambda p: p[0])
+            if all(isinstance(p[0], datetime | int | float) for p in s.points)
+            else s.points
+        )
         for run in _runs(pts):
             coords = " ".join(f"{xpos(x):.1f},{y(v):.1f}" for x, v in run)
             if fill:
                 base = height - MARGIN_BOTTOM
-                parts.append(f'<polygon points="{xpos(run[0][0]):.1f},{base} {coords} {xpos(run[-1][0]):.1f},{base}" '
-                             f'fill="{color}" fill-opacity="0.15"/>')
+                parts.append(
+                    f'<polygon points="{xpos(run[0][0]):.1f},{base} {coords} {xpos(run[-1][0]):.1f},{base}" '
+                    f'fill="{color}" fill-opacity="0.15"/>'
+                )
             if len(run) == 1:
                 parts.append(f'<circle cx="{xpos(run[0][0]):.1f}" cy="{y(run[0][1]):.1f}" r="2" fill="{color}"/>')
-            parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.6" '
-                         f'stroke-linejoin="round"><title>{escape(s.name)}</title></polyline>')
+            parts.append(
+                f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.6" '
+                f'stroke-linejoin="round"><title>{escape(s.name)}</title></polyline>'
+            )
     return "".join(parts)
 
 
@@ -206,8 +239,11 @@ def _runs(points: list[tuple[object, float]]) -> list[list[tuple[object, float]]
 def _bars(series: list[Series], settings: dict, width: int, height: int) -> str:
     stacked = settings.get("stackable.stack_type") in ("stacked", "normalized")
     xs_all = [x for s in series for x, _ in s.points]
-    categories = sorted(set(xs_all)) if all(isinstance(v, datetime | int | float) for v in xs_all) \
+    categories = (
+        sorted(set(xs_all))
+        if all(isinstance(v, datetime | int | float) for v in xs_all)
         else list(dict.fromkeys(xs_all))
+    )
     values = {(s.name, x): v for s in series for x, v in s.points}
     if stacked:
         totals = [sum(values.get((s.name, c), 0.0) for s in series) for c in categories]
@@ -234,6 +270,7 @@ def _bars(series: list[Series], settings: dict, width: int, height: int) -> str:
 
         def center(c):
             return MARGIN_LEFT + band * (index[c] + 0.5)
+
     bar_w = band * 0.8 if stacked else band * 0.8 / max(len(series), 1)
     span_days = 0.0
     if timed:
@@ -255,7 +292,9 @@ def _bars(series: list[Series], settings: dict, width: int, height: int) -> str:
             else:
                 top, bottom = y(max(v, 0)), y(min(v, 0))
                 x = left + bar_w * si
-            parts.append(f'<rect x="{x:.1f}" y="{min(top, bottom):.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
-                         f'height="{abs(bottom - top):.1f}" fill="{color}"><title>{escape(s.name)} '
-                         f'{escape(fmt_x(c, span_days))}: {escape(fmt_number(v))}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{min(top, bottom):.1f}" width="{max(bar_w - 1, 0.5):.1f}" '
+                f'height="{abs(bottom - top):.1f}" fill="{color}"><title>{escape(s.name)} '
+                f"{escape(fmt_x(c, span_days))}: {escape(fmt_number(v))}</title></rect>"
+            )
     return "".join(parts)

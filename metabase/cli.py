@@ -22,16 +22,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "provision",
         help="create or update the Ops Overview, Market Health and Risk Monitor dashboards (idempotent)",
         description="Waits for Metabase, completes first-user setup or logs in, connects the database as the "
-                    "read-only role and upserts the cards and dashboards in metabase/. Settings: TOWER_METABASE_URL, "
-                    "TOWER_METABASE_EMAIL + TOWER_METABASE_PASSWORD (or TOWER_METABASE_API_KEY), "
-                    "TOWER_METABASE_DB_HOST, TOWER_METABASE_DB_PORT, TOWER_METABASE_DB_NAME, TOWER_READONLY_PASSWORD.")
+        "read-only role and upserts the cards and dashboards in metabase/. Settings: TOWER_METABASE_URL, "
+        "TOWER_METABASE_EMAIL + TOWER_METABASE_PASSWORD (or TOWER_METABASE_API_KEY), "
+        "TOWER_METABASE_DB_HOST, TOWER_METABASE_DB_PORT, TOWER_METABASE_DB_NAME, TOWER_READONLY_PASSWORD.",
+    )
     prov.add_argument("--public", action="store_true", help="also enable public sharing and print public links")
     prov.set_defaults(run=run_provision)
 
     rep = sub.add_parser("report", help="render the dashboards' cards into a self-contained HTML page")
     rep.add_argument("--html", required=True, type=Path, metavar="FILE", help="where to write the page")
-    rep.add_argument("--dashboard", action="append", metavar="NAME",
-                     help="only this dashboard (key like ops_overview, or its name); repeatable")
+    rep.add_argument(
+        "--dashboard",
+        action="append",
+        metavar="NAME",
+        help="only this dashboard (key like ops_overview, or its name); repeatable",
+    )
     rep.add_argument("--venue", help="venue filter, e.g. binance")
     rep.add_argument("--symbol", help="symbol filter, e.g. BTCUSDT")
     rep.add_argument("--asset", help="asset filter, e.g. BTC (Market Health)")
@@ -67,8 +72,10 @@ async def run_report(args: argparse.Namespace) -> int:
         wanted = {w.lower() for w in args.dashboard}
         dashboards = [d for d in dashboards if d.key in wanted or d.name.lower() in wanted]
         if not dashboards:
-            raise ValueError(f"no dashboard named {', '.join(args.dashboard)}; "
-                             f"choose from {', '.join(d.key for d in spec.load_all())}")
+            raise ValueError(
+                f"no dashboard named {', '.join(args.dashboard)}; "
+                f"choose from {', '.join(d.key for d in spec.load_all())}"
+            )
     hours = args.hours
     if hours is not None and hours.is_integer():
         hours = int(hours)
@@ -82,6 +89,8 @@ async def run_report(args: argparse.Namespace) -> int:
         await conn.close()
     args.html.parent.mkdir(parents=True, exist_ok=True)
     args.html.write_text(page)
-    print(f"wrote {args.html} ({len(dashboards)} dashboards, "
-          f"{sum(len(d.cards) for d in dashboards)} cards, {failed} failed)")
+    print(
+        f"wrote {args.html} ({len(dashboards)} dashboards, "
+        f"{sum(len(d.cards) for d in dashboards)} cards, {failed} failed)"
+    )
     return 1 if failed else 0

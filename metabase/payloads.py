@@ -21,8 +21,13 @@ def template_tags(d: Dashboard, card: Card) -> dict:
     tags = {}
     for name in card.tags:
         f = d.filter(name)
-        tag = {"id": d.tag_id(card, name), "name": name, "display-name": f.name, "type": f.kind,
-               "required": name in required}
+        tag = {
+            "id": d.tag_id(card, name),
+            "name": name,
+            "display-name": f.name,
+            "type": f.kind,
+            "required": name in required,
+        }
         if f.default is not None:
             tag["default"] = str(f.default)
         tags[name] = tag
@@ -33,8 +38,13 @@ def card_parameters(d: Dashboard, card: Card) -> list[dict]:
     params = []
     for name in card.tags:
         f = d.filter(name)
-        p = {"id": d.tag_id(card, name), "name": f.name, "slug": name,
-             "type": "category" if f.kind == template.TEXT else "number/=", "target": variable_target(name)}
+        p = {
+            "id": d.tag_id(card, name),
+            "name": f.name,
+            "slug": name,
+            "type": "category" if f.kind == template.TEXT else "number/=",
+            "target": variable_target(name),
+        }
         if f.default is not None:
             p["default"] = f.default
         params.append(p)
@@ -57,8 +67,9 @@ def card_payload(d: Dashboard, card: Card, database_id: int, collection_id: int)
     }
     # Metabase answers with MBQL 5 (0.57+), so the saved query cannot be diffed against what we send;
     # a hash of what we send, kept in the description, tells whether the card is up to date.
-    body["description"] = "\n\n".join(x for x in (card.description, MANAGED_NOTE,
-                                                   FINGERPRINT_PREFIX + fingerprint(body)) if x)
+    body["description"] = "\n\n".join(
+        x for x in (card.description, MANAGED_NOTE, FINGERPRINT_PREFIX + fingerprint(body)) if x
+    )
     return body
 
 
@@ -70,14 +81,20 @@ def fingerprint(body: dict) -> str:
 def fingerprint_of(description: str | None) -> str | None:
     for line in (description or "").splitlines():
         if line.startswith(FINGERPRINT_PREFIX):
-            return line[len(FINGERPRINT_PREFIX):].strip()
+            return line[len(FINGERPRINT_PREFIX) :].strip()
     return None
 
 
 def dashboard_parameter(d: Dashboard, f: Filter) -> dict:
     # Single value: a text or number template tag takes one value, not a list.
-    p = {"id": d.parameter_id(f.slug), "name": f.name, "slug": f.slug, "type": f.parameter_type,
-         "sectionId": f.section_id, "isMultiSelect": False}
+    p = {
+        "id": d.parameter_id(f.slug),
+        "name": f.name,
+        "slug": f.slug,
+        "type": f.parameter_type,
+        "sectionId": f.section_id,
+        "isMultiSelect": False,
+    }
     if f.default is not None:
         p["default"] = [f.default]
     return p
@@ -97,26 +114,39 @@ def dashcards(d: Dashboard, card_ids: dict[str, int], existing_ids: dict[int, in
     out = []
     for n, card in enumerate(d.cards, start=1):
         card_id = card_ids[card.key]
-        out.append({
-            "id": existing_ids.get(card_id, -n),
-            "card_id": card_id,
-            "row": card.row, "col": card.col, "size_x": card.size_x, "size_y": card.size_y,
-            "parameter_mappings": [
-                {"parameter_id": d.parameter_id(tag), "card_id": card_id, "target": variable_target(tag)}
-                for tag in card.tags
-            ],
-            "visualization_settings": {},
-            "series": [],
-        })
+        out.append(
+            {
+                "id": existing_ids.get(card_id, -n),
+                "card_id": card_id,
+                "row": card.row,
+                "col": card.col,
+                "size_x": card.size_x,
+                "size_y": card.size_y,
+                "parameter_mappings": [
+                    {"parameter_id": d.parameter_id(tag), "card_id": card_id, "target": variable_target(tag)}
+                    for tag in card.tags
+                ],
+                "visualization_settings": {},
+                "series": [],
+            }
+        )
     return out
 
 
 def dashcard_shape(dashcard: dict) -> tuple:
     """What makes two dashcards the same for us: card, place, size and filter wiring (not ids)."""
-    mappings = sorted((m.get("parameter_id"), m.get("card_id"), json.dumps(m.get("target")))
-                      for m in dashcard.get("parameter_mappings") or [])
-    return (dashcard.get("card_id"), dashcard.get("row"), dashcard.get("col"), dashcard.get("size_x"),
-            dashcard.get("size_y"), tuple(mappings))
+    mappings = sorted(
+        (m.get("parameter_id"), m.get("card_id"), json.dumps(m.get("target")))
+        for m in dashcard.get("parameter_mappings") or []
+    )
+    return (
+        dashcard.get("card_id"),
+        dashcard.get("row"),
+        dashcard.get("col"),
+        dashcard.get("size_x"),
+        dashcard.get("size_y"),
+        tuple(mappings),
+    )
 
 
 def parameter_shape(p: dict) -> tuple:

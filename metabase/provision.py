@@ -30,24 +30,33 @@ class DashboardLink:
 
 @dataclass
 class ProvisionReport:
-    auth: str = ""                     # setup | login | api-key
-    database: str = ""                 # created | updated | unchanged
+    auth: str = ""  # setup | login | api-key
+    database: str = ""  # created | updated | unchanged
     database_id: int = 0
     collection: str = ""
     collection_id: int = 0
-    cards: Counter = field(default_factory=Counter)        # created / updated / unchanged
+    cards: Counter = field(default_factory=Counter)  # created / updated / unchanged
     dashboards: Counter = field(default_factory=Counter)
     links: list[DashboardLink] = field(default_factory=list)
 
     def summary(self) -> str:
         def counts(c: Counter) -> str:
             return " ".join(f"{k}={c[k]}" for k in ("created", "updated", "unchanged"))
-        return (f"RESULT metabase provision: auth={self.auth} database={self.database} "
-                f"collection={self.collection} cards {counts(self.cards)} dashboards {counts(self.dashboards)}")
+
+        return (
+            f"RESULT metabase provision: auth={self.auth} database={self.database} "
+            f"collection={self.collection} cards {counts(self.cards)} dashboards {counts(self.dashboards)}"
+        )
 
 
-def provision(settings: MetabaseSettings, dashboards: list[Dashboard], *, public: bool = False,
-              client: MetabaseClient | None = None, poll_s: float = 2.0) -> ProvisionReport:
+def provision(
+    settings: MetabaseSettings,
+    dashboards: list[Dashboard],
+    *,
+    public: bool = False,
+    client: MetabaseClient | None = None,
+    poll_s: float = 2.0,
+) -> ProvisionReport:
     settings.check_credentials()
     own = client is None
     client = client or MetabaseClient(settings.metabase_url)
@@ -79,27 +88,37 @@ def authenticate(client: MetabaseClient, s: MetabaseSettings) -> str:
     set_up = bool(props.get("has-user-setup"))
     if s.metabase_api_key:
         if not set_up:
-            raise MetabaseError("Metabase has no admin yet, so no API key can exist: set TOWER_METABASE_EMAIL and "
-                                "TOWER_METABASE_PASSWORD for the first run")
+            raise MetabaseError(
+                "Metabase has no admin yet, so no API key can exist: set TOWER_METABASE_EMAIL and "
+                "TOWER_METABASE_PASSWORD for the first run"
+            )
         client.use_api_key(s.metabase_api_key)
-        client.collections()   # fails with 401 now rather than halfway through
+        client.collections()  # fails with 401 now rather than halfway through
         return "api-key"
     if not set_up:
         token = props.get("setup-token")
         if not token:
             raise MetabaseError("Metabase reports no admin user but gave no setup-token in /api/session/properties")
         try:
-            client.use_session(client.setup({
-                "token": token,
-                "user": {"email": s.metabase_email, "password": s.metabase_password,
-                         "first_name": s.metabase_first_name, "last_name": s.metabase_last_name,
-                         "site_name": s.metabase_site_name},
-                "prefs": {"site_name": s.metabase_site_name, "site_locale": "en", "allow_tracking": False},
-            }))
+            client.use_session(
+                client.setup(
+                    {
+                        "token": token,
+                        "user": {
+                            "email": s.metabase_email,
+                            "password": s.metabase_password,
+                            "first_name": s.metabase_first_name,
+                            "last_name": s.metabase_last_name,
+                            "site_name": s.metabase_site_name,
+                        },
+                        "prefs": {"site_name": s.metabase_site_name, "site_locale": "en", "allow_tracking": False},
+                    }
+                )
+            )
             log.info("created the first Metabase admin %s", s.metabase_email)
             return "setup"
         except MetabaseError as exc:
-            if exc.status != 403:     # 403: someone completed setup since we asked; log in instead
+            if exc.status != 403:  # 403: someone completed setup since we asked; log in instead
                 raise MetabaseError(f"first-user setup failed: {exc}", exc.status) from exc
     try:
         client.use_session(client.login(s.metabase_email, s.metabase_password))
@@ -109,24 +128,39 @@ def authenticate(client: MetabaseClient, s: MetabaseSettings) -> str:
 
 
 def ensure_database(client: MetabaseClient, s: MetabaseSettings) -> tuple[int, str]:
-    details = {"host": s.metabase_db_host, "port": s.metabase_db_port, "dbname": s.metabase_db_name,
-               "user": s.metabase_db_user, "password": s.readonly_password, "ssl": s.metabase_db_ssl}
+    details = {
+        "host": s.metabase_db_host,
+        "port": s.metabase_db_port,
+        "dbname": s.metabase_db_name,
+        "user": s.metabase_db_user,
+        "password": s.readonly_password,
+        "ssl": s.metabase_db_ssl,
+    }
     for db in client.databases():
         if db.get("name") != s.metabase_database_name:
             continue
         have = db.get("details") or {}
-        same = (have.get("host") == details["host"] and str(have.get("port")) == str(details["port"])
-                and have.get("dbname") == details["dbname"] and have.get("user") == details["user"]
-                and db.get("engine") == "postgres")
+        same = (
+            have.get("host") == details["host"]
+            and str(have.get("port")) == str(details["port"])
+            and have.get("dbname") == details["dbname"]
+            and have.get("user") == details["user"]
+            and db.get("engine") == "postgres"
+        )
         if same:
             return db["id"], "unchanged"
         client.update_database(db["id"], {"engine": "postgres", "details": details})
         log.info("updated the connection details of Metabase database %s", db["id"])
         return db["id"], "updated"
-    created = client.create_database({
-        "engine": "postgres", "name": s.metabase_database_name, "details": details,
-        "is_full_sync": True, "auto_run_queries": True,
-    })
+    created = client.create_database(
+        {
+            "engine": "postgres",
+            "name": s.metabase_database_name,
+            "details": details,
+            "is_full_sync": True,
+            "auto_run_queries": True,
+        }
+    )
     try:
         client.sync_schema(created["id"])  # so the ops tables show up for ad-hoc questions too
     except MetabaseError as exc:
@@ -136,13 +170,20 @@ def ensure_database(client: MetabaseClient, s: MetabaseSettings) -> tuple[int, s
 
 def ensure_collection(client: MetabaseClient, name: str) -> tuple[int, str]:
     for c in client.collections():
-        if (c.get("name") == name and isinstance(c.get("id"), int) and not c.get("archived")
-                and not c.get("personal_owner_id")):
+        if (
+            c.get("name") == name
+            and isinstance(c.get("id"), int)
+            and not c.get("archived")
+            and not c.get("personal_owner_id")
+        ):
             return c["id"], "unchanged"
-    created = client.create_collection({
-        "name": name, "parent_id": None,
-        "description": "Dashboards provisioned by `tower metabase provision`; edit them in the repo.",
-    })
+    created = client.create_collection(
+        {
+            "name": name,
+            "parent_id": None,
+            "description": "Dashboards provisioned by `tower metabase provision`; edit them in the repo.",
+        }
+    )
     return created["id"], "created"
 
 
@@ -166,14 +207,19 @@ def upsert_cards(client: MetabaseClient, d: Dashboard, report: ProvisionReport) 
     return ids
 
 
-def upsert_dashboard(client: MetabaseClient, d: Dashboard, card_ids: dict[str, int],
-                     report: ProvisionReport) -> int:
+def upsert_dashboard(client: MetabaseClient, d: Dashboard, card_ids: dict[str, int], report: ProvisionReport) -> int:
     description = "\n\n".join(x for x in (d.description, payloads.MANAGED_NOTE) if x)
     parameters = payloads.dashboard_parameters(d)
     found = _by_name(client.collection_items(report.collection_id, "dashboard")).get(d.name)
     if found is None:
-        dashboard_id = client.create_dashboard({"name": d.name, "description": description,
-                                                "collection_id": report.collection_id, "parameters": parameters})["id"]
+        dashboard_id = client.create_dashboard(
+            {
+                "name": d.name,
+                "description": description,
+                "collection_id": report.collection_id,
+                "parameters": parameters,
+            }
+        )["id"]
         current = client.dashboard(dashboard_id)
         outcome = "created"
     else:
@@ -187,7 +233,8 @@ def upsert_dashboard(client: MetabaseClient, d: Dashboard, card_ids: dict[str, i
             reuse.setdefault(dc["card_id"], dc["id"])
     want = payloads.dashcards(d, card_ids, reuse)
     unchanged = (
-        current.get("name") == d.name and (current.get("description") or "") == description
+        current.get("name") == d.name
+        and (current.get("description") or "") == description
         and sorted(map(payloads.parameter_shape, current.get("parameters") or []))
         == sorted(map(payloads.parameter_shape, parameters))
         and sorted(map(payloads.dashcard_shape, have)) == sorted(map(payloads.dashcard_shape, want))
@@ -196,8 +243,10 @@ def upsert_dashboard(client: MetabaseClient, d: Dashboard, card_ids: dict[str, i
     if unchanged and outcome == "updated":
         report.dashboards["unchanged"] += 1
         return dashboard_id
-    client.update_dashboard(dashboard_id, {"name": d.name, "description": description, "parameters": parameters,
-                                           "dashcards": want, "tabs": []})
+    client.update_dashboard(
+        dashboard_id,
+        {"name": d.name, "description": description, "parameters": parameters, "dashcards": want, "tabs": []},
+    )
     report.dashboards[outcome] += 1
     return dashboard_id
 

@@ -20,8 +20,8 @@ from metabase.spec import CHART_DISPLAYS, Card, Dashboard
 from metabase.template import TemplateError
 
 log = logging.getLogger("tower.report")
-ROW_HEIGHT = 52          # px per Metabase grid row
-COL_WIDTH = 56           # px per grid column, for chart proportions
+ROW_HEIGHT = 52  # px per Metabase grid row
+COL_WIDTH = 56  # px per grid column, for chart proportions
 MAX_TABLE_ROWS = 200
 
 
@@ -32,8 +32,9 @@ class Rendered:
     error: str | None
 
 
-async def build_report(conn: asyncpg.Connection, dashboards: list[Dashboard],
-                       values: Mapping[str, object]) -> tuple[str, int]:
+async def build_report(
+    conn: asyncpg.Connection, dashboards: list[Dashboard], values: Mapping[str, object]
+) -> tuple[str, int]:
     """Runs every card; returns the page and how many cards failed (they show their error on the page)."""
     meta = await _meta(conn)
     sections, failed = [], 0
@@ -55,17 +56,26 @@ async def _meta(conn: asyncpg.Connection) -> dict[str, str]:
     row = await conn.fetchrow(
         "SELECT now() AS now, current_database() AS db, current_user AS usr, "
         "current_setting('timescaledb.license', true) AS license, "
-        "(SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS tsdb")
-    return {"now": row["now"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "db": row["db"],
-            "user": row["usr"], "license": row["license"] or "-", "tsdb": row["tsdb"] or "-"}
+        "(SELECT extversion FROM pg_extension WHERE extname = 'timescaledb') AS tsdb"
+    )
+    return {
+        "now": row["now"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "db": row["db"],
+        "user": row["usr"],
+        "license": row["license"] or "-",
+        "tsdb": row["tsdb"] or "-",
+    }
 
 
 def _section(d: Dashboard, values: Mapping[str, object], cards: list[Rendered]) -> str:
-    chips = "".join(f'<span class="chip">{escape(f.name)}: <b>{escape(_value(values.get(f.slug)))}</b></span>'
-                    for f in d.filters)
+    chips = "".join(
+        f'<span class="chip">{escape(f.name)}: <b>{escape(_value(values.get(f.slug)))}</b></span>' for f in d.filters
+    )
     body = "".join(_card(c) for c in cards)
-    return (f'<section><h2>{escape(d.name)}</h2><p class="desc">{escape(d.description)}</p>'
-            f'<div class="filters">{chips}</div><div class="grid">{body}</div></section>')
+    return (
+        f'<section><h2>{escape(d.name)}</h2><p class="desc">{escape(d.description)}</p>'
+        f'<div class="filters">{chips}</div><div class="grid">{body}</div></section>'
+    )
 
 
 def _value(v: object) -> str:
@@ -78,15 +88,23 @@ def _card(r: Rendered) -> str:
     if r.error is not None:
         content = f'<div class="error">{escape(r.error)}</div>'
     elif c.display in CHART_DISPLAYS:
-        content = render_chart(c.display, r.result.columns, r.result.rows, c.visualization_settings,
-                               c.size_x * COL_WIDTH, max(c.size_y * ROW_HEIGHT - 70, 120))
+        content = render_chart(
+            c.display,
+            r.result.columns,
+            r.result.rows,
+            c.visualization_settings,
+            c.size_x * COL_WIDTH,
+            max(c.size_y * ROW_HEIGHT - 70, 120),
+        )
     elif c.display == "scalar":
         content = _scalar(c, r.result)
     else:
         content = _table(c, r.result)
     desc = f'<p class="card-desc">{escape(c.description)}</p>' if c.description else ""
-    return (f'<article class="card" style="{style}"><h3>{escape(c.name)}</h3>{desc}{content}'
-            f'<details><summary>SQL</summary><pre>{escape(c.sql)}</pre></details></article>')
+    return (
+        f'<article class="card" style="{style}"><h3>{escape(c.name)}</h3>{desc}{content}'
+        f"<details><summary>SQL</summary><pre>{escape(c.sql)}</pre></details></article>"
+    )
 
 
 def _scalar(c: Card, result: CardResult) -> str:
@@ -96,8 +114,7 @@ def _scalar(c: Card, result: CardResult) -> str:
     return f'<div class="scalar">{escape(_cell(result.column(name)[0]))}</div>'
 
 
-_OPS = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le, "=": operator.eq,
-        "!=": operator.ne}
+_OPS = {">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le, "=": operator.eq, "!=": operator.ne}
 
 
 def _matches(rule: dict, value: object) -> bool:
@@ -142,7 +159,7 @@ def _table(c: Card, result: CardResult) -> str:
         lines.append(f"<tr{style}>{''.join(cells)}</tr>")
     more = len(result.rows) - MAX_TABLE_ROWS
     note = f'<p class="more">{more} more rows not shown</p>' if more > 0 else ""
-    table = f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
     return f'<div class="table">{table}</div>{note}'
 
 
@@ -176,7 +193,8 @@ def _page(meta: dict[str, str], sections: list[str]) -> str:
 """
 
 
-CSS = """
+CSS = (
+    """
 * { box-sizing: border-box; }
 body { margin: 0; padding: 16px 24px; background: #f9fbfc; color: #2e353b;
        font: 13px/1.4 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
@@ -188,8 +206,9 @@ section h2 { margin: 0; font-size: 18px; }
 .filters { margin-bottom: 10px; }
 .chip { display: inline-block; margin-right: 6px; padding: 2px 8px; border: 1px solid #dcdfe0; border-radius: 12px;
         background: #fff; color: #4c5773; }
-.grid { display: grid; grid-template-columns: repeat(24, minmax(0, 1fr)); grid-auto-rows: minmax(""" \
-    + str(ROW_HEIGHT) + """px, auto); gap: 10px; }
+.grid { display: grid; grid-template-columns: repeat(24, minmax(0, 1fr)); grid-auto-rows: minmax("""
+    + str(ROW_HEIGHT)
+    + """px, auto); gap: 10px; }
 .card { background: #fff; border: 1px solid #e6e8ea; border-radius: 8px; padding: 10px 12px; overflow: hidden;
         display: flex; flex-direction: column; min-width: 0; }
 .card h3 { margin: 0 0 2px; font-size: 14px; }
@@ -217,3 +236,4 @@ details { margin-top: auto; padding-top: 6px; color: #949aab; font-size: 11px; }
 details pre { white-space: pre-wrap; color: #4c5773; background: #f5f7f8; padding: 6px; border-radius: 4px; }
 @media print { details { display: none; } .card { break-inside: avoid; } }
 """
+)

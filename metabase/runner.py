@@ -28,8 +28,9 @@ def effective_values(dashboard: Dashboard, values: Mapping[str, object]) -> dict
     return merged
 
 
-async def run_card(conn: asyncpg.Connection, dashboard: Dashboard, card: Card,
-                   values: Mapping[str, object] | None = None) -> CardResult:
+async def run_card(
+    conn: asyncpg.Connection, dashboard: Dashboard, card: Card, values: Mapping[str, object] | None = None
+) -> CardResult:
     """Run one card in a read-only transaction: the cards only read, whoever connects."""
     sql, args = template.substitute(card.sql, effective_values(dashboard, values or {}), dashboard.tag_kinds())
     async with conn.transaction(readonly=True):

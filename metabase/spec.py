@@ -29,9 +29,9 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Filter:
-    slug: str           # also the template tag name in card SQL
+    slug: str  # also the template tag name in card SQL
     name: str
-    kind: str           # template.TEXT or template.NUMBER
+    kind: str  # template.TEXT or template.NUMBER
     default: str | float | None = None
 
     @property
@@ -46,7 +46,7 @@ class Filter:
 
 @dataclass(frozen=True)
 class Card:
-    key: str                       # file stem, e.g. feed_freshness
+    key: str  # file stem, e.g. feed_freshness
     name: str
     description: str
     display: str
@@ -82,7 +82,7 @@ class Dashboard:
     description: str
     filters: tuple[Filter, ...]
     cards: tuple[Card, ...]
-    position: int = 100          # order in reports and in provisioning output
+    position: int = 100  # order in reports and in provisioning output
 
     def filter(self, slug: str) -> Filter:
         for f in self.filters:
@@ -104,8 +104,9 @@ class Dashboard:
 
 
 def load_all(dashboard_dir: Path = DASHBOARD_DIR, sql_dir: Path = SQL_DIR) -> list[Dashboard]:
-    dashboards = sorted((load(path, sql_dir) for path in dashboard_dir.glob("*.toml")),
-                        key=lambda d: (d.position, d.key))
+    dashboards = sorted(
+        (load(path, sql_dir) for path in dashboard_dir.glob("*.toml")), key=lambda d: (d.position, d.key)
+    )
     if not dashboards:
         raise SpecError(f"no dashboards in {dashboard_dir}")
     seen: dict[str, str] = {}
@@ -130,8 +131,14 @@ def load(path: Path, sql_dir: Path = SQL_DIR) -> Dashboard:
     if len({f.slug for f in filters}) != len(filters):
         raise SpecError(f"{where}: two filters share a slug")
     cards = tuple(_card(where, path.stem, c, sql_dir) for c in raw.get("cards", []))
-    dashboard = Dashboard(key=path.stem, name=_str(where, raw, "name"), description=raw.get("description", ""),
-                          filters=filters, cards=cards, position=int(raw.get("position", 100)))
+    dashboard = Dashboard(
+        key=path.stem,
+        name=_str(where, raw, "name"),
+        description=raw.get("description", ""),
+        filters=filters,
+        cards=cards,
+        position=int(raw.get("position", 100)),
+    )
     _check_tags(where, dashboard)
     _check_layout(where, dashboard)
     return dashboard
@@ -169,9 +176,18 @@ def _card(where: str, dashboard_key: str, raw: dict, sql_dir: Path) -> Card:
     vs = raw.get("visualization_settings", {})
     if display in CHART_DISPLAYS and not (vs.get("graph.dimensions") and vs.get("graph.metrics")):
         raise SpecError(f"{where}: card {key!r}: a {display} chart needs graph.dimensions and graph.metrics")
-    return Card(key=key, name=_str(where, raw, "name"), description=raw.get("description", ""), display=display,
-                sql=sql_path.read_text(), row=row, col=col, size_x=size_x, size_y=size_y,
-                visualization_settings=vs)
+    return Card(
+        key=key,
+        name=_str(where, raw, "name"),
+        description=raw.get("description", ""),
+        display=display,
+        sql=sql_path.read_text(),
+        row=row,
+        col=col,
+        size_x=size_x,
+        size_y=size_y,
+        visualization_settings=vs,
+    )
 
 
 def _check_tags(where: str, d: Dashboard) -> None:
@@ -182,8 +198,9 @@ def _check_tags(where: str, d: Dashboard) -> None:
                 raise SpecError(f"{where}: card {c.key!r} uses {{{{{tag}}}}} but the dashboard has no such filter")
         for tag in template.required_tags(c.sql):
             if d.filter(tag).default is None:
-                raise SpecError(f"{where}: card {c.key!r} uses {{{{{tag}}}}} outside [[...]], so its filter "
-                                "needs a default")
+                raise SpecError(
+                    f"{where}: card {c.key!r} uses {{{{{tag}}}}} outside [[...]], so its filter needs a default"
+                )
 
 
 def _check_layout(where: str, d: Dashboard) -> None:

@@ -44,14 +44,33 @@ async def write(conn: asyncpg.Connection, minutes: int, per_s: int) -> int:
         for k in range(minutes * 60 * per_s):
             ts = T0 + timedelta(seconds=k / per_s)
             half = mid * (1 + (k % 7) / 10) / 2e4
-            book.append((inst["venue"], inst["symbol"], ts, ts + timedelta(milliseconds=30), mid - half, 2.0,
-                         mid + half, 2.0, k))
+            book.append(
+                (
+                    inst["venue"],
+                    inst["symbol"],
+                    ts,
+                    ts + timedelta(milliseconds=30),
+                    mid - half,
+                    2.0,
+                    mid + half,
+                    2.0,
+                    k,
+                )
+            )
             if k % per_s == 0:
                 trades.append((inst["venue"], inst["symbol"], ts, ts, str(k), mid, 0.1, "buy" if k % 2 else "sell"))
-        await conn.copy_records_to_table("raw_book_l1", schema_name="ops", records=book, columns=[
-            "venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"])
-        await conn.copy_records_to_table("raw_trades", schema_name="ops", records=trades, columns=[
-            "venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"])
+        await conn.copy_records_to_table(
+            "raw_book_l1",
+            schema_name="ops",
+            records=book,
+            columns=["venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"],
+        )
+        await conn.copy_records_to_table(
+            "raw_trades",
+            schema_name="ops",
+            records=trades,
+            columns=["venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"],
+        )
         total += len(book) + len(trades)
     return total
 
@@ -86,18 +105,22 @@ async def main() -> None:
         settings = JobsSettings(jobs_settle_s=0, jobs_catchup=timedelta(minutes=args.minutes + 1))
         end = T0 + timedelta(minutes=args.minutes)
         t = time.perf_counter()
-        catch = await risk_pass(pool, rules, settings, end - timedelta(minutes=1))   # all but the last minute
+        catch = await risk_pass(pool, rules, settings, end - timedelta(minutes=1))  # all but the last minute
         catch_s = time.perf_counter() - t
         t = time.perf_counter()
-        live = await risk_pass(pool, rules, settings, end)                          # the minute that just closed
+        live = await risk_pass(pool, rules, settings, end)  # the minute that just closed
         live_s = time.perf_counter() - t
         await pool.close()
-        print(f"license={license} instruments={n_inst} minutes={args.minutes} "
-              f"updates/s/instrument={args.updates_per_s} raw rows={rows:,}")
+        print(
+            f"license={license} instruments={n_inst} minutes={args.minutes} "
+            f"updates/s/instrument={args.updates_per_s} raw rows={rows:,}"
+        )
         if refresh_s > 0.01:
             print(f"feature refresh (TSL caggs, whole period): {refresh_s:.2f} s")
-        print(f"catch-up pass: {catch.minutes} minutes x {n_inst} instruments in {catch_s:.2f} s "
-              f"({catch_s / max(catch.minutes, 1) * 1000:.1f} ms/minute)")
+        print(
+            f"catch-up pass: {catch.minutes} minutes x {n_inst} instruments in {catch_s:.2f} s "
+            f"({catch_s / max(catch.minutes, 1) * 1000:.1f} ms/minute)"
+        )
         print(f"live pass (1 minute): {live.minutes} minute in {live_s * 1000:.0f} ms")
     finally:
         await tsdb.drop(server, name)

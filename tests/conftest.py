@@ -43,8 +43,9 @@ async def _build_template(conn: asyncpg.Connection) -> None:
     if report.mode == "timescale":
         # Clones inherit the policy jobs, and the scheduler would start them within seconds on the
         # fixed-past fixture chunks a test is writing. Tests run jobs explicitly (run_job, refresh).
-        await conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-                           "WHERE job_id >= 1000")
+        await conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE job_id >= 1000"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -81,5 +82,7 @@ def _tsl_only(request):
         return
     license = request.getfixturevalue("license")
     if license != "timescale":
-        pytest.skip(f"needs the TimescaleDB community (TSL) build: continuous aggregates, compression and "
-                    f"policies; this server's timescaledb.license is {license!r}")
+        pytest.skip(
+            f"needs the TimescaleDB community (TSL) build: continuous aggregates, compression and "
+            f"policies; this server's timescaledb.license is {license!r}"
+        )

@@ -22,8 +22,11 @@ def tower_subcommands() -> set[str]:
 
 def test_every_variable_is_documented_in_env_example():
     used = set(VARIABLE.findall((ROOT / "docker-compose.yml").read_text()))
-    documented = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()
-                  if "=" in line and not line.startswith("#")}
+    documented = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert used - documented == set()
 
 
@@ -31,7 +34,8 @@ def test_app_services_run_real_tower_subcommands():
     commands = tower_subcommands()
     app_services = {name: s for name, s in COMPOSE["services"].items() if s.get("image", "").startswith("perps-ops")}
     assert {"migrate", "jobs", "metabase-provision", "ingest-binance", "ingest-hyperliquid", "demo"} <= set(
-        app_services)
+        app_services
+    )
     for name, service in app_services.items():
         assert service["command"][0] in commands, f"{name} runs unknown subcommand {service['command'][0]}"
 

@@ -69,8 +69,7 @@ async def test_a_card_reading_a_missing_column_fails_the_check(data):
 async def test_a_card_whose_chart_names_a_column_the_sql_lacks_fails_the_check(data):
     conn, now = data
     d, c = _card("ops_overview", "messages_per_minute")
-    broken = dataclasses.replace(c, visualization_settings={**c.visualization_settings,
-                                                            "graph.metrics": ["msgs"]})
+    broken = dataclasses.replace(c, visualization_settings={**c.visualization_settings, "graph.metrics": ["msgs"]})
     with pytest.raises(CardCheckError, match=r"needs columns \['msgs'\]"):
         await check_card(conn, d, broken, dashboard_data.FILTER_VALUES, now)
 
@@ -104,8 +103,9 @@ async def test_rejections_follow_the_time_window(data):
     hour = await run_as_readonly(conn, d, c, {"hours": 1})
     assert "nan_price" in day.column("reason")
     assert "nan_price" not in hour.column("reason")
-    counts = dict(zip(zip(hour.column("reason"), hour.column("venue"), strict=True), hour.column("rejected"),
-                      strict=True))
+    counts = dict(
+        zip(zip(hour.column("reason"), hour.column("venue"), strict=True), hour.column("rejected"), strict=True)
+    )
     assert counts[("crossed_book", "binance")] == 3 and counts[("unknown_symbol", "hyperliquid")] == 4
 
 
@@ -134,7 +134,7 @@ async def test_storage_shows_every_hypertable_and_a_ratio_only_where_compressed(
     if license == "timescale":
         assert rows["ops.raw_trades"]["compressed_chunks"] >= 1
         assert rows["ops.raw_trades"]["compression_ratio"] > 1
-        assert "ops.features_1m" not in rows and "ops.book_1m" in rows   # caggs listed by their view name
+        assert "ops.features_1m" not in rows and "ops.book_1m" in rows  # caggs listed by their view name
     else:
         assert all(r["compression_ratio"] is None for r in rows.values())
 
@@ -144,8 +144,9 @@ async def test_cross_venue_basis_is_symmetric_around_the_mean(data):
     d, c = _card("market_health", "cross_venue_basis")
     result = await run_as_readonly(conn, d, c, {"asset": "BTC"})
     by_minute: dict = {}
-    for minute, venue, basis in zip(result.column("minute"), result.column("venue"), result.column("basis_bps"),
-                                    strict=True):
+    for minute, venue, basis in zip(
+        result.column("minute"), result.column("venue"), result.column("basis_bps"), strict=True
+    ):
         by_minute.setdefault(minute, {})[venue] = basis
     assert by_minute and all(len(v) == 2 for v in by_minute.values())
     assert all(abs(sum(v.values())) < 0.02 for v in by_minute.values())
@@ -184,7 +185,7 @@ async def test_funding_is_normalized_to_8h_so_venues_paying_hourly_compare(data)
     # 0.0001 per 8 h and 0.00002 per hour (each +-5 %): 1 bp and 1.6 bps per 8 h.
     assert by_venue["binance"] and all(0.95 <= r["funding_8h_bps"] <= 1.05 for r in by_venue["binance"])
     assert by_venue["hyperliquid"] and all(1.52 <= r["funding_8h_bps"] <= 1.68 for r in by_venue["hyperliquid"])
-    assert all(9.5 <= r["funding_annualized_pct"] <= 11.6 for r in by_venue["binance"])   # 0.0001 x 3 x 365
+    assert all(9.5 <= r["funding_annualized_pct"] <= 11.6 for r in by_venue["binance"])  # 0.0001 x 3 x 365
     assert all(r["next_funding_ts"] > r["minute"] for r in rows)
 
 

@@ -18,7 +18,8 @@ def spread_bps(bid: float, ask: float) -> float:
 
 async def feature_row(conn, venue="binance", symbol="BTCUSDT", bucket=T0, relation="ops.features_1m"):
     return await conn.fetchrow(
-        f"SELECT * FROM {relation} WHERE venue = $1 AND symbol = $2 AND bucket = $3", venue, symbol, bucket)
+        f"SELECT * FROM {relation} WHERE venue = $1 AND symbol = $2 AND bucket = $3", venue, symbol, bucket
+    )
 
 
 async def test_known_book_and_trades_give_exact_features(conn):
@@ -46,7 +47,8 @@ async def test_known_book_and_trades_give_exact_features(conn):
     assert f["book_imbalance_close"] == pytest.approx(-0.5)
     assert f["bid_qty_mean"] == pytest.approx(5 / 3)
     assert f["depth_notional_mean"] == pytest.approx(
-        (100 * 3 + 100.1 * 1 + 100 * 1 + 100.2 * 1 + 99.9 * 1 + 100.1 * 3) / 3)
+        (100 * 3 + 100.1 * 1 + 100 * 1 + 100.2 * 1 + 99.9 * 1 + 100.1 * 3) / 3
+    )
     assert f["mid_close"] == pytest.approx(100.0)
     assert f["trade_count"] == 2
     assert f["volume"] == pytest.approx(4.0)
@@ -59,7 +61,7 @@ async def test_known_book_and_trades_give_exact_features(conn):
     assert f["book_coverage"] == pytest.approx(2 / 60)
     assert f["trade_coverage"] == pytest.approx(2 / 60)
     assert f["sample_count"] == 5
-    assert f["latency_ms_min"] == pytest.approx(-20.0)   # negative lag is kept, not hidden
+    assert f["latency_ms_min"] == pytest.approx(-20.0)  # negative lag is kept, not hidden
     assert f["latency_ms_max"] == pytest.approx(50.0)
     assert f["latency_ms_mean"] == pytest.approx((50 + 50 - 20 + 10 + 30) / 5)
     assert f["last_update_ts"] == at(30)
@@ -99,8 +101,10 @@ async def test_hourly_rollup_is_exact_not_an_average_of_averages(conn):
     book.append(("binance", "SOLUSDT", at(1), at(1), 100.0, 1.0, 101.0, 1.0, 1))
     for i in range(3):
         book.append(("binance", "SOLUSDT", at(61 + i), at(61 + i), 100.0, 1.0, 100.1, 1.0, 2 + i))
-    trades += [("binance", "SOLUSDT", at(2), at(2), "1", 100.0, 10.0, "buy"),
-               ("binance", "SOLUSDT", at(62), at(62), "2", 110.0, 1.0, "sell")]
+    trades += [
+        ("binance", "SOLUSDT", at(2), at(2), "1", 100.0, 10.0, "buy"),
+        ("binance", "SOLUSDT", at(62), at(62), "2", 110.0, 1.0, "sell"),
+    ]
     await insert_book(conn, book)
     await insert_trades(conn, trades)
     await refresh_feature_caggs(conn, T0, T0 + timedelta(hours=1))
@@ -113,19 +117,26 @@ async def test_hourly_rollup_is_exact_not_an_average_of_averages(conn):
     assert h["vwap"] == pytest.approx((1000.0 + 110.0) / 11)
     assert (h["open"], h["close"]) == pytest.approx((100.0, 110.0))
     assert h["book_coverage"] == pytest.approx(4 / 3600)
-    minutes = await conn.fetch(
-        "SELECT bucket FROM ops.features_1m WHERE symbol = 'SOLUSDT' ORDER BY bucket")
+    minutes = await conn.fetch("SELECT bucket FROM ops.features_1m WHERE symbol = 'SOLUSDT' ORDER BY bucket")
     assert [r["bucket"] for r in minutes] == [T0, T0 + timedelta(minutes=1)]
 
 
 async def test_venues_are_comparable_by_asset(conn):
-    await insert_book(conn, [("binance", "BTCUSDT", at(1), at(1), 100.0, 1.0, 100.2, 1.0, 1),
-                             ("hyperliquid", "BTC", at(1), at(1), 100.1, 1.0, 100.3, 1.0, None)])
+    await insert_book(
+        conn,
+        [
+            ("binance", "BTCUSDT", at(1), at(1), 100.0, 1.0, 100.2, 1.0, 1),
+            ("hyperliquid", "BTC", at(1), at(1), 100.1, 1.0, 100.3, 1.0, None),
+        ],
+    )
     await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
     rows = await conn.fetch(
-        "SELECT venue, mid_close FROM ops.features_1m WHERE asset = 'BTC' AND bucket = $1 ORDER BY venue", T0)
-    assert [(r["venue"], r["mid_close"]) for r in rows] == [("binance", pytest.approx(100.1)),
-                                                              ("hyperliquid", pytest.approx(100.2))]
+        "SELECT venue, mid_close FROM ops.features_1m WHERE asset = 'BTC' AND bucket = $1 ORDER BY venue", T0
+    )
+    assert [(r["venue"], r["mid_close"]) for r in rows] == [
+        ("binance", pytest.approx(100.1)),
+        ("hyperliquid", pytest.approx(100.2)),
+    ]
 
 
 async def test_bad_rows_are_refused_by_the_schema(conn):

@@ -26,60 +26,87 @@ from ingest.venues.bybit import Bybit
 from ingest.venues.hyperliquid import Hyperliquid
 from ingest.venues.okx import Okx
 
-settings.register_profile("ci", max_examples=200, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("soak", max_examples=100_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("soak", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 RECV = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MS = 1_764_072_000_000
 INT64 = 2**63 - 1
 
-json_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20)
-                | st.sampled_from(["NaN", "-1", "0", "1e400", "", "BTCUSDT", "BTC", "B", "A", "true"]))
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["NaN", "-1", "0", "1e400", "", "BTCUSDT", "BTC", "B", "A", "true"])
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def binance_templates() -> list[dict]:
-    return [agg_trade("BTCUSDT", 7, "91000.5", "0.25", MS, buyer_is_maker=True),
-            book_ticker("ETHUSDT", 9, "3000.1", "4", "3000.2", "5", MS),
-            {"stream": "btcusdt@aggTrade", "data": agg_trade("BTCUSDT", 8, "91001", "1", MS + 1, False)},
-            mark_price("BTCUSDT", "91000.5", "91000", "0.0001", MS + 3600_000, MS),
-            force_order("ETHUSDT", "SELL", "2990", "1.5", MS),
-            {"result": None, "id": 1}]
+    return [
+        agg_trade("BTCUSDT", 7, "91000.5", "0.25", MS, buyer_is_maker=True),
+        book_ticker("ETHUSDT", 9, "3000.1", "4", "3000.2", "5", MS),
+        {"stream": "btcusdt@aggTrade", "data": agg_trade("BTCUSDT", 8, "91001", "1", MS + 1, False)},
+        mark_price("BTCUSDT", "91000.5", "91000", "0.0001", MS + 3600_000, MS),
+        force_order("ETHUSDT", "SELL", "2990", "1.5", MS),
+        {"result": None, "id": 1},
+    ]
 
 
 def hyperliquid_templates() -> list[dict]:
-    return [{"channel": "trades",
-             "data": [trade("BTC", "B", "91000", "0.5", MS, 11), trade("ETH", "A", "3000", "2", MS, 12)]},
-            {"channel": "bbo", "data": bbo("ETH", MS, ("3000.1", "4"), ("3000.2", "5"))},
-            {"channel": "activeAssetCtx", "data": asset_ctx("BTC", "91001", "91000", "0.0000125", "2500.5")},
-            {"channel": "subscriptionResponse", "data": {"method": "subscribe"}},
-            {"channel": "pong"}]
+    return [
+        {
+            "channel": "trades",
+            "data": [trade("BTC", "B", "91000", "0.5", MS, 11), trade("ETH", "A", "3000", "2", MS, 12)],
+        },
+        {"channel": "bbo", "data": bbo("ETH", MS, ("3000.1", "4"), ("3000.2", "5"))},
+        {"channel": "activeAssetCtx", "data": asset_ctx("BTC", "91001", "91000", "0.0000125", "2500.5")},
+        {"channel": "subscriptionResponse", "data": {"method": "subscribe"}},
+        {"channel": "pong"},
+    ]
 
 
 def bybit_templates() -> list[dict]:
-    return [by.public_trade("BTCUSDT", [("Buy", "91000", "0.5", MS, "t1"), ("Sell", "90999", "1", MS, "t2")], MS),
-            by.orderbook("BTCUSDT", "snapshot", ("91000", "3"), ("91000.5", "2"), 100, MS),
-            by.orderbook("ETHUSDT", "delta", None, ("3000.2", "0"), 7, MS),
-            by.ticker("BTCUSDT", MS, markPrice="91001", indexPrice="91000", fundingRate="0.0001",
-                      nextFundingTime=str(MS + 3600_000), openInterest="52000", fundingIntervalHour="8"),
-            by.ticker("ETHUSDT", MS, kind="delta", openInterest="1000"),
-            by.liquidation("BTCUSDT", "Buy", "90900", "0.8", MS),
-            {"success": True, "ret_msg": "", "conn_id": "c", "req_id": "1", "op": "subscribe"}]
+    return [
+        by.public_trade("BTCUSDT", [("Buy", "91000", "0.5", MS, "t1"), ("Sell", "90999", "1", MS, "t2")], MS),
+        by.orderbook("BTCUSDT", "snapshot", ("91000", "3"), ("91000.5", "2"), 100, MS),
+        by.orderbook("ETHUSDT", "delta", None, ("3000.2", "0"), 7, MS),
+        by.ticker(
+            "BTCUSDT",
+            MS,
+            markPrice="91001",
+            indexPrice="91000",
+            fundingRate="0.0001",
+            nextFundingTime=str(MS + 3600_000),
+            openInterest="52000",
+            fundingIntervalHour="8",
+        ),
+        by.ticker("ETHUSDT", MS, kind="delta", openInterest="1000"),
+        by.liquidation("BTCUSDT", "Buy", "90900", "0.8", MS),
+        {"success": True, "ret_msg": "", "conn_id": "c", "req_id": "1", "op": "subscribe"},
+    ]
 
 
 def okx_templates() -> list[dict]:
     btc = "BTC-USDT-SWAP"
-    return [ok.trade(btc, "1", "91000", "5", "buy", MS), ok.bbo(btc, ("91000", "340"), ("91000.1", "12"), MS, 9),
-            ok.mark_price(btc, "91012", MS), ok.index_ticker("BTC-USDT", "91000", MS),
-            ok.funding_rate(btc, "0.0002", MS + 3600_000, MS + 5 * 3600_000, MS),
-            ok.open_interest(btc, "2216113", MS), ok.liquidation(btc, "sell", "90500", "30", MS),
-            {"event": "subscribe", "arg": {"channel": "trades", "instId": btc}, "connId": "x"},
-            {"event": "error", "code": "60018", "msg": "bad"}]
+    return [
+        ok.trade(btc, "1", "91000", "5", "buy", MS),
+        ok.bbo(btc, ("91000", "340"), ("91000.1", "12"), MS, 9),
+        ok.mark_price(btc, "91012", MS),
+        ok.index_ticker("BTC-USDT", "91000", MS),
+        ok.funding_rate(btc, "0.0002", MS + 3600_000, MS + 5 * 3600_000, MS),
+        ok.open_interest(btc, "2216113", MS),
+        ok.liquidation(btc, "sell", "90500", "30", MS),
+        {"event": "subscribe", "arg": {"channel": "trades", "instId": btc}, "connId": "x"},
+        {"event": "error", "code": "60018", "msg": "bad"},
+    ]
 
 
 @st.composite
@@ -106,16 +133,16 @@ def mutated(draw, templates: list[dict]) -> bytes:
 
 
 def frames(templates: list[dict]):
-    return (mutated(templates) | st.binary(max_size=200)
-            | json_values.map(lambda v: json.dumps(v).encode()))
+    return mutated(templates) | st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode())
 
 
 def check_rows(venue, frame: bytes, before: int) -> None:
     parsed = venue.parse(frame, RECV)
     counted = sum(venue.counters.values()) > before
     # live with no rows: market data that carried nothing (an empty trades list).
-    assert parsed.rows or parsed.acked or parsed.error is not None or counted or parsed.live or _is_pong(frame), \
+    assert parsed.rows or parsed.acked or parsed.error is not None or counted or parsed.live or _is_pong(frame), (
         f"frame neither stored, quarantined nor recognised: {frame!r}"
+    )
     for row in parsed.rows:
         if isinstance(row, Rejection):
             assert row.reason and row.raw is not None and "\x00" not in row.raw
@@ -157,8 +184,9 @@ def _is_pong(frame: bytes) -> bool:
         msg = orjson.loads(frame)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(msg, dict) and (msg.get("channel") == "pong" or msg.get("op") in ("ping", "pong", "unsubscribe")
-                                      or "event" in msg)
+    return isinstance(msg, dict) and (
+        msg.get("channel") == "pong" or msg.get("op") in ("ping", "pong", "unsubscribe") or "event" in msg
+    )
 
 
 @given(frame=frames(binance_templates()))
@@ -194,4 +222,4 @@ def test_a_hostile_symbol_in_a_frame_is_quarantined_not_stored():
     hostile = "BTCUSDT'; DROP TABLE ops.raw_trades;--"
     parsed = venue.parse(orjson.dumps(agg_trade(hostile, 1, "91000", "1", MS, False)), RECV)
     assert [(type(r), r.reason) for r in parsed.rows] == [(Rejection, "unknown_symbol")]
-    assert parsed.rows[0].raw.count(hostile) == 1   # kept verbatim as data, for the operator
+    assert parsed.rows[0].raw.count(hostile) == 1  # kept verbatim as data, for the operator

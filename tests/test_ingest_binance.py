@@ -57,13 +57,18 @@ async def test_trades_and_books_land_row_by_row(server, conn, db_dsn, tmp_path):
     ]
     assert all(r["recv_ts"] >= before for r in trades)
     books = await conn.fetch("SELECT * FROM ops.raw_book_l1 ORDER BY ts")
-    assert [(r["symbol"], r["bid_px"], r["bid_qty"], r["ask_px"], r["ask_qty"], r["update_id"], ms(r["ts"]))
-            for r in books] == [("BTCUSDT", 91234.4, 3.1, 91234.6, 0.7, 5000, T0 + 11),
-                                ("ETHUSDT", 3050.2, 10.0, 3050.3, 12.0, 6000, T0 + 12)]
+    assert [
+        (r["symbol"], r["bid_px"], r["bid_qty"], r["ask_px"], r["ask_qty"], r["update_id"], ms(r["ts"])) for r in books
+    ] == [
+        ("BTCUSDT", 91234.4, 3.1, 91234.6, 0.7, 5000, T0 + 11),
+        ("ETHUSDT", 3050.2, 10.0, 3050.3, 12.0, 6000, T0 + 12),
+    ]
     events = await conn.fetch("SELECT event, url, streams FROM ops.connection_events ORDER BY ts")
     subscribed_urls = {(e["url"], tuple(e["streams"])) for e in events if e["event"] == "subscribed"}
-    assert subscribed_urls == {(f"{server.root}/market/ws", ("btcusdt@aggTrade", "ethusdt@aggTrade")),
-                               (f"{server.root}/public/ws", ("btcusdt@bookTicker", "ethusdt@bookTicker"))}
+    assert subscribed_urls == {
+        (f"{server.root}/market/ws", ("btcusdt@aggTrade", "ethusdt@aggTrade")),
+        (f"{server.root}/public/ws", ("btcusdt@bookTicker", "ethusdt@bookTicker")),
+    }
     assert [e["event"] for e in events].count("disconnect") == 2  # both closed at shutdown, with their code
 
 
@@ -92,13 +97,18 @@ async def test_aggtrade_id_gap_across_reconnect_goes_to_feed_gaps(server, conn, 
         await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 5)
         await wait_until(conn, "SELECT count(*) FROM ops.feed_gaps", 1)
 
-    gaps = await conn.fetch("SELECT venue, symbol, stream, from_id, to_id, missing, cause, resolved_at "
-                            "FROM ops.feed_gaps")
+    gaps = await conn.fetch(
+        "SELECT venue, symbol, stream, from_id, to_id, missing, cause, resolved_at FROM ops.feed_gaps"
+    )
     assert [tuple(g) for g in gaps] == [("binance", "BTCUSDT", "aggTrade", 3, 7, 3, "id_jump", None)]
-    assert await conn.fetchval("SELECT array_agg(trade_id ORDER BY ts) FROM ops.raw_trades") == \
-        ["1", "2", "3", "7", "8"]
-    events = await conn.fetch("SELECT event, code, reason, attempt, delay_s FROM ops.connection_events "
-                              "ORDER BY ts")
+    assert await conn.fetchval("SELECT array_agg(trade_id ORDER BY ts) FROM ops.raw_trades") == [
+        "1",
+        "2",
+        "3",
+        "7",
+        "8",
+    ]
+    events = await conn.fetch("SELECT event, code, reason, attempt, delay_s FROM ops.connection_events ORDER BY ts")
     kinds = [e["event"] for e in events]
     assert kinds.count("connect") == 4  # market and public, twice each
     drops = [e for e in events if e["event"] == "disconnect" and e["code"] == 1001]
@@ -152,12 +162,17 @@ async def test_connected_but_silent_is_stale_and_reconnects(server, conn, db_dsn
     runtime = replace(FAST, stale_after_s=0.4)
     async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path, runtime=runtime):
         await subscribed(server, ["BTCUSDT"])
-        await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'stale' "
-                               "AND conn_id LIKE '%public%'", lambda n: n >= 2)
+        await wait_until(
+            conn,
+            "SELECT count(*) FROM ops.connection_events WHERE event = 'stale' AND conn_id LIKE '%public%'",
+            lambda n: n >= 2,
+        )
         await subscribed(server, ["BTCUSDT"])
     assert server.connections >= 3
-    stale = await conn.fetch("SELECT e.conn_id, d.code FROM ops.connection_events e JOIN ops.connection_events d "
-                             "USING (conn_id) WHERE e.event = 'stale' AND d.event = 'disconnect'")
+    stale = await conn.fetch(
+        "SELECT e.conn_id, d.code FROM ops.connection_events e JOIN ops.connection_events d "
+        "USING (conn_id) WHERE e.event = 'stale' AND d.event = 'disconnect'"
+    )
     assert stale and all(r["code"] == 4000 for r in stale)
 
 
@@ -171,8 +186,9 @@ async def test_rotation_overlaps_then_switches_without_gap_or_duplicate(server, 
             a += 1
             await server.publish(agg_trade("BTCUSDT", a, "90000", "1", T0 + a, buyer_is_maker=False))
             await server.publish(book_ticker("BTCUSDT", a, "89999", "1", "90000", "1", T0 + a))
-            rotated = await conn.fetchval("SELECT count(*) FROM ops.connection_events WHERE event = 'rotate' "
-                                          "AND conn_id LIKE '%market%'")
+            rotated = await conn.fetchval(
+                "SELECT count(*) FROM ops.connection_events WHERE event = 'rotate' AND conn_id LIKE '%market%'"
+            )
         await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", a)
     assert rotated >= 2
     assert await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades") == a
@@ -193,8 +209,9 @@ async def test_symbols_are_sharded_under_the_per_connection_stream_limit(server,
     assert {r.stale_factor for r in venue.routes() if r.url.endswith("/market/ws")} == {10.0}
     streams = await conn.fetch("SELECT url, streams FROM ops.connection_events WHERE event = 'subscribed'")
     assert all(len(r["streams"]) <= 2 for r in streams)
-    assert sorted(s for r in streams if r["url"].endswith("/market/ws") for s in r["streams"]) == \
-        sorted(f"{s.lower()}@aggTrade" for s in symbols)
+    assert sorted(s for r in streams if r["url"].endswith("/market/ws") for s in r["streams"]) == sorted(
+        f"{s.lower()}@aggTrade" for s in symbols
+    )
 
 
 async def test_unacknowledged_subscribe_is_a_failed_attempt(conn, db_dsn, tmp_path):
@@ -209,13 +226,17 @@ async def test_unacknowledged_subscribe_is_a_failed_attempt(conn, db_dsn, tmp_pa
         root = f"ws://127.0.0.1:{mute_server.sockets[0].getsockname()[1]}"
         runtime = replace(FAST, subscribe_timeout_s=0.2)
         async with running(db_dsn, [Binance(["BTCUSDT"], ws_url=root, derivs=False)], tmp_path, runtime=runtime):
-            await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt'",
-                             lambda n: n >= 4)
-    reasons = await conn.fetch("SELECT code, reason FROM ops.connection_events WHERE event = 'disconnect' "
-                               "AND reason LIKE 'subscribe%'")
+            await wait_until(
+                conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt'", lambda n: n >= 4
+            )
+    reasons = await conn.fetch(
+        "SELECT code, reason FROM ops.connection_events WHERE event = 'disconnect' AND reason LIKE 'subscribe%'"
+    )
     assert reasons and all(r["code"] == 4001 for r in reasons)
-    attempts = await conn.fetch("SELECT attempt FROM ops.connection_events WHERE event = 'reconnect_attempt' "
-                                "AND conn_id LIKE '%market%' ORDER BY ts")
+    attempts = await conn.fetch(
+        "SELECT attempt FROM ops.connection_events WHERE event = 'reconnect_attempt' "
+        "AND conn_id LIKE '%market%' ORDER BY ts"
+    )
     assert [a["attempt"] for a in attempts][:2] == [1, 2]  # no data ever arrived: the backoff keeps growing
 
 
@@ -229,9 +250,28 @@ def tls(tmp_path):
     if shutil.which("openssl") is None:
         pytest.skip("openssl (CLI) is needed to make a test certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
     return server, ssl.create_default_context(cafile=str(cert))
@@ -249,9 +289,18 @@ async def test_wss_with_certificate_verification(tls, conn, db_dsn, tmp_path):
             await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 1)
         # and a client that does not trust the certificate refuses it: nothing is ever subscribed
         async with running(db_dsn, [Binance(["ETHUSDT"], ws_url=server.root, derivs=False)], tmp_path / "b"):
-            await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt' "
-                                   "AND reason LIKE '%CERTIFICATE_VERIFY_FAILED%'", lambda n: n >= 2)
+            await wait_until(
+                conn,
+                "SELECT count(*) FROM ops.connection_events WHERE event = 'reconnect_attempt' "
+                "AND reason LIKE '%CERTIFICATE_VERIFY_FAILED%'",
+                lambda n: n >= 2,
+            )
     finally:
         await server.stop()
-    assert await conn.fetchval("SELECT count(*) FROM ops.connection_events WHERE event = 'subscribed' "
-                               "AND 'ethusdt@aggTrade' = ANY(streams)") == 0
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM ops.connection_events WHERE event = 'subscribed' "
+            "AND 'ethusdt@aggTrade' = ANY(streams)"
+        )
+        == 0
+    )

@@ -34,16 +34,31 @@ async def test_trades_books_tickers_and_liquidations_land(conn, db_dsn, tmp_path
     try:
         async with running(db_dsn, [Bybit(["BTCUSDT"], ws_url=server.url)], tmp_path):
             await subscribed(server, ["BTCUSDT"], ("publicTrade", "orderbook.1", "tickers", "allLiquidation"))
-            await server.publish(public_trade("BTCUSDT", [("Buy", "91000.5", "0.25", T0, "a-1"),
-                                                          ("Sell", "91000.0", "1.5", T0 + 3, "a-2")], T0 + 5))
+            await server.publish(
+                public_trade(
+                    "BTCUSDT",
+                    [("Buy", "91000.5", "0.25", T0, "a-1"), ("Sell", "91000.0", "1.5", T0 + 3, "a-2")],
+                    T0 + 5,
+                )
+            )
             await server.publish(public_trade("BTCUSDT", [("Sell", "91000.0", "1.5", T0 + 3, "a-2")], T0 + 6))  # dup
             await server.publish(orderbook("BTCUSDT", "snapshot", ("91000.0", "3"), ("91000.5", "2"), 100, T0 + 10))
             await server.publish(orderbook("BTCUSDT", "delta", None, ("91000.4", "1"), 101, T0 + 11))
             # Bybit re-sends an unchanged level-1 book every 3 s with the same u.
             await server.publish(orderbook("BTCUSDT", "snapshot", ("91000.0", "3"), ("91000.4", "1"), 101, T0 + 3011))
-            await server.publish(ticker("BTCUSDT", T0 + 20, markPrice="91010.0", indexPrice="91000.0",
-                                        fundingRate="0.0001", nextFundingTime=str(T0 + 3600_000),
-                                        openInterest="52000.5", fundingIntervalHour="4", lastPrice="91005"))
+            await server.publish(
+                ticker(
+                    "BTCUSDT",
+                    T0 + 20,
+                    markPrice="91010.0",
+                    indexPrice="91000.0",
+                    fundingRate="0.0001",
+                    nextFundingTime=str(T0 + 3600_000),
+                    openInterest="52000.5",
+                    fundingIntervalHour="4",
+                    lastPrice="91005",
+                )
+            )
             await server.publish(ticker("BTCUSDT", T0 + 21, kind="delta", lastPrice="91006"))  # nothing of ours
             await server.publish(ticker("BTCUSDT", T0 + 22, kind="delta", openInterest="52010"))
             await server.publish(liquidation("BTCUSDT", "Buy", "90900", "0.8", T0 + 30))  # a long liquidated
@@ -54,20 +69,31 @@ async def test_trades_books_tickers_and_liquidations_land(conn, db_dsn, tmp_path
         await server.stop()
     trades = await conn.fetch("SELECT trade_id, price, qty, side, ts FROM ops.raw_trades ORDER BY ts")
     assert [(r["trade_id"], r["price"], r["qty"], r["side"], ms(r["ts"])) for r in trades] == [
-        ("a-1", 91000.5, 0.25, "buy", T0), ("a-2", 91000.0, 1.5, "sell", T0 + 3)]
+        ("a-1", 91000.5, 0.25, "buy", T0),
+        ("a-2", 91000.0, 1.5, "sell", T0 + 3),
+    ]
     books = await conn.fetch("SELECT bid_px, bid_qty, ask_px, ask_qty, update_id, ts FROM ops.raw_book_l1 ORDER BY ts")
     assert [(*tuple(r.values())[:5], ms(r["ts"])) for r in books] == [
-        (91000.0, 3.0, 91000.5, 2.0, 100, T0 + 10), (91000.0, 3.0, 91000.4, 1.0, 101, T0 + 11)]
+        (91000.0, 3.0, 91000.5, 2.0, 100, T0 + 10),
+        (91000.0, 3.0, 91000.4, 1.0, 101, T0 + 11),
+    ]
     derivs = await conn.fetch("SELECT * FROM ops.raw_derivs ORDER BY ts")
     # A delta changes only what it names: each row carries the merged state, so mark and index stay paired.
-    assert [(r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"], r["open_interest"])
-            for r in derivs] == [(91010.0, 91000.0, 0.0001, timedelta(hours=4), 52000.5),
-                                 (91010.0, 91000.0, 0.0001, timedelta(hours=4), 52010.0)]
+    assert [
+        (r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"], r["open_interest"]) for r in derivs
+    ] == [
+        (91010.0, 91000.0, 0.0001, timedelta(hours=4), 52000.5),
+        (91010.0, 91000.0, 0.0001, timedelta(hours=4), 52010.0),
+    ]
     assert ms(derivs[0]["next_funding_ts"]) == T0 + 3600_000
     liq = await conn.fetchrow("SELECT side, price, qty FROM ops.raw_liquidations")
     assert tuple(liq) == ("sell", 90900.0, 0.8)  # the forced order that closes a long sells
-    assert await conn.fetchval("SELECT contract_size FROM ops.instruments WHERE venue = 'bybit' "
-                               "AND symbol = 'BTCUSDT' AND active") == 1.0
+    assert (
+        await conn.fetchval(
+            "SELECT contract_size FROM ops.instruments WHERE venue = 'bybit' AND symbol = 'BTCUSDT' AND active"
+        )
+        == 1.0
+    )
 
 
 async def test_quiet_connection_survives_by_pinging(conn, db_dsn, tmp_path):
@@ -89,15 +115,17 @@ async def test_without_pings_the_venue_drops_us_and_we_resubscribe(conn, db_dsn,
     try:
         async with running(db_dsn, [Bybit(["ETHUSDT"], ws_url=server.url, heartbeat_s=3600)], tmp_path):
             await subscribed(server, ["ETHUSDT"])
-            await wait_until(conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'disconnect'",
-                             lambda n: n >= 1)
+            await wait_until(
+                conn, "SELECT count(*) FROM ops.connection_events WHERE event = 'disconnect'", lambda n: n >= 1
+            )
             await subscribed(server, ["ETHUSDT"])
             await server.publish(public_trade("ETHUSDT", [("Sell", "3050", "2", T0, "x")], T0))
             await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 1)
     finally:
         await server.stop()
-    first = await conn.fetchrow("SELECT code, reason FROM ops.connection_events WHERE event = 'disconnect' "
-                                "ORDER BY ts LIMIT 1")
+    first = await conn.fetchrow(
+        "SELECT code, reason FROM ops.connection_events WHERE event = 'disconnect' ORDER BY ts LIMIT 1"
+    )
     assert tuple(first) == (1000, "idle timeout")
 
 
@@ -118,9 +146,17 @@ async def test_bad_frames_are_quarantined_and_good_ones_kept(conn, db_dsn, tmp_p
             await server.broadcast_raw("{not json")
             doge = public_trade("DOGEUSDT", [("Buy", "0.1", "5", T0, "d")], T0)
             await server.broadcast_raw(orjson.dumps(doge).decode())
-            await server.publish(public_trade("BTCUSDT", [("Buy", "NaN", "1", T0, "n1"),
-                                                          ("Hold", "91000", "1", T0, "n2"),
-                                                          ("Buy", "91000", "1", T0 + 1, "ok")], T0 + 1))
+            await server.publish(
+                public_trade(
+                    "BTCUSDT",
+                    [
+                        ("Buy", "NaN", "1", T0, "n1"),
+                        ("Hold", "91000", "1", T0, "n2"),
+                        ("Buy", "91000", "1", T0 + 1, "ok"),
+                    ],
+                    T0 + 1,
+                )
+            )
             await server.publish(orderbook("BTCUSDT", "snapshot", ("91001", "1"), ("91000", "1"), 7, T0 + 2))  # crossed
             await server.publish(ticker("BTCUSDT", T0 + 3, markPrice="-5"))
             await server.publish(liquidation("BTCUSDT", "Sell", "91000", "0", T0 + 4))
@@ -130,9 +166,17 @@ async def test_bad_frames_are_quarantined_and_good_ones_kept(conn, db_dsn, tmp_p
     finally:
         await server.stop()
     rows = await conn.fetch("SELECT stream, reason FROM ops.rejected_messages")
-    assert sorted(f"{r['stream']} {r['reason'].split(':')[0]}" for r in rows) == sorted([
-        "None malformed_json", "publicTrade unknown_symbol", "publicTrade invalid", "publicTrade invalid",
-        "orderbook.1 crossed_book", "tickers invalid", "allLiquidation invalid"])
+    assert sorted(f"{r['stream']} {r['reason'].split(':')[0]}" for r in rows) == sorted(
+        [
+            "None malformed_json",
+            "publicTrade unknown_symbol",
+            "publicTrade invalid",
+            "publicTrade invalid",
+            "orderbook.1 crossed_book",
+            "tickers invalid",
+            "allLiquidation invalid",
+        ]
+    )
     error = await conn.fetchval("SELECT reason FROM ops.connection_events WHERE event = 'error'")
     assert error.startswith("subscribe refused: error:handler not found")
 
@@ -149,15 +193,32 @@ def book_rows(venue: Bybit, *frames: dict) -> list[tuple]:
 def test_a_delta_that_deletes_the_best_bid_and_names_the_next_keeps_the_book():
     # As the live venue sends it: the old best bid with size "0" and the new best bid in one message.
     v = Bybit(["BTCUSDT"])
-    snapshot = {"topic": "orderbook.1.BTCUSDT", "type": "snapshot", "ts": T0, "cts": T0 - 2,
-                "data": {"s": "BTCUSDT", "b": [["91000.0", "3.1"]], "a": [["91000.1", "2.0"]], "u": 500, "seq": 9}}
-    delta = {"topic": "orderbook.1.BTCUSDT", "type": "delta", "ts": T0 + 10, "cts": T0 + 8,
-             "data": {"s": "BTCUSDT", "b": [["91000.0", "0"], ["90999.9", "1.5"]], "a": [], "u": 501, "seq": 10}}
-    new_first = {"topic": "orderbook.1.BTCUSDT", "type": "delta", "ts": T0 + 20, "cts": T0 + 18,
-                 "data": {"s": "BTCUSDT", "b": [], "a": [["91000.2", "4"], ["91000.1", "0"]], "u": 502, "seq": 11}}
-    assert book_rows(v, snapshot, delta, new_first) == [(91000.0, 3.1, 91000.1, 2.0, 500),
-                                                        (90999.9, 1.5, 91000.1, 2.0, 501),
-                                                        (90999.9, 1.5, 91000.2, 4.0, 502)]
+    snapshot = {
+        "topic": "orderbook.1.BTCUSDT",
+        "type": "snapshot",
+        "ts": T0,
+        "cts": T0 - 2,
+        "data": {"s": "BTCUSDT", "b": [["91000.0", "3.1"]], "a": [["91000.1", "2.0"]], "u": 500, "seq": 9},
+    }
+    delta = {
+        "topic": "orderbook.1.BTCUSDT",
+        "type": "delta",
+        "ts": T0 + 10,
+        "cts": T0 + 8,
+        "data": {"s": "BTCUSDT", "b": [["91000.0", "0"], ["90999.9", "1.5"]], "a": [], "u": 501, "seq": 10},
+    }
+    new_first = {
+        "topic": "orderbook.1.BTCUSDT",
+        "type": "delta",
+        "ts": T0 + 20,
+        "cts": T0 + 18,
+        "data": {"s": "BTCUSDT", "b": [], "a": [["91000.2", "4"], ["91000.1", "0"]], "u": 502, "seq": 11},
+    }
+    assert book_rows(v, snapshot, delta, new_first) == [
+        (91000.0, 3.1, 91000.1, 2.0, 500),
+        (90999.9, 1.5, 91000.1, 2.0, 501),
+        (90999.9, 1.5, 91000.2, 4.0, 502),
+    ]
 
 
 def test_a_snapshot_resets_the_book_even_when_its_update_id_went_down():
@@ -167,9 +228,11 @@ def test_a_snapshot_resets_the_book_even_when_its_update_id_went_down():
     restarted = orderbook("BTCUSDT", "snapshot", ("91010.0", "1"), ("91010.5", "1"), 17, T0 + 5000)
     delta = orderbook("BTCUSDT", "delta", ("91010.1", "2"), None, 18, T0 + 5001)
     stale = orderbook("BTCUSDT", "delta", ("91011.0", "2"), None, 18, T0 + 5002)  # repeats u 18
-    assert book_rows(v, first, again, restarted, delta, stale) == [(91000.0, 3.0, 91000.5, 2.0, 90_000),
-                                                                   (91010.0, 1.0, 91010.5, 1.0, 17),
-                                                                   (91010.1, 2.0, 91010.5, 1.0, 18)]
+    assert book_rows(v, first, again, restarted, delta, stale) == [
+        (91000.0, 3.0, 91000.5, 2.0, 90_000),
+        (91010.0, 1.0, 91010.5, 1.0, 17),
+        (91010.1, 2.0, 91010.5, 1.0, 18),
+    ]
 
 
 async def test_after_a_reconnect_the_lower_numbered_snapshot_is_stored(conn, db_dsn, tmp_path):

@@ -15,8 +15,11 @@ async def test_ingest_with_duration_flushes_and_exits_zero(monkeypatch, conn, db
     env(monkeypatch, db_dsn, tmp_path)
     server = await BinanceServer().start()
     try:
-        run = asyncio.create_task(asyncio.to_thread(
-            main, ["ingest", "binance", "--symbols", "BTCUSDT,ETHUSDT", "--ws-url", server.root, "--duration", "2"]))
+        run = asyncio.create_task(
+            asyncio.to_thread(
+                main, ["ingest", "binance", "--symbols", "BTCUSDT,ETHUSDT", "--ws-url", server.root, "--duration", "2"]
+            )
+        )
         await server.wait_subscribed("ethusdt@aggTrade")
         await server.wait_subscribed("ethusdt@bookTicker")
         for a in range(1, 51):
@@ -29,16 +32,22 @@ async def test_ingest_with_duration_flushes_and_exits_zero(monkeypatch, conn, db
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE symbol = 'ETHUSDT'") == 50
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE side = 'sell'") == 25
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1") == 1
-    assert await conn.fetchval("SELECT count(*) FROM ops.instruments WHERE venue = 'binance' "
-                               "AND symbol = 'ETHUSDT' AND asset = 'ETH'") == 1
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM ops.instruments WHERE venue = 'binance' AND symbol = 'ETHUSDT' AND asset = 'ETH'"
+        )
+        == 1
+    )
 
 
 async def test_config_file_runs_several_venues(monkeypatch, conn, db_dsn, tmp_path):
     env(monkeypatch, db_dsn, tmp_path)
     binance, hl = await BinanceServer().start(), await HyperliquidServer().start()
     config = tmp_path / "ingest.toml"
-    config.write_text(f'[[venues]]\nname = "binance"\nsymbols = ["BTCUSDT"]\nws_url = "{binance.root}"\n\n'
-                      f'[[venues]]\nname = "hyperliquid"\nsymbols = ["BTC", "AVAX"]\nws_url = "{hl.url}"\n')
+    config.write_text(
+        f'[[venues]]\nname = "binance"\nsymbols = ["BTCUSDT"]\nws_url = "{binance.root}"\n\n'
+        f'[[venues]]\nname = "hyperliquid"\nsymbols = ["BTC", "AVAX"]\nws_url = "{hl.url}"\n'
+    )
     try:
         run = asyncio.create_task(asyncio.to_thread(main, ["ingest", "--config", str(config), "--duration", "2"]))
         await binance.wait_subscribed("btcusdt@aggTrade")
@@ -69,13 +78,19 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
     await conn.executemany(
         "INSERT INTO ops.raw_trades (venue, symbol, ts, recv_ts, trade_id, price, qty, side) "
         "VALUES ('binance', 'BTCUSDT', $1, $1, $2, 1, 1, 'buy')",
-        [(now - timedelta(seconds=30 + i), str(i)) for i in range(10)])
-    await conn.execute("INSERT INTO ops.raw_derivs (venue, symbol, ts, recv_ts, mark_px) "
-                       "VALUES ('binance', 'BTCUSDT', $1, $1, 91000)", now - timedelta(seconds=5))
-    await conn.execute("INSERT INTO ops.feed_gaps (venue, symbol, stream, cause) "
-                       "VALUES ('binance', 'BTCUSDT', 'aggTrade', 'id_jump')")
-    await conn.execute("INSERT INTO ops.connection_events (venue, conn_id, event) "
-                       "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')")
+        [(now - timedelta(seconds=30 + i), str(i)) for i in range(10)],
+    )
+    await conn.execute(
+        "INSERT INTO ops.raw_derivs (venue, symbol, ts, recv_ts, mark_px) VALUES ('binance', 'BTCUSDT', $1, $1, 91000)",
+        now - timedelta(seconds=5),
+    )
+    await conn.execute(
+        "INSERT INTO ops.feed_gaps (venue, symbol, stream, cause) VALUES ('binance', 'BTCUSDT', 'aggTrade', 'id_jump')"
+    )
+    await conn.execute(
+        "INSERT INTO ops.connection_events (venue, conn_id, event) "
+        "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')"
+    )
     assert await asyncio.to_thread(main, ["status"]) == 0
     lines = {tuple(line.split()[:2]): line.split()[2:] for line in capsys.readouterr().out.splitlines()[2:]}
     age, derivs_age, per_min, reconnects, gaps, rejected = lines[("binance", "BTCUSDT")]
@@ -97,8 +112,9 @@ async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
     # The same asset lines up across venues once OKX contracts are converted: depth in base units.
-    depth = await conn.fetch("SELECT venue, avg(bid_qty * bid_px) AS notional FROM ops.raw_book_l1 "
-                             "WHERE symbol LIKE 'BTC%' GROUP BY venue")
+    depth = await conn.fetch(
+        "SELECT venue, avg(bid_qty * bid_px) AS notional FROM ops.raw_book_l1 WHERE symbol LIKE 'BTC%' GROUP BY venue"
+    )
     notional = {r["venue"]: r["notional"] for r in depth}
     assert 0.2 < notional["okx"] / notional["binance"] < 5
 
@@ -110,8 +126,11 @@ def test_bench_parse_measures_every_venue_and_kind(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     found = set()
     for line in lines:
-        m = re.fullmatch(r"RESULT venue=(\w+) kind=(\w+) frames_per_s=(\d+) us_per_frame=([\d.]+) "
-                         r"vs_binance_trade=([\d.]+)", line)
+        m = re.fullmatch(
+            r"RESULT venue=(\w+) kind=(\w+) frames_per_s=(\d+) us_per_frame=([\d.]+) "
+            r"vs_binance_trade=([\d.]+)",
+            line,
+        )
         assert m, line
         assert int(m.group(3)) > 0
         found.add((m.group(1), m.group(2)))
@@ -124,8 +143,11 @@ async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn
     env(monkeypatch, db_dsn, tmp_path)
     assert await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    m = re.fullmatch(r"RESULT msgs_per_s=(\d+) copy_rows_per_s=(\d+) ratio=([\d.]+) p50_ms=([\d.]+) "
-                     r"p99_ms=([\d.]+)", last)
+    m = re.fullmatch(
+        r"RESULT msgs_per_s=(\d+) copy_rows_per_s=(\d+) ratio=([\d.]+) p50_ms=([\d.]+) "
+        r"p99_ms=([\d.]+)",
+        last,
+    )
     assert m, last
     assert int(m[1]) > 0 and int(m[2]) > 0
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0  # benchmark rows are cleaned up
@@ -142,13 +164,15 @@ async def test_bench_workers_spill_privately_and_leave_nothing_behind(monkeypatc
     runs = tmp_path / "tmp"
     runs.mkdir()
     monkeypatch.setenv("TMPDIR", str(runs))
-    assert await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000",
-                                          "--processes", "2"]) == 0
+    assert (
+        await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000", "--processes", "2"])
+        == 0
+    )
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]   # no .tower-spill in the working folder
-    assert list(runs.iterdir()) == []                              # the private spill directory is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # no .tower-spill in the working folder
+    assert list(runs.iterdir()) == []  # the private spill directory is gone
     paths = {worker_settings(IngestSettings(), tmp_path, i).writer_config("bench").spill_path for i in range(2)}
-    assert len(paths) == 2                                          # one spill file per worker
+    assert len(paths) == 2  # one spill file per worker
 
 
 async def test_bench_refuses_a_ceiling_beside_another_sessions_replay(db_dsn):
@@ -160,9 +184,12 @@ async def test_bench_refuses_a_ceiling_beside_another_sessions_replay(db_dsn):
     other = await asyncpg.connect(db_dsn)
     try:
         # What the writer's replay path looks like from pg_stat_activity, held for a few seconds.
-        replay = asyncio.create_task(other.execute(
-            "CREATE TEMP TABLE stage_raw_trades (x int); SELECT pg_sleep(3) FROM stage_raw_trades RIGHT JOIN "
-            "(VALUES (1)) v(y) ON true"))
+        replay = asyncio.create_task(
+            other.execute(
+                "CREATE TEMP TABLE stage_raw_trades (x int); SELECT pg_sleep(3) FROM stage_raw_trades RIGHT JOIN "
+                "(VALUES (1)) v(y) ON true"
+            )
+        )
         await asyncio.sleep(0.5)
         busy = await replays_elsewhere(db_dsn, wait_s=0.5)
         assert len(busy) == 1 and "stage_raw_trades" in busy[0], busy
@@ -178,10 +205,12 @@ def test_the_example_config_is_valid():
     from ingest.settings import read_config
 
     venues = read_config(Path(__file__).parent.parent / "ingest" / "ingest.example.toml")
-    assert [(v.name, v.symbols) for v in venues] == [("binance", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
-                                                     ("hyperliquid", ["BTC", "ETH", "SOL"]),
-                                                     ("bybit", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
-                                                     ("okx", ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"])]
+    assert [(v.name, v.symbols) for v in venues] == [
+        ("binance", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+        ("hyperliquid", ["BTC", "ETH", "SOL"]),
+        ("bybit", ["BTCUSDT", "ETHUSDT", "SOLUSDT"]),
+        ("okx", ["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"]),
+    ]
 
 
 def test_rest_url_is_checked_where_it_means_something(monkeypatch, capsys):
@@ -199,9 +228,25 @@ async def test_processes_split_the_symbols_and_every_row_lands_once(monkeypatch,
     for i, s in enumerate(symbols):
         server.open_interest[s] = (f"{1000 + i}.5", NOW_MS)
     try:
-        run = asyncio.create_task(asyncio.to_thread(
-            main, ["ingest", "binance", "--symbols", ",".join(symbols), "--ws-url", server.root,
-                   "--rest-url", server.root.replace("ws://", "http://"), "--processes", "2", "--duration", "8"]))
+        run = asyncio.create_task(
+            asyncio.to_thread(
+                main,
+                [
+                    "ingest",
+                    "binance",
+                    "--symbols",
+                    ",".join(symbols),
+                    "--ws-url",
+                    server.root,
+                    "--rest-url",
+                    server.root.replace("ws://", "http://"),
+                    "--processes",
+                    "2",
+                    "--duration",
+                    "8",
+                ],
+            )
+        )
         for s in symbols:
             await server.wait_subscribed(f"{s.lower()}@aggTrade")
         for s in symbols:
@@ -210,12 +255,16 @@ async def test_processes_split_the_symbols_and_every_row_lands_once(monkeypatch,
         assert await run == 0
     finally:
         await server.stop()
-    rows = await conn.fetch("SELECT symbol, count(*) AS n, count(DISTINCT trade_id) AS ids FROM ops.raw_trades "
-                            "GROUP BY symbol ORDER BY symbol")
+    rows = await conn.fetch(
+        "SELECT symbol, count(*) AS n, count(DISTINCT trade_id) AS ids FROM ops.raw_trades "
+        "GROUP BY symbol ORDER BY symbol"
+    )
     assert [tuple(r) for r in rows] == [(s, 20, 20) for s in sorted(symbols)]
     # Two aggTrade connections on the /market route: one per worker process.
-    connects = await conn.fetchval("SELECT count(DISTINCT conn_id) FROM ops.connection_events "
-                                   "WHERE event = 'connect' AND url LIKE '%/market/%' AND conn_id LIKE '%aggTrade%'")
+    connects = await conn.fetchval(
+        "SELECT count(DISTINCT conn_id) FROM ops.connection_events "
+        "WHERE event = 'connect' AND url LIKE '%/market/%' AND conn_id LIKE '%aggTrade%'"
+    )
     assert connects == 2
     # Each worker polls open interest for its own symbols only, once per symbol and venue time.
     oi = await conn.fetch("SELECT symbol, open_interest FROM ops.raw_derivs ORDER BY symbol")
@@ -226,10 +275,13 @@ def test_split_spreads_each_venues_symbols_round_robin():
     from ingest.processes import split
     from ingest.settings import VenueConfig
 
-    groups = split([VenueConfig(name="binance", symbols=["A", "B", "C"]),
-                    VenueConfig(name="hyperliquid", symbols=["X"])], 2)
+    groups = split(
+        [VenueConfig(name="binance", symbols=["A", "B", "C"]), VenueConfig(name="hyperliquid", symbols=["X"])], 2
+    )
     assert [[(c.name, c.symbols) for c in g] for g in groups] == [
-        [("binance", ["A", "C"]), ("hyperliquid", ["X"])], [("binance", ["B"])]]
+        [("binance", ["A", "C"]), ("hyperliquid", ["X"])],
+        [("binance", ["B"])],
+    ]
     assert len(split([VenueConfig(name="binance", symbols=["A"])], 4)) == 1
 
 
@@ -237,7 +289,7 @@ def test_symbols_that_are_not_venue_symbols_are_refused(monkeypatch, db_dsn, tmp
     env(monkeypatch, db_dsn, tmp_path)
     assert main(["ingest", "binance", "--symbols", "BTCUSDT,BTC'; DROP TABLE ops.raw_trades;--"]) == 2
     err = capsys.readouterr().err
-    assert "--symbols: not a venue symbol: \"BTC'; DROP TABLE ops.raw_trades;--\"" in err
+    assert '--symbols: not a venue symbol: "BTC\'; DROP TABLE ops.raw_trades;--"' in err
 
 
 def test_ping_settings_are_checked_against_each_venues_idle_limit(monkeypatch, capsys):
@@ -247,8 +299,10 @@ def test_ping_settings_are_checked_against_each_venues_idle_limit(monkeypatch, c
     monkeypatch.setenv("TOWER_DSN", "postgresql://nobody@127.0.0.1:1/none")
     monkeypatch.setenv("TOWER_INGEST_OKX_PING_S", "45")
     assert main(["ingest", "okx", "--symbols", "BTC-USDT-SWAP", "--processes", "2"]) == 2
-    assert ("TOWER_INGEST_OKX_PING_S: must be > 0 and < 30 (okx closes connections silent for 30 s)"
-            in capsys.readouterr().err)
+    assert (
+        "TOWER_INGEST_OKX_PING_S: must be > 0 and < 30 (okx closes connections silent for 30 s)"
+        in capsys.readouterr().err
+    )
     monkeypatch.setenv("TOWER_INGEST_OKX_PING_S", "soon")
     assert main(["ingest", "okx", "--symbols", "BTC-USDT-SWAP"]) == 2
     assert "TOWER_INGEST_OKX_PING_S: not a number of seconds: 'soon'" in capsys.readouterr().err
@@ -269,4 +323,8 @@ def test_only_binance_connections_rotate_before_the_venues_age_limit():
 
     settings = IngestSettings()
     assert {name: settings.runtime_config(cls).rotate_after_s for name, cls in REGISTRY.items()} == {
-        "binance": 23 * 3600, "hyperliquid": None, "bybit": None, "okx": None}
+        "binance": 23 * 3600,
+        "hyperliquid": None,
+        "bybit": None,
+        "okx": None,
+    }

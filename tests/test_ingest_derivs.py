@@ -63,21 +63,36 @@ async def test_binance_mark_funding_liquidations_and_open_interest(binance, conn
         await run.finish()
 
     marks = await conn.fetch("SELECT * FROM ops.raw_derivs WHERE mark_px IS NOT NULL ORDER BY ts")
-    assert [(ms(r["ts"]), r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"],
-             ms(r["next_funding_ts"]), r["open_interest"]) for r in marks] == [
+    assert [
+        (
+            ms(r["ts"]),
+            r["mark_px"],
+            r["index_px"],
+            r["funding_rate"],
+            r["funding_interval"],
+            ms(r["next_funding_ts"]),
+            r["open_interest"],
+        )
+        for r in marks
+    ] == [
         (T0, 91010.5, 91000.0, 0.00012, timedelta(hours=4), T0 + 8 * 3600_000, None),
         (T0 + 1000, 91020.0, 91001.0, 0.00013, timedelta(hours=4), T0 + 8 * 3600_000, None),  # repeat dropped
     ]
-    ois = await conn.fetch("SELECT ts, open_interest, mark_px FROM ops.raw_derivs WHERE open_interest IS NOT NULL "
-                           "ORDER BY ts")
-    assert [(ms(r["ts"]), r["open_interest"], r["mark_px"]) for r in ois] == [(T0 + 500, 10659.509, None),
-                                                                              (T0 + 30_000, 10700.0, None)]
+    ois = await conn.fetch(
+        "SELECT ts, open_interest, mark_px FROM ops.raw_derivs WHERE open_interest IS NOT NULL ORDER BY ts"
+    )
+    assert [(ms(r["ts"]), r["open_interest"], r["mark_px"]) for r in ois] == [
+        (T0 + 500, 10659.509, None),
+        (T0 + 30_000, 10700.0, None),
+    ]
     # Unchanged open interest (same venue time) was polled again but not stored again.
     assert binance.rest_requests[0] == "/fapi/v1/fundingInfo"  # once, before connecting
     assert all(p == "/fapi/v1/openInterest?symbol=BTCUSDT" for p in binance.rest_requests[1:])
     liqs = await conn.fetch("SELECT ts, side, price, qty FROM ops.raw_liquidations ORDER BY ts")
     assert [(ms(r["ts"]), r["side"], r["price"], r["qty"]) for r in liqs] == [
-        (T0 + 1200, "sell", 90950.1, 0.5), (T0 + 1500, "buy", 91050.0, 0.25)]
+        (T0 + 1200, "sell", 90950.1, 0.5),
+        (T0 + 1500, "buy", 91050.0, 0.25),
+    ]
 
     await refresh_feature_caggs(conn, START, START + timedelta(minutes=1))
     f = await conn.fetchrow("SELECT * FROM ops.derivs_features_1m WHERE venue = 'binance' AND bucket = $1", START)
@@ -94,8 +109,10 @@ async def test_binance_derivs_ride_the_market_route(binance, conn, db_dsn, tmp_p
     assert venue.polls() == []
     async with running(db_dsn, [venue], tmp_path):
         await binance.wait_subscribed("btcusdt@markPrice@1s")
-    streams = await conn.fetchval("SELECT streams FROM ops.connection_events WHERE event = 'subscribed' "
-                                  "AND url LIKE '%/market/ws' AND 'btcusdt@markPrice@1s' = any(streams)")
+    streams = await conn.fetchval(
+        "SELECT streams FROM ops.connection_events WHERE event = 'subscribed' "
+        "AND url LIKE '%/market/ws' AND 'btcusdt@markPrice@1s' = any(streams)"
+    )
     assert streams == ["btcusdt@markPrice@1s", "btcusdt@forceOrder"]
 
 
@@ -124,15 +141,17 @@ async def test_bad_derivs_messages_are_quarantined(binance, conn, db_dsn, tmp_pa
     async with running(db_dsn, [venue], tmp_path):
         await binance.wait_subscribed("btcusdt@markPrice@1s")
         bad_mark = mark_price("BTCUSDT", "NaN", "91000", "0.0001", T0, T0)
-        bad_funding = mark_price("BTCUSDT", "91000", "91000", "5", T0, T0 + 1)       # 500 % per 8 h
+        bad_funding = mark_price("BTCUSDT", "91000", "91000", "5", T0, T0 + 1)  # 500 % per 8 h
         bad_liq = force_order("BTCUSDT", "SELL", "-1", "0.5", T0 + 2)
         for payload in (bad_mark, bad_funding, bad_liq):
             await binance.publish(payload)
         await binance.publish(mark_price("BTCUSDT", "91000", "90990", "0.0001", T0, T0 + 3))
         await wait_until(conn, "SELECT count(*) FROM ops.raw_derivs", 1)
         await wait_until(conn, "SELECT count(*) FROM ops.rejected_messages", 3)
-    reasons = sorted(r["stream"] + " " + r["reason"].split(":")[1].strip()
-                     for r in await conn.fetch("SELECT stream, reason FROM ops.rejected_messages"))
+    reasons = sorted(
+        r["stream"] + " " + r["reason"].split(":")[1].strip()
+        for r in await conn.fetch("SELECT stream, reason FROM ops.rejected_messages")
+    )
     assert reasons == ["forceOrder o.p", "markPrice p", "markPrice r"]
 
 
@@ -150,9 +169,12 @@ async def test_hyperliquid_active_asset_ctx(hyperliquid, conn, db_dsn, tmp_path)
         await wait_until(conn, "SELECT count(*) FROM ops.raw_derivs", 2)
         await wait_until(conn, "SELECT count(*) FROM ops.rejected_messages", 1)
     rows = await conn.fetch("SELECT * FROM ops.raw_derivs ORDER BY ts")
-    assert [(r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"], r["open_interest"])
-            for r in rows] == [(91050.0, 91000.0, 0.0000125, timedelta(hours=1), 25000.5),
-                               (91060.0, 91010.0, 0.0000130, timedelta(hours=1), 25100.0)]
+    assert [
+        (r["mark_px"], r["index_px"], r["funding_rate"], r["funding_interval"], r["open_interest"]) for r in rows
+    ] == [
+        (91050.0, 91000.0, 0.0000125, timedelta(hours=1), 25000.5),
+        (91060.0, 91010.0, 0.0000130, timedelta(hours=1), 25100.0),
+    ]
     first = rows[0]
     assert first["ts"] == first["recv_ts"] and first["ts"] >= before  # the context carries no venue time
     assert first["next_funding_ts"] == first["ts"].replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)

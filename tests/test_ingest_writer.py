@@ -37,11 +37,18 @@ async def test_database_down_mid_stream_keeps_every_row_exactly_once(conn, db_ds
     proxy = await start_proxy(db_dsn)
     server = await BinanceServer().start()
     # A small memory bound, so the outage also exercises the spill file and its replay.
-    config = WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05, batch_rows=50, memory_rows=100,
-                          retry_initial_s=0.05, retry_cap_s=0.2)
+    config = WriterConfig(
+        spill_path=tmp_path / "spill.jsonl",
+        flush_s=0.05,
+        batch_rows=50,
+        memory_rows=100,
+        retry_initial_s=0.05,
+        retry_cap_s=0.2,
+    )
     try:
-        async with running(via(proxy, db_dsn), [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path,
-                           writer_config=config) as run:
+        async with running(
+            via(proxy, db_dsn), [Binance(["BTCUSDT"], ws_url=server.root, derivs=False)], tmp_path, writer_config=config
+        ) as run:
             await server.wait_subscribed("btcusdt@aggTrade")
             for a in range(1, 101):
                 await server.publish(agg_trade("BTCUSDT", a, "90000", "1", T0 + a, buyer_is_maker=False))
@@ -69,8 +76,10 @@ async def test_database_down_mid_stream_keeps_every_row_exactly_once(conn, db_ds
 def trades(n: int, start: int = 0) -> list[Trade]:
     t0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
     now = datetime.now(UTC)
-    return [Trade("binance", "BTCUSDT", t0 + timedelta(milliseconds=i), now, str(i), 90000.0, 1.0, "buy")
-            for i in range(start, start + n)]
+    return [
+        Trade("binance", "BTCUSDT", t0 + timedelta(milliseconds=i), now, str(i), 90000.0, 1.0, "buy")
+        for i in range(start, start + n)
+    ]
 
 
 async def test_overlapping_batches_from_two_writers_are_stored_once(conn, db_dsn, tmp_path):
@@ -116,10 +125,23 @@ async def test_derivatives_rows_survive_the_spill_file_and_a_second_replay(conn,
     spill = tmp_path / "spill.jsonl"
     config = WriterConfig(spill_path=spill, flush_s=0.01, retry_initial_s=0.05, retry_cap_s=0.1, memory_rows=10)
     t0 = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
-    rows = [Derivs("okx", "BTC-USDT-SWAP", t0 + timedelta(seconds=i), t0, mark_px=91000.0 + i, funding_rate=0.0001,
-                   funding_interval=timedelta(hours=4), next_funding_ts=t0 + timedelta(hours=4)) for i in range(20)]
-    rows += [Derivs("okx", "BTC-USDT-SWAP", t0, t0, open_interest=22161.13),
-             Liquidation("okx", "BTC-USDT-SWAP", t0, t0, "sell", 90500.0, 0.3)]
+    rows = [
+        Derivs(
+            "okx",
+            "BTC-USDT-SWAP",
+            t0 + timedelta(seconds=i),
+            t0,
+            mark_px=91000.0 + i,
+            funding_rate=0.0001,
+            funding_interval=timedelta(hours=4),
+            next_funding_ts=t0 + timedelta(hours=4),
+        )
+        for i in range(20)
+    ]
+    rows += [
+        Derivs("okx", "BTC-USDT-SWAP", t0, t0, open_interest=22161.13),
+        Liquidation("okx", "BTC-USDT-SWAP", t0, t0, "sell", 90500.0, 0.3),
+    ]
     try:
         await proxy.cut()
         writer = Writer(via(proxy, db_dsn), config)
@@ -138,8 +160,11 @@ async def test_derivatives_rows_survive_the_spill_file_and_a_second_replay(conn,
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_derivs") == 21
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_liquidations") == 1
     first = await conn.fetchrow("SELECT * FROM ops.raw_derivs WHERE mark_px = 91000")
-    assert (first["funding_interval"], first["next_funding_ts"], first["index_px"]) == \
-        (timedelta(hours=4), t0 + timedelta(hours=4), None)
+    assert (first["funding_interval"], first["next_funding_ts"], first["index_px"]) == (
+        timedelta(hours=4),
+        t0 + timedelta(hours=4),
+        None,
+    )
 
 
 async def test_a_batch_the_database_refuses_is_set_aside_and_later_batches_still_land(conn, db_dsn, tmp_path):
@@ -164,8 +189,7 @@ async def test_ingest_starts_while_the_database_is_down(conn, db_dsn, tmp_path):
     try:
         await proxy.cut()
         venue = Binance(["BTCUSDT", "ADAUSDT"], ws_url=server.root, derivs=False)
-        async with running(via(proxy, db_dsn), [venue], tmp_path,
-                           writer_config=config) as run:
+        async with running(via(proxy, db_dsn), [venue], tmp_path, writer_config=config) as run:
             await server.wait_subscribed("adausdt@aggTrade")
             for a in range(1, 51):
                 await server.publish(agg_trade("ADAUSDT", a, "0.45", "100", T0 + a, buyer_is_maker=False))

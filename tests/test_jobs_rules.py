@@ -22,25 +22,30 @@ def write(tmp_path, text: str):
 
 def test_bad_rules_file_fails_naming_the_field(tmp_path, capsys, monkeypatch):
     path = write(tmp_path, "[rules.spread_blowout]\nfor_minutes = 0\n")
-    monkeypatch.setenv("TOWER_DSN", "postgresql://nobody@127.0.0.1:1/none")   # never reached
+    monkeypatch.setenv("TOWER_DSN", "postgresql://nobody@127.0.0.1:1/none")  # never reached
     assert main(["jobs", "--once", "--rules", str(path)]) == 2
     err = capsys.readouterr().err
     assert "rules.spread_blowout.for_minutes: must be >= 1" in err
     assert str(path) in err
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[rules.x]\nmetric = 'spread_z'\n", "rules.x: set at least one threshold"),
-    ("[rules.x]\nmetric = 'nope'\nwarning = 1\n", "rules.x: metric 'nope' is not a symbol metric"),
-    ("[rules.spread_blowout]\nwarning = 30\n", "thresholds must get stricter with severity"),
-    ("[rules.spread_blowout]\nclear_at = 10\n", "rules.spread_blowout: clear_at (10.0) must be on the clear side"),
-    ("[rules.spread_blowout]\ninhibited_by = ['price_jump']\n",
-     "rules.spread_blowout.inhibited_by: 'price_jump' is not a venue-scope rule (known: feed_down)"),
-    ("[rules.spread_blowout]\nfor_minuts = 3\n", "rules.spread_blowout.for_minuts: unknown field"),
-    ("[scoring.components.depth]\nhigh = 10\n", "scoring.components.depth: high (10.0) must be greater than low"),
-    ("[scoring]\nbaseline_minutes = 'x'\n", "scoring.baseline_minutes"),
-    ("[rules.spread_blowout\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[rules.x]\nmetric = 'spread_z'\n", "rules.x: set at least one threshold"),
+        ("[rules.x]\nmetric = 'nope'\nwarning = 1\n", "rules.x: metric 'nope' is not a symbol metric"),
+        ("[rules.spread_blowout]\nwarning = 30\n", "thresholds must get stricter with severity"),
+        ("[rules.spread_blowout]\nclear_at = 10\n", "rules.spread_blowout: clear_at (10.0) must be on the clear side"),
+        (
+            "[rules.spread_blowout]\ninhibited_by = ['price_jump']\n",
+            "rules.spread_blowout.inhibited_by: 'price_jump' is not a venue-scope rule (known: feed_down)",
+        ),
+        ("[rules.spread_blowout]\nfor_minuts = 3\n", "rules.spread_blowout.for_minuts: unknown field"),
+        ("[scoring.components.depth]\nhigh = 10\n", "scoring.components.depth: high (10.0) must be greater than low"),
+        ("[scoring]\nbaseline_minutes = 'x'\n", "scoring.baseline_minutes"),
+        ("[rules.spread_blowout\n", "not valid TOML"),
+    ],
+)
 def test_rule_errors_say_what_to_fix(tmp_path, text, message):
     with pytest.raises(RulesError, match="rules file .*" + _escape(message)):
         load_rules(write(tmp_path, text))
@@ -48,12 +53,18 @@ def test_rule_errors_say_what_to_fix(tmp_path, text, message):
 
 def _escape(text: str) -> str:
     import re
+
     return re.escape(text)
 
 
 def test_a_file_overrides_only_what_it_names(tmp_path):
-    rules = load_rules(write(tmp_path, "[rules.spread_blowout]\nfor_minutes = 4\n[rules.latency_spike]\n"
-                                      "enabled = false\n[notify]\nrepeat_minutes = 30\n"))
+    rules = load_rules(
+        write(
+            tmp_path,
+            "[rules.spread_blowout]\nfor_minutes = 4\n[rules.latency_spike]\n"
+            "enabled = false\n[notify]\nrepeat_minutes = 30\n",
+        )
+    )
     defaults = load_rules()
     assert rules.rules["spread_blowout"].for_minutes == 4
     assert rules.rules["spread_blowout"].warning == defaults.rules["spread_blowout"].warning
@@ -99,9 +110,14 @@ def run(values, rule=RULE, inhibited=None, repeat=timedelta(hours=4)):
 
 def test_severity_escalates_while_firing_and_never_drops():
     out, _ = run([10, 10, 25, 9, 3, 3])
-    assert out == [(0, "pending", "warning", None), (1, "firing", "warning", "firing"),
-                   (2, "firing", "critical", "escalated"), (3, "firing", "critical", None),
-                   (4, "firing", "critical", None), (5, "resolved", "critical", "resolved")]
+    assert out == [
+        (0, "pending", "warning", None),
+        (1, "firing", "warning", "firing"),
+        (2, "firing", "critical", "escalated"),
+        (3, "firing", "critical", None),
+        (4, "firing", "critical", None),
+        (5, "resolved", "critical", "resolved"),
+    ]
 
 
 def test_pending_that_clears_is_cancelled_without_a_notification():
@@ -111,7 +127,7 @@ def test_pending_that_clears_is_cancelled_without_a_notification():
 
 
 def test_hysteresis_keeps_firing_between_clear_at_and_the_threshold():
-    out, _ = run([10, 10, 6, 6, 6, 3, 3])   # 6 is below warning (8) but above clear_at (4)
+    out, _ = run([10, 10, 6, 6, 6, 3, 3])  # 6 is below warning (8) but above clear_at (4)
     assert [o[1] for o in out] == ["pending", "firing", "firing", "firing", "firing", "firing", "resolved"]
     assert out[-1][0] == 6
 

@@ -34,13 +34,13 @@ def test_jobs_once_and_events_from_the_command_line(db_dsn, monkeypatch, capsys)
         now = after(44).strftime("%Y-%m-%dT%H:%M:%SZ")
         assert main(["jobs", "--once", "--now", now]) == 0
         assert [b["kind"] for b in rx.bodies("/hook")] == ["firing", "resolved"]
-        assert main(["jobs", "--once", "--now", now]) == 0     # idempotent: nothing new to send
+        assert main(["jobs", "--once", "--now", now]) == 0  # idempotent: nothing new to send
         assert len(rx.received) == 2
 
     capsys.readouterr()
-    assert main(["events"]) == 0                       # closed, and older than the default 24 h
+    assert main(["events"]) == 0  # closed, and older than the default 24 h
     assert capsys.readouterr().out.strip() == "no risk events"
-    assert main(["events", "--since", "1000d"]) == 0   # the scenario is in the past: widen the window
+    assert main(["events", "--since", "1000d"]) == 0  # the scenario is in the past: widen the window
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].split()[:6] == ["id", "state", "severity", "rule", "venue", "symbol"]
@@ -57,8 +57,8 @@ def test_jobs_command_rejects_now_without_once(monkeypatch, capsys):
 
 
 async def test_retention_job_drops_old_chunks_under_apache_and_records_its_run(conn, db_dsn, license):
-    await quiesce_background_jobs(conn)                         # TSL's own retention job must not win the race
-    old = datetime.now(UTC) - timedelta(days=60)                # raw_trades keep 30 days by default
+    await quiesce_background_jobs(conn)  # TSL's own retention job must not win the race
+    old = datetime.now(UTC) - timedelta(days=60)  # raw_trades keep 30 days by default
     await insert_trades(conn, [("binance", "BTCUSDT", old, old, "1", 100.0, 1.0, "buy")])
     pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=2)
     try:
@@ -93,6 +93,7 @@ async def test_service_schedules_the_jobs_catches_up_and_beats(conn, db_dsn):
                 result = await job()
                 ran[name].set()
                 return result
+
             return wrapped
 
         jobs.risk, jobs.heartbeat = noting("risk", jobs.risk), noting("heartbeat", jobs.heartbeat)

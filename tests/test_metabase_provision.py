@@ -28,9 +28,17 @@ def fake():
 
 
 def settings_for(server: FakeMetabase, **overrides) -> MetabaseSettings:
-    values = {"metabase_url": server.url, "metabase_public_url": "http://localhost:3000",
-              "metabase_db_host": "timescaledb", "metabase_db_port": 5432, "metabase_db_name": "tower",
-              "readonly_password": RO_PASSWORD, "metabase_wait_s": 5, **ADMIN, **overrides}
+    values = {
+        "metabase_url": server.url,
+        "metabase_public_url": "http://localhost:3000",
+        "metabase_db_host": "timescaledb",
+        "metabase_db_port": 5432,
+        "metabase_db_name": "tower",
+        "readonly_password": RO_PASSWORD,
+        "metabase_wait_s": 5,
+        **ADMIN,
+        **overrides,
+    }
     return MetabaseSettings(**values)
 
 
@@ -49,7 +57,12 @@ def test_first_run_sets_up_metabase_and_wires_every_filter(fake):
     db = fake.databases[report.database_id]
     assert db["engine"] == "postgres"
     assert {k: db["details"][k] for k in ("host", "port", "dbname", "user", "password")} == {
-        "host": "timescaledb", "port": 5432, "dbname": "tower", "user": "tower_readonly", "password": RO_PASSWORD}
+        "host": "timescaledb",
+        "port": 5432,
+        "dbname": "tower",
+        "user": "tower_readonly",
+        "password": RO_PASSWORD,
+    }
     assert report.cards["created"] == N_CARDS == len(fake.cards)
     assert report.dashboards["created"] == 3
 
@@ -66,7 +79,7 @@ def test_first_run_sets_up_metabase_and_wires_every_filter(fake):
             assert saved["display"] == card.display
             assert saved["collection_id"] == report.collection_id
             tags = saved["dataset_query"]["native"]["template-tags"]
-            for name in template.required_tags(card.sql):     # e.g. {{hours}}, {{asset}} in cross_venue_basis
+            for name in template.required_tags(card.sql):  # e.g. {{hours}}, {{asset}} in cross_venue_basis
                 assert tags[name]["required"] is True and tags[name]["default"] == str(d.filter(name).default)
             dc = next(x for x in dash["dashcards"] if x["card_id"] == saved["id"])
             assert (dc["row"], dc["col"], dc["size_x"], dc["size_y"]) == (card.row, card.col, card.size_x, card.size_y)
@@ -74,7 +87,8 @@ def test_first_run_sets_up_metabase_and_wires_every_filter(fake):
             assert wired == set(card.tags)
             assert all(m["card_id"] == saved["id"] for m in dc["parameter_mappings"])
     assert [link.url for link in report.links] == [
-        f"http://localhost:3000/dashboard/{link.dashboard_id}#refresh=60" for link in report.links]
+        f"http://localhost:3000/dashboard/{link.dashboard_id}#refresh=60" for link in report.links
+    ]
 
 
 def test_second_run_creates_and_changes_nothing(fake):
@@ -133,8 +147,12 @@ def test_public_links_are_created_once(fake):
     first = run(fake, public=True)
     second = run(fake, public=True)
     assert fake.settings["enable-public-sharing"] is True
-    assert all(link.public_url and link.public_url.startswith("http://localhost:3000/public/dashboard/")
-               and link.public_url.endswith("#refresh=60") for link in first.links)
+    assert all(
+        link.public_url
+        and link.public_url.startswith("http://localhost:3000/public/dashboard/")
+        and link.public_url.endswith("#refresh=60")
+        for link in first.links
+    )
     assert [x.public_url for x in second.links] == [x.public_url for x in first.links]
 
 
@@ -177,8 +195,18 @@ def test_metabase_that_never_gets_healthy_times_out_clearly(fake):
 
 def test_unreachable_metabase_times_out_clearly():
     with pytest.raises(MetabaseError, match="not healthy after"):
-        provision(MetabaseSettings(metabase_url="http://127.0.0.1:9", metabase_db_host="h", metabase_db_name="n",
-                                   readonly_password="x", metabase_wait_s=0.1, **ADMIN), DASHBOARDS, poll_s=0.01)
+        provision(
+            MetabaseSettings(
+                metabase_url="http://127.0.0.1:9",
+                metabase_db_host="h",
+                metabase_db_name="n",
+                readonly_password="x",
+                metabase_wait_s=0.1,
+                **ADMIN,
+            ),
+            DASHBOARDS,
+            poll_s=0.01,
+        )
 
 
 def test_the_contract_server_holds_metabase_to_its_rules(fake):
@@ -186,31 +214,40 @@ def test_the_contract_server_holds_metabase_to_its_rules(fake):
     http = httpx.Client(base_url=fake.url)
     assert http.post("/api/setup", json={"token": fake.setup_token}).status_code == 403
     assert http.get("/api/collection").status_code == 401
-    session = http.post("/api/session", json={"username": ADMIN["metabase_email"],
-                                               "password": ADMIN["metabase_password"]}).json()["id"]
+    session = http.post(
+        "/api/session", json={"username": ADMIN["metabase_email"], "password": ADMIN["metabase_password"]}
+    ).json()["id"]
     http.headers["X-Metabase-Session"] = session
     dash = next(iter(fake.dashboards.values()))
     dc = next(x for x in dash["dashcards"] if x["parameter_mappings"])
     no_card_id = [{k: v for k, v in m.items() if k != "card_id"} for m in dc["parameter_mappings"]]
-    body = {"dashcards": [{**x, "parameter_mappings": no_card_id} if x["id"] == dc["id"] else x
-                          for x in dash["dashcards"]]}
+    body = {
+        "dashcards": [{**x, "parameter_mappings": no_card_id} if x["id"] == dc["id"] else x for x in dash["dashcards"]]
+    }
     response = http.put(f"/api/dashboard/{dash['id']}", json=body)
     assert response.status_code == 400 and "card_id" in response.text
     assert http.post(f"/api/dashboard/{dash['id']}/cards", json={"cardId": dc["card_id"]}).status_code == 404
 
 
 def test_cli_prints_dashboard_urls_and_a_result_line(fake, monkeypatch, capsys):
-    env = {"TOWER_METABASE_URL": fake.url, "TOWER_METABASE_EMAIL": ADMIN["metabase_email"],
-           "TOWER_METABASE_PASSWORD": ADMIN["metabase_password"], "TOWER_METABASE_DB_HOST": "timescaledb",
-           "TOWER_METABASE_DB_NAME": "tower", "TOWER_READONLY_PASSWORD": RO_PASSWORD,
-           "TOWER_METABASE_PUBLIC_URL": "http://localhost:3000"}
+    env = {
+        "TOWER_METABASE_URL": fake.url,
+        "TOWER_METABASE_EMAIL": ADMIN["metabase_email"],
+        "TOWER_METABASE_PASSWORD": ADMIN["metabase_password"],
+        "TOWER_METABASE_DB_HOST": "timescaledb",
+        "TOWER_METABASE_DB_NAME": "tower",
+        "TOWER_READONLY_PASSWORD": RO_PASSWORD,
+        "TOWER_METABASE_PUBLIC_URL": "http://localhost:3000",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     assert cli.main(["metabase", "provision"]) == 0
     out = capsys.readouterr().out
     for d in DASHBOARDS:
-        assert any(line.startswith(d.name) and "http://localhost:3000/dashboard/" in line
-                   and line.endswith("#refresh=60") for line in out.splitlines())
+        assert any(
+            line.startswith(d.name) and "http://localhost:3000/dashboard/" in line and line.endswith("#refresh=60")
+            for line in out.splitlines()
+        )
     assert f"cards created={N_CARDS} updated=0 unchanged=0" in out
     assert out.splitlines()[-1].startswith("RESULT metabase provision: auth=setup database=created")
 

@@ -9,8 +9,10 @@ import pytest
 from metabase import spec, template
 
 KINDS = {"venue": template.TEXT, "symbol": template.TEXT, "hours": template.NUMBER}
-SQL = "SELECT 1 FROM t WHERE ts > now() - {{hours}} * INTERVAL '1 hour' [[AND venue = {{venue}}]] " \
-      "[[AND symbol = {{ symbol }} AND venue = {{venue}}]]"
+SQL = (
+    "SELECT 1 FROM t WHERE ts > now() - {{hours}} * INTERVAL '1 hour' [[AND venue = {{venue}}]] "
+    "[[AND symbol = {{ symbol }} AND venue = {{venue}}]]"
+)
 
 
 def test_optional_clauses_drop_without_a_value_and_text_is_bound_not_inlined():
@@ -22,11 +24,14 @@ def test_optional_clauses_drop_without_a_value_and_text_is_bound_not_inlined():
     assert "- 0.5 * INTERVAL" in sql and sql.count("$") == 3 and args == ["binance", "BTCUSDT", "binance"]
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({}, "required but has no value"),
-    ({"hours": "1; DROP TABLE t"}, "not a number"),
-    ({"hours": float("nan")}, "not a finite number"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "required but has no value"),
+        ({"hours": "1; DROP TABLE t"}, "not a number"),
+        ({"hours": float("nan")}, "not a finite number"),
+    ],
+)
 def test_bad_parameter_values_are_refused(values, message):
     with pytest.raises(template.TemplateError, match=message):
         template.substitute(SQL, values, KINDS)
@@ -52,15 +57,24 @@ HEAD = 'name = "Demo"\n[[filters]]\nslug = "venue"\nname = "Venue"\n'
 CARD = '[[cards]]\nsql = "{sql}"\nname = "{name}"\ndisplay = "table"\nrow = {row}\ncol = 0\nsize_x = 12\nsize_y = 4\n'
 
 
-@pytest.mark.parametrize(("toml", "cards", "message"), [
-    (HEAD + CARD.format(sql="a", name="A", row=0), {"a": "SELECT 1 WHERE x = {{symbol}}"}, "no such filter"),
-    (HEAD + CARD.format(sql="a", name="A", row=0), {"a": "SELECT 1 WHERE venue = {{venue}}"}, "needs a default"),
-    (HEAD + CARD.format(sql="a", name="A", row=0) + CARD.format(sql="b", name="B", row=3),
-     {"a": "SELECT 1", "b": "SELECT 2"}, "overlap"),
-    (HEAD + CARD.format(sql="a", name="A", row=0), {}, "no SQL file"),
-    (HEAD + CARD.format(sql="a", name="A", row=0).replace('"table"', '"line"'), {"a": "SELECT 1"},
-     "needs graph.dimensions"),
-])
+@pytest.mark.parametrize(
+    ("toml", "cards", "message"),
+    [
+        (HEAD + CARD.format(sql="a", name="A", row=0), {"a": "SELECT 1 WHERE x = {{symbol}}"}, "no such filter"),
+        (HEAD + CARD.format(sql="a", name="A", row=0), {"a": "SELECT 1 WHERE venue = {{venue}}"}, "needs a default"),
+        (
+            HEAD + CARD.format(sql="a", name="A", row=0) + CARD.format(sql="b", name="B", row=3),
+            {"a": "SELECT 1", "b": "SELECT 2"},
+            "overlap",
+        ),
+        (HEAD + CARD.format(sql="a", name="A", row=0), {}, "no SQL file"),
+        (
+            HEAD + CARD.format(sql="a", name="A", row=0).replace('"table"', '"line"'),
+            {"a": "SELECT 1"},
+            "needs graph.dimensions",
+        ),
+    ],
+)
 def test_inconsistent_dashboard_files_are_refused_with_the_reason(tmp_path, toml, cards, message):
     root = write(tmp_path, toml, cards)
     with pytest.raises(spec.SpecError, match=message):

@@ -21,8 +21,11 @@ def free_port() -> int:
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels) -> float:
@@ -36,10 +39,13 @@ async def test_ingest_metrics_match_what_reached_the_database(monkeypatch, conn,
     server = await BinanceServer().start()
     before: dict = {}
     try:
-        run = asyncio.create_task(asyncio.to_thread(
-            main, ["ingest", "binance", "--symbols", "SOLUSDT", "--ws-url", server.root, "--duration", "3"]))
+        run = asyncio.create_task(
+            asyncio.to_thread(
+                main, ["ingest", "binance", "--symbols", "SOLUSDT", "--ws-url", server.root, "--duration", "3"]
+            )
+        )
         await server.wait_subscribed("solusdt@aggTrade")
-        before = await asyncio.to_thread(scrape, port)   # the endpoint is up while ingest runs
+        before = await asyncio.to_thread(scrape, port)  # the endpoint is up while ingest runs
         for a in range(1, 31):
             await server.publish(agg_trade("SOLUSDT", a, "150.25", "2", NOW_MS + a, buyer_is_maker=a % 3 == 0))
         await server.publish_raw("solusdt@aggTrade", '{"e": "aggTrade", "s": "SOLUSDT", "p": "NaN"')
@@ -58,8 +64,10 @@ async def test_ingest_metrics_match_what_reached_the_database(monkeypatch, conn,
     assert delta("tower_ingest_messages_received_total", venue="binance", stream="trades") == stored
     assert delta("tower_ingest_messages_written_total", venue="binance", stream="trades") == stored
     # Not JSON at all: the stream cannot be known from the frame.
-    assert delta("tower_ingest_messages_rejected_total", venue="binance", stream="unknown",
-                 reason="malformed_json") == rejected
+    assert (
+        delta("tower_ingest_messages_rejected_total", venue="binance", stream="unknown", reason="malformed_json")
+        == rejected
+    )
     assert delta("tower_ingest_commit_latency_seconds_count") >= 1
     assert value(after, "tower_ingest_writer_queue_depth") == 0
     assert value(after, "tower_ingest_spill_bytes") == 0

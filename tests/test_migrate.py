@@ -25,12 +25,43 @@ from tower.cli import main
 from tower.migrate import DB_DIR, MigrationError, discover, migrate
 
 FEATURE_COLUMNS = {
-    "bucket", "venue", "symbol", "asset", "book_updates", "spread_bps_mean", "spread_bps_min",
-    "spread_bps_max", "bid_qty_mean", "ask_qty_mean", "bid_notional_mean", "ask_notional_mean",
-    "depth_notional_mean", "book_imbalance_mean", "book_imbalance_close", "mid_open", "mid_high",
-    "mid_low", "mid_close", "trade_count", "volume", "notional", "buy_volume", "sell_volume",
-    "flow_imbalance", "vwap", "open", "high", "low", "close", "last_update_ts", "freshness_s",
-    "latency_ms_mean", "latency_ms_min", "latency_ms_max", "book_coverage", "trade_coverage",
+    "bucket",
+    "venue",
+    "symbol",
+    "asset",
+    "book_updates",
+    "spread_bps_mean",
+    "spread_bps_min",
+    "spread_bps_max",
+    "bid_qty_mean",
+    "ask_qty_mean",
+    "bid_notional_mean",
+    "ask_notional_mean",
+    "depth_notional_mean",
+    "book_imbalance_mean",
+    "book_imbalance_close",
+    "mid_open",
+    "mid_high",
+    "mid_low",
+    "mid_close",
+    "trade_count",
+    "volume",
+    "notional",
+    "buy_volume",
+    "sell_volume",
+    "flow_imbalance",
+    "vwap",
+    "open",
+    "high",
+    "low",
+    "close",
+    "last_update_ts",
+    "freshness_s",
+    "latency_ms_mean",
+    "latency_ms_min",
+    "latency_ms_max",
+    "book_coverage",
+    "trade_coverage",
     "sample_count",
 }
 
@@ -38,8 +69,8 @@ FEATURE_COLUMNS = {
 async def columns(conn: asyncpg.Connection, relation: str) -> set[str]:
     schema, name = relation.split(".")
     rows = await conn.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-        schema, name)
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2", schema, name
+    )
     return {r["column_name"] for r in rows}
 
 
@@ -81,7 +112,8 @@ async def test_failed_migration_leaves_nothing_behind(conn, tmp_path):
     for f in discover():
         (tmp_path / f.name).write_text(f.body)
     (tmp_path / "migrations" / "9001_broken.sql").write_text(
-        "CREATE TABLE ops.half_done (id int);\nSELECT no_such_function();")
+        "CREATE TABLE ops.half_done (id int);\nSELECT no_such_function();"
+    )
     with pytest.raises(MigrationError, match="9001_broken.sql failed"):
         await migrate(conn, discover(tmp_path), log=lambda _: None)
     assert await conn.fetchval("SELECT to_regclass('ops.half_done') IS NULL")
@@ -91,24 +123,44 @@ async def test_failed_migration_leaves_nothing_behind(conn, tmp_path):
 async def test_feature_relations_have_the_contract_columns(conn):
     assert FEATURE_COLUMNS <= await columns(conn, "ops.features_1m")
     assert FEATURE_COLUMNS <= await columns(conn, "ops.features_1h")
-    for relation in ("ops.raw_trades", "ops.raw_book_l1", "ops.instruments", "ops.connection_events",
-                     "ops.feed_gaps", "ops.rejected_messages", "ops.risk_scores", "ops.risk_events",
-                     "ops.book_1m", "ops.trades_1m", "ops.book_1h", "ops.trades_1h"):
+    for relation in (
+        "ops.raw_trades",
+        "ops.raw_book_l1",
+        "ops.instruments",
+        "ops.connection_events",
+        "ops.feed_gaps",
+        "ops.rejected_messages",
+        "ops.risk_scores",
+        "ops.risk_events",
+        "ops.book_1m",
+        "ops.trades_1m",
+        "ops.book_1h",
+        "ops.trades_1h",
+    ):
         assert await columns(conn, relation), f"{relation} missing"
     assert {"venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"} <= await columns(
-        conn, "ops.raw_trades")
-    assert {"venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"} <= \
-        await columns(conn, "ops.raw_book_l1")
+        conn, "ops.raw_trades"
+    )
+    assert {"venue", "symbol", "ts", "recv_ts", "bid_px", "bid_qty", "ask_px", "ask_qty", "update_id"} <= await columns(
+        conn, "ops.raw_book_l1"
+    )
 
 
 async def test_apache_mode_creates_plain_views(conn, license):
-    kinds = dict(await conn.fetch(
-        "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'ops' AND c.relname IN ('book_1m', 'trades_1m', 'book_1h', 'trades_1h')"))
+    kinds = dict(
+        await conn.fetch(
+            "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'ops' AND c.relname IN ('book_1m', 'trades_1m', 'book_1h', 'trades_1h')"
+        )
+    )
     assert set(kinds) == {"book_1m", "trades_1m", "book_1h", "trades_1h"}
     # A continuous aggregate is also a view in pg_class; what differs is TimescaleDB's catalog.
-    caggs = {r["view_name"] for r in await conn.fetch(
-        "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'ops'")}
+    caggs = {
+        r["view_name"]
+        for r in await conn.fetch(
+            "SELECT view_name FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'ops'"
+        )
+    }
     if license == "apache":
         assert caggs == set()
     else:
@@ -119,16 +171,28 @@ async def test_apache_mode_creates_plain_views(conn, license):
 async def test_tsl_mode_creates_realtime_caggs_and_jobs(conn):
     rows = await conn.fetch(
         "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates "
-        "WHERE view_schema = 'ops'")
+        "WHERE view_schema = 'ops'"
+    )
     assert {r["view_name"]: r["materialized_only"] for r in rows} == {
-        "book_1m": False, "trades_1m": False, "book_1h": False, "trades_1h": False,
-        "derivs_1m": False, "liquidations_1m": False}
+        "book_1m": False,
+        "trades_1m": False,
+        "book_1h": False,
+        "trades_1h": False,
+        "derivs_1m": False,
+        "liquidations_1m": False,
+    }
     jobs = await conn.fetch("SELECT proc_name, relation FROM ops.policy_jobs")
     by_kind: dict[str, set[str]] = {}
     for j in jobs:
         by_kind.setdefault(j["proc_name"], set()).add(j["relation"].removeprefix("ops."))
-    assert by_kind["policy_refresh_continuous_aggregate"] == {"book_1m", "trades_1m", "book_1h", "trades_1h",
-                                                              "derivs_1m", "liquidations_1m"}
+    assert by_kind["policy_refresh_continuous_aggregate"] == {
+        "book_1m",
+        "trades_1m",
+        "book_1h",
+        "trades_1h",
+        "derivs_1m",
+        "liquidations_1m",
+    }
     assert {"raw_trades", "raw_book_l1", "risk_scores", "book_1m", "trades_1m"} <= by_kind["policy_compression"]
     assert {"raw_trades", "raw_book_l1", "rejected_messages", "book_1m", "book_1h"} <= by_kind["policy_retention"]
 
@@ -196,27 +260,37 @@ async def records(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 
 async def view_shape(conn: asyncpg.Connection, relation: str) -> list[tuple[str, str]]:
     """(column, type) in column order: the contract dashboards and ad-hoc SQL rely on."""
-    return [tuple(r) for r in await conn.fetch(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
-        "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", relation)]
+    return [
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            relation,
+        )
+    ]
 
 
 async def test_views_are_recorded_in_dependency_order(conn):
     views = [f for f in discover() if f.kind == "view"]
     assert {f.view for f in views} == set(VIEWS)
     rows = dict(await conn.fetch("SELECT relation, name FROM ops.schema_migrations WHERE kind = 'view'"))
-    assert rows == {"ops.features_1m": "views/features_1m.sql", "ops.features_1h": "views/features_1h.sql",
-                    "ops.derivs_features_1m": "views/derivs_features_1m.sql"}
+    assert rows == {
+        "ops.features_1m": "views/features_1m.sql",
+        "ops.features_1h": "views/features_1h.sql",
+        "ops.derivs_features_1m": "views/derivs_features_1m.sql",
+    }
     assert not await conn.fetchval(
-        "SELECT count(*) FROM ops.schema_migrations WHERE name ~ '^caggs/(0110|0111|0620|0621)_'")
-    assert [f.name for f in discover()][-len(views):] == [f.name for f in views]  # views after numbered files
+        "SELECT count(*) FROM ops.schema_migrations WHERE name ~ '^caggs/(0110|0111|0620|0621)_'"
+    )
+    assert [f.name for f in discover()][-len(views) :] == [f.name for f in views]  # views after numbered files
 
 
 async def test_changed_view_is_recreated_with_its_dependants_in_one_transaction(conn, tmp_path):
     root = copy_db(tmp_path)
     # Named to sort before features_1m: it must still be created after it.
     (root / "views" / "btc_minutes.sql").write_text(
-        "CREATE VIEW ops.btc_minutes AS SELECT bucket, venue, mid_close FROM ops.features_1m WHERE asset = 'BTC';")
+        "CREATE VIEW ops.btc_minutes AS SELECT bucket, venue, mid_close FROM ops.features_1m WHERE asset = 'BTC';"
+    )
     report = await migrate(conn, discover(root), log=lambda _: None)
     assert report.views == {"ops.btc_minutes": "created"}
     role = f"analyst_{uuid.uuid4().hex[:8]}"
@@ -227,8 +301,11 @@ async def test_changed_view_is_recreated_with_its_dependants_in_one_transaction(
         edit(root, FEATURES_FILE, "-- sample_count and the coverage", "-- (edited) sample_count and the coverage")
         lines: list[str] = []
         report = await migrate(conn, discover(root), log=lines.append)
-        assert report.views == {"ops.features_1m": "replaced", "ops.features_1h": "replaced",
-                                "ops.btc_minutes": "replaced"}
+        assert report.views == {
+            "ops.features_1m": "replaced",
+            "ops.features_1h": "replaced",
+            "ops.btc_minutes": "replaced",
+        }
         assert report.applied == []
         assert "view ops.features_1m: replaced" in lines and "view ops.btc_minutes: replaced" in lines
         assert not any("derivs_features_1m" in line for line in lines)
@@ -237,14 +314,21 @@ async def test_changed_view_is_recreated_with_its_dependants_in_one_transaction(
         recreated = [after[r] for r in ("ops.features_1m", "ops.features_1h", "ops.btc_minutes")]
         assert all(after[r] != before[r] for r in ("ops.features_1m", "ops.features_1h", "ops.btc_minutes"))
         # One transaction: every recreated view (its rule) and its record carry the same transaction id.
-        xids = {r[0] for r in await conn.fetch(
-            "SELECT xmin::text FROM pg_rewrite WHERE ev_class = ANY($1::oid[])", recreated)}
-        xids |= {r[0] for r in await conn.fetch(
-            "SELECT xmin::text FROM ops.schema_migrations WHERE relation = ANY($1::text[])",
-            ["ops.features_1m", "ops.features_1h", "ops.btc_minutes"])}
+        xids = {
+            r[0]
+            for r in await conn.fetch("SELECT xmin::text FROM pg_rewrite WHERE ev_class = ANY($1::oid[])", recreated)
+        }
+        xids |= {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT xmin::text FROM ops.schema_migrations WHERE relation = ANY($1::text[])",
+                ["ops.features_1m", "ops.features_1h", "ops.btc_minutes"],
+            )
+        }
         assert len(xids) == 1
         recorded = await conn.fetchval(
-            "SELECT checksum FROM ops.schema_migrations WHERE name = 'views/features_1m.sql'")
+            "SELECT checksum FROM ops.schema_migrations WHERE name = 'views/features_1m.sql'"
+        )
         assert recorded == next(f.checksum for f in discover(root) if f.view == "ops.features_1m")
         # Grants survive the recreation: the user's own, and the dashboards' role.
         assert await conn.fetchval("SELECT has_table_privilege($1, 'ops.features_1m', 'SELECT')", role)
@@ -265,12 +349,19 @@ async def test_broken_view_file_leaves_every_view_as_it_was(conn, tmp_path):
     root = copy_db(tmp_path)
     # A valid change applied first (derivs sorts first), then a broken one: both must roll back.
     edit(root, "views/derivs_features_1m.sql", "AS derivs_updates,", "AS derivs_updates,  -- edited")
-    edit(root, FEATURES_FILE, "m.book_updates + m.trade_count                                     AS sample_count",
-         "m.no_such_column AS sample_count")
+    edit(
+        root,
+        FEATURES_FILE,
+        "m.book_updates + m.trade_count                                     AS sample_count",
+        "m.no_such_column AS sample_count",
+    )
     before = await oids(conn, VIEWS)
     before_records = await records(conn)
-    with pytest.raises(MigrationError, match=r"views/features_\{grain\}\.sql for ops\.features_1m failed.*"
-                                             r"no_such_column.*left as they were"):
+    with pytest.raises(
+        MigrationError,
+        match=r"views/features_\{grain\}\.sql for ops\.features_1m failed.*"
+        r"no_such_column.*left as they were",
+    ):
         await migrate(conn, discover(root), log=lambda _: None)
     assert await oids(conn, VIEWS) == before
     assert await records(conn) == before_records
@@ -285,8 +376,11 @@ async def test_unmanaged_dependant_stops_the_run_and_nothing_changes(conn, tmp_p
     edit(root, FEATURES_FILE, "-- sample_count and the coverage", "-- (edited) sample_count and the coverage")
     before = await oids(conn, (*VIEWS, "public.my_spreads"))
     before_records = await records(conn)
-    with pytest.raises(MigrationError, match=r"would drop public\.my_spreads.*no file in db/views/.*"
-                                             r"Nothing was changed") as err:
+    with pytest.raises(
+        MigrationError,
+        match=r"would drop public\.my_spreads.*no file in db/views/.*"
+        r"Nothing was changed",
+    ) as err:
         await migrate(conn, discover(root), log=lambda _: None)
     assert "views/features_{grain}.sql" in str(err.value)
     assert await oids(conn, (*VIEWS, "public.my_spreads")) == before
@@ -323,11 +417,13 @@ async def test_view_file_must_define_the_view_it_is_named_after(tmp_path):
 def old_layout(tmp_path: Path) -> Path:
     """db/ and the runner as they were before db/views existed, straight from git."""
     repo = DB_DIR.parent
-    archive = subprocess.run(["git", "-C", str(repo), "archive", OLD_LAYOUT, "db", "tower/migrate.py"],
-                             capture_output=True)
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", OLD_LAYOUT, "db", "tower/migrate.py"], capture_output=True
+    )
     if archive.returncode != 0:
-        pytest.skip(f"needs the git history of this repository (commit {OLD_LAYOUT}): "
-                    f"{archive.stderr.decode().strip()}")
+        pytest.skip(
+            f"needs the git history of this repository (commit {OLD_LAYOUT}): {archive.stderr.decode().strip()}"
+        )
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tmp_path, filter="data")
     return tmp_path
@@ -350,23 +446,53 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
     try:
         await old_runner.migrate(conn, log=lambda _: None)
         old_names = {r[0] for r in await conn.fetch("SELECT name FROM ops.schema_migrations")}
-        assert {"caggs/0110_features_1m.sql", "caggs/0111_features_1h.sql", "caggs/0620_derivs_features_1m.sql",
-                "caggs/0621_derivs_features_revised.sql"} <= old_names
-        await insert_book(conn, [
-            ("binance", "BTCUSDT", at(0.5), at(0.6), 100.0, 3.0, 100.1, 1.0, 1),
-            ("binance", "BTCUSDT", at(70), at(70.2), 100.0, 1.0, 100.2, 2.0, 2),
-            ("okx", "BTC-USDT-SWAP", at(3), at(3.1), 99.9, 1.0, 100.1, 3.0, 1)])
-        await insert_trades(conn, [
-            ("binance", "BTCUSDT", at(5), at(5.01), "1", 100.05, 1.0, "buy"),
-            ("binance", "BTCUSDT", at(65), at(65.03), "2", 100.0, 3.0, "sell")])
-        await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=[
-            ("okx", "BTC-USDT-SWAP", at(1), at(1), 100.1, None, None, None, None, 10.0),
-            ("okx", "BTC-USDT-SWAP", at(2), at(2), None, 100.0, 0.0001, timedelta(hours=8), None, None)],
-            columns=["venue", "symbol", "ts", "recv_ts", "mark_px", "index_px", "funding_rate",
-                     "funding_interval", "next_funding_ts", "open_interest"])
-        await conn.copy_records_to_table("raw_liquidations", schema_name="ops", records=[
-            ("binance", "BTCUSDT", at(9), at(9), "sell", 100.0, 2.0)],
-            columns=["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"])
+        assert {
+            "caggs/0110_features_1m.sql",
+            "caggs/0111_features_1h.sql",
+            "caggs/0620_derivs_features_1m.sql",
+            "caggs/0621_derivs_features_revised.sql",
+        } <= old_names
+        await insert_book(
+            conn,
+            [
+                ("binance", "BTCUSDT", at(0.5), at(0.6), 100.0, 3.0, 100.1, 1.0, 1),
+                ("binance", "BTCUSDT", at(70), at(70.2), 100.0, 1.0, 100.2, 2.0, 2),
+                ("okx", "BTC-USDT-SWAP", at(3), at(3.1), 99.9, 1.0, 100.1, 3.0, 1),
+            ],
+        )
+        await insert_trades(
+            conn,
+            [
+                ("binance", "BTCUSDT", at(5), at(5.01), "1", 100.05, 1.0, "buy"),
+                ("binance", "BTCUSDT", at(65), at(65.03), "2", 100.0, 3.0, "sell"),
+            ],
+        )
+        await conn.copy_records_to_table(
+            "raw_derivs",
+            schema_name="ops",
+            records=[
+                ("okx", "BTC-USDT-SWAP", at(1), at(1), 100.1, None, None, None, None, 10.0),
+                ("okx", "BTC-USDT-SWAP", at(2), at(2), None, 100.0, 0.0001, timedelta(hours=8), None, None),
+            ],
+            columns=[
+                "venue",
+                "symbol",
+                "ts",
+                "recv_ts",
+                "mark_px",
+                "index_px",
+                "funding_rate",
+                "funding_interval",
+                "next_funding_ts",
+                "open_interest",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "raw_liquidations",
+            schema_name="ops",
+            records=[("binance", "BTCUSDT", at(9), at(9), "sell", 100.0, 2.0)],
+            columns=["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"],
+        )
         await refresh_feature_caggs(conn, T0, T0 + timedelta(hours=1))
         shapes = {v: await view_shape(conn, v) for v in VIEWS}
         rows = {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS}
@@ -391,12 +517,16 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
 async def test_fresh_views_have_the_shape_of_the_old_numbered_files(conn, tmp_path):
     """Column names, order and types of a new database match what the old files created."""
     old = old_layout(tmp_path)
-    ddl = {"ops.features_1m": "0110_features_1m.sql", "ops.features_1h": "0111_features_1h.sql",
-           "ops.derivs_features_1m": "0621_derivs_features_revised.sql"}
+    ddl = {
+        "ops.features_1m": "0110_features_1m.sql",
+        "ops.features_1h": "0111_features_1h.sql",
+        "ops.derivs_features_1m": "0621_derivs_features_revised.sql",
+    }
     for relation, file in ddl.items():
         new_shape = await view_shape(conn, relation)
         body = (old / "db" / "caggs" / file).read_text().split("\nCOMMENT ON")[0]
-        body = re.sub(rf"^CREATE (OR REPLACE )?VIEW {relation} AS", f"CREATE VIEW {relation}_old AS", body,
-                      flags=re.MULTILINE)
+        body = re.sub(
+            rf"^CREATE (OR REPLACE )?VIEW {relation} AS", f"CREATE VIEW {relation}_old AS", body, flags=re.MULTILINE
+        )
         await conn.execute(body)
         assert await view_shape(conn, relation + "_old") == new_shape, relation

@@ -48,8 +48,10 @@ async def test_set_policy_updates_settings(conn, license):
 async def test_tsl_set_policy_changes_the_timescaledb_jobs(conn):
     await set_policy(conn, "raw_trades", {"retention": timedelta(days=14), "compress_after": timedelta(hours=6)})
     await set_policy(conn, "trades_1m", {"refresh_every": timedelta(minutes=5)})
-    jobs = {(r["proc_name"], r["relation"].removeprefix("ops.")): r for r in await conn.fetch(
-        "SELECT proc_name, relation, schedule_interval, config FROM ops.policy_jobs")}
+    jobs = {
+        (r["proc_name"], r["relation"].removeprefix("ops.")): r
+        for r in await conn.fetch("SELECT proc_name, relation, schedule_interval, config FROM ops.policy_jobs")
+    }
     import json
 
     def cfg(key):
@@ -67,10 +69,13 @@ async def test_tsl_set_policy_changes_the_timescaledb_jobs(conn):
 async def old_and_new_trades(conn):
     now = datetime.now(UTC)
     old = now - timedelta(days=40)
-    await insert_trades(conn, [
-        ("binance", "BTCUSDT", old, old, "1", 100.0, 1.0, "buy"),
-        ("binance", "BTCUSDT", now, now, "2", 100.0, 1.0, "buy"),
-    ])
+    await insert_trades(
+        conn,
+        [
+            ("binance", "BTCUSDT", old, old, "1", 100.0, 1.0, "buy"),
+            ("binance", "BTCUSDT", now, now, "2", 100.0, 1.0, "buy"),
+        ],
+    )
 
 
 async def test_retention_drops_old_chunks_in_both_modes(conn, license):
@@ -83,7 +88,8 @@ async def test_retention_drops_old_chunks_in_both_modes(conn, license):
         # Under TSL the same setting is a TimescaleDB retention job; enforce_retention() leaves it to the job.
         assert await conn.fetch("SELECT * FROM ops.enforce_retention()") == []
         job = await conn.fetchval(
-            "SELECT job_id FROM ops.policy_jobs WHERE proc_name = 'policy_retention' AND relation = 'ops.raw_trades'")
+            "SELECT job_id FROM ops.policy_jobs WHERE proc_name = 'policy_retention' AND relation = 'ops.raw_trades'"
+        )
         await conn.execute(f"CALL run_job({int(job)})")
     assert await conn.fetchval("SELECT array_agg(trade_id) FROM ops.raw_trades") == ["2"]
 
@@ -91,14 +97,18 @@ async def test_retention_drops_old_chunks_in_both_modes(conn, license):
 @pytest.mark.tsl
 async def test_tsl_compression_job_compresses_and_data_stays_queryable(conn):
     now = datetime.now(UTC)
-    rows = [("binance", "BTCUSDT", now - timedelta(hours=5, seconds=i), now, str(i), 100.0 + i, 1.0, "buy")
-            for i in range(500)]
+    rows = [
+        ("binance", "BTCUSDT", now - timedelta(hours=5, seconds=i), now, str(i), 100.0 + i, 1.0, "buy")
+        for i in range(500)
+    ]
     await insert_trades(conn, rows)
     job = await conn.fetchval(
-        "SELECT job_id FROM ops.policy_jobs WHERE proc_name = 'policy_compression' AND relation = 'ops.raw_trades'")
+        "SELECT job_id FROM ops.policy_jobs WHERE proc_name = 'policy_compression' AND relation = 'ops.raw_trades'"
+    )
     await conn.execute(f"CALL run_job({int(job)})")
     stats = await conn.fetchrow(
-        "SELECT sum(number_compressed_chunks) AS n FROM hypertable_compression_stats('ops.raw_trades')")
+        "SELECT sum(number_compressed_chunks) AS n FROM hypertable_compression_stats('ops.raw_trades')"
+    )
     assert stats["n"] >= 1
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 500
 

@@ -28,6 +28,7 @@ DASHBOARDS = spec.load_all()
 @pytest.fixture
 def loaded(db_dsn, monkeypatch):
     """The data set in this test's database, and TOWER_DSN pointing at it (the CLI runs its own loop)."""
+
     async def fill():
         conn = await asyncpg.connect(db_dsn)
         try:
@@ -71,7 +72,7 @@ def test_report_applies_the_filters_like_the_dashboards(loaded, tmp_path):
     assert "<h2>Ops Overview</h2>" in page and "<h2>Risk Monitor</h2>" not in page
     assert "Venue: <b>binance</b>" in page and "Hours back: <b>1</b>" in page
     assert "<td>binance</td>" in page and "<td>hyperliquid</td>" not in page
-    assert "nan_price" not in page          # 3 hours old, outside the 1-hour window
+    assert "nan_price" not in page  # 3 hours old, outside the 1-hour window
 
 
 async def test_a_failing_card_shows_its_error_and_the_rest_still_render(conn):
@@ -96,8 +97,10 @@ def _png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
-@pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"headless Chromium not found at {CHROMIUM} "
-                    "(Debian package `chromium`; scripts/bootstrap installs it)")
+@pytest.mark.skipif(
+    not shutil.which(CHROMIUM),
+    reason=f"headless Chromium not found at {CHROMIUM} (Debian package `chromium`; scripts/bootstrap installs it)",
+)
 def test_report_renders_in_headless_chromium(loaded, tmp_path, license):
     code, _ = report(tmp_path)
     assert code == 0
@@ -108,7 +111,7 @@ def test_report_renders_in_headless_chromium(loaded, tmp_path, license):
     shutil.copy(html, ARTIFACTS / f"report-{license}.html")
     screenshot(html, shot, 1400, 2000)
     assert _png_size(shot) == (1400, 2000)
-    assert shot.stat().st_size > 50_000      # a blank or error page compresses to a few kB
+    assert shot.stat().st_size > 50_000  # a blank or error page compresses to a few kB
     # The whole page too, for looking at every dashboard.
     screenshot(html, ARTIFACTS / f"report-{license}-full.png", 1400, 6400)
 
@@ -116,9 +119,24 @@ def test_report_renders_in_headless_chromium(loaded, tmp_path, license):
 def screenshot(html: Path, shot: Path, width: int, height: int) -> None:
     with tempfile.TemporaryDirectory() as profile:
         proc = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", f"--screenshot={shot}", f"--window-size={width},{height}",
-             "--hide-scrollbars", html.as_uri()],
-            capture_output=True, text=True, timeout=180)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--screenshot={shot}",
+                f"--window-size={width},{height}",
+                "--hide-scrollbars",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -39,7 +39,8 @@ async def test_risk_cards_show_the_scorers_components(conn):
 
     stored = await conn.fetchrow(
         "SELECT top_component, components FROM ops.risk_scores WHERE venue = 'binance' AND symbol = 'BTCUSDT' "
-        "ORDER BY bucket DESC LIMIT 1")
+        "ORDER BY bucket DESC LIMIT 1"
+    )
     components = json.loads(stored["components"])
     assert stored["top_component"] == "spread"
 
@@ -63,7 +64,7 @@ async def test_score_components_show_funding_basis_and_liquidations(conn):
 
     def stressed(venue, symbol, m):
         if (venue, symbol) == ("hyperliquid", "SOL"):
-            return None                                   # no derivs feed
+            return None  # no derivs feed
         return (57.5, 27.5) if (venue, symbol) == ("binance", "BTCUSDT") else (1.0, 1.0)
 
     await write_market(conn, 3)
@@ -75,17 +76,27 @@ async def test_score_components_show_funding_basis_and_liquidations(conn):
     d, c = card("risk_monitor", "score_components")
     parts = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
     rows = {r[parts.columns.index("component")]: dict(zip(parts.columns, r, strict=True)) for r in parts.rows}
-    assert {k: (rows[k]["component_score"], rows[k]["component_value"]) for k in ("funding", "basis", "liquidations")} \
-        == {"funding": (50.0, 27.5), "basis": (50.0, 57.5), "liquidations": (75.0, 3_812_500.0)}
+    assert {
+        k: (rows[k]["component_score"], rows[k]["component_value"]) for k in ("funding", "basis", "liquidations")
+    } == {"funding": (50.0, 27.5), "basis": (50.0, 57.5), "liquidations": (75.0, 3_812_500.0)}
     assert [r[parts.columns.index("component")] for r in parts.rows][:3] == ["liquidations", "basis", "funding"]
 
     d, c = card("risk_monitor", "current_risk")
     current = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
     assert current.column("top_component") == ["liquidations"]
 
-    none = await run_as_readonly(conn, *card("risk_monitor", "score_components"),
-                                 {"hours": hours, "venue": "hyperliquid", "symbol": "SOL"})
-    shown = {r[none.columns.index("component")]: (r[none.columns.index("component_score")],
-                                                  r[none.columns.index("component_value")]) for r in none.rows}
+    none = await run_as_readonly(
+        conn, *card("risk_monitor", "score_components"), {"hours": hours, "venue": "hyperliquid", "symbol": "SOL"}
+    )
+    shown = {
+        r[none.columns.index("component")]: (
+            r[none.columns.index("component_score")],
+            r[none.columns.index("component_value")],
+        )
+        for r in none.rows
+    }
     assert {k: shown[k] for k in ("funding", "basis", "liquidations")} == {
-        "funding": (0.0, None), "basis": (0.0, None), "liquidations": (0.0, None)}
+        "funding": (0.0, None),
+        "basis": (0.0, None),
+        "liquidations": (0.0, None),
+    }

@@ -14,7 +14,7 @@ from tower.settings import ConfigError, DatabaseSettings, load
 def test_durations_parse_the_units_users_type():
     assert parse_duration("30d") == timedelta(days=30)
     assert parse_duration("2h") == timedelta(hours=2)
-    assert parse_duration("1m") == timedelta(minutes=1)   # minutes, never months
+    assert parse_duration("1m") == timedelta(minutes=1)  # minutes, never months
     assert parse_duration("off") is None
     assert format_duration(timedelta(days=14)) == "14d"
     assert format_duration(timedelta(minutes=90)) == "90m"

@@ -28,8 +28,11 @@ USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueE
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tower", description="Perps ops control tower")
-    parser.add_argument("--log-level", default=os.environ.get("TOWER_LOG_LEVEL", "INFO"),
-                        help="DEBUG, INFO, WARNING (default: $TOWER_LOG_LEVEL or INFO)")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("TOWER_LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING (default: $TOWER_LOG_LEVEL or INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -40,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.raw_argv = argv
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     try:
         result = args.run(args)
         if inspect.isawaitable(result):

@@ -20,8 +20,8 @@ class DbInfo:
 async def collect(conn: asyncpg.Connection) -> DbInfo:
     info = DbInfo(
         server_version=await conn.fetchval("SHOW server_version"),
-        timescaledb_version=await conn.fetchval(
-            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'") or "not installed",
+        timescaledb_version=await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        or "not installed",
         license=await conn.fetchval("SELECT current_setting('timescaledb.license', true)") or "-",
     )
     tsl = info.license == "timescale"
@@ -38,7 +38,9 @@ async def collect(conn: asyncpg.Connection) -> DbInfo:
             stats = await conn.fetchrow(
                 """SELECT sum(before_compression_total_bytes) AS before, sum(after_compression_total_bytes) AS after,
                           sum(number_compressed_chunks) AS compressed
-                   FROM hypertable_compression_stats($1::regclass)""", r["name"])
+                   FROM hypertable_compression_stats($1::regclass)""",
+                r["name"],
+            )
             if stats and stats["after"]:
                 row["ratio"] = float(stats["before"]) / float(stats["after"])
             row["compressed_chunks"] = stats["compressed"] if stats else 0
@@ -55,8 +57,15 @@ async def collect(conn: asyncpg.Connection) -> DbInfo:
         for r in await conn.fetch(
             "SELECT relation AS name FROM ops.schema_migrations WHERE kind = 'continuous' ORDER BY relation"
         ):
-            info.caggs.append({"name": r["name"], "materialized_only": None, "compression_enabled": False,
-                               "bytes": None, "note": "plain view (apache license): computed live"})
+            info.caggs.append(
+                {
+                    "name": r["name"],
+                    "materialized_only": None,
+                    "compression_enabled": False,
+                    "bytes": None,
+                    "note": "plain view (apache license): computed live",
+                }
+            )
     for r in await conn.fetch(
         """SELECT j.job_id, j.application_name, j.proc_name, j.schedule_interval,
                   coalesce(pj.relation, '-') AS relation,

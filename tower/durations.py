@@ -17,7 +17,8 @@ def parse_duration(text: str) -> timedelta | None:
     match = _PATTERN.match(text.lower())
     if not match:
         raise ValueError(
-            f"bad duration {text!r}: use a whole number and one of s, m, h, d, w (e.g. 30d, 2h, 1m) or 'off'")
+            f"bad duration {text!r}: use a whole number and one of s, m, h, d, w (e.g. 30d, 2h, 1m) or 'off'"
+        )
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise ValueError(f"bad duration {text!r}: must be greater than zero")

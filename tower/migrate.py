@@ -46,13 +46,13 @@ class MigrationError(Exception):
 
 @dataclass(frozen=True)
 class SqlFile:
-    name: str          # e.g. caggs/0100_book_1m.sql; a view rendered per grain: views/features_1m.sql
+    name: str  # e.g. caggs/0100_book_1m.sql; a view rendered per grain: views/features_1m.sql
     order: int | None  # numbered files; None for views (applied after all numbered files)
     body: str
     checksum: str
     continuous: str | None  # relation name for a continuous-aggregate file
     view: str | None = None  # relation a views/ file defines
-    source: str = ""   # the file on disk, when it differs from name (views/features_{grain}.sql)
+    source: str = ""  # the file on disk, when it differs from name (views/features_{grain}.sql)
 
     @property
     def kind(self) -> str:
@@ -74,13 +74,15 @@ def discover(root: Path = DB_DIR) -> list[SqlFile]:
                 raise MigrationError(f"{folder}/{path.name}: file names must start with a number, e.g. 0300_name.sql")
             body = path.read_text()
             match = _CONTINUOUS.search(body)
-            files.append(SqlFile(
-                name=f"{folder}/{path.name}",
-                order=int(prefix),
-                body=body,
-                checksum=_checksum(body),
-                continuous=match.group(1) if match else None,
-            ))
+            files.append(
+                SqlFile(
+                    name=f"{folder}/{path.name}",
+                    order=int(prefix),
+                    body=body,
+                    checksum=_checksum(body),
+                    continuous=match.group(1) if match else None,
+                )
+            )
     files.sort(key=lambda f: (f.order or 0, f.name))
     seen: dict[int, str] = {}
     for f in files:
@@ -103,16 +105,29 @@ def _discover_views(root: Path) -> list[SqlFile]:
             header = _GRAINS.search(text)
             grains = [g.strip() for g in header.group(1).split(",")] if header else []
             if not grains or not all(re.fullmatch(r"[a-z0-9]+", g) for g in grains):
-                raise MigrationError(f"{source}: a file named with {{grain}} needs a line `-- grains: 1m, 1h` "
-                                     "(lower-case letters and digits)")
+                raise MigrationError(
+                    f"{source}: a file named with {{grain}} needs a line `-- grains: 1m, 1h` "
+                    "(lower-case letters and digits)"
+                )
             renders = [(path.name.replace("{grain}", g), text.replace("{grain}", g)) for g in grains]
         for name, body in renders:
             relation = f"ops.{name.removesuffix('.sql')}"
             if _CREATE_VIEW.findall(body) != [relation]:
-                raise MigrationError(f"{source}: must hold exactly one `CREATE VIEW {relation} AS ...` "
-                                     "(a view file is named after the view it defines)")
-            views.append(SqlFile(name=f"{VIEW_DIR}/{name}", order=None, body=body, checksum=_checksum(body),
-                                 continuous=None, view=relation, source=source))
+                raise MigrationError(
+                    f"{source}: must hold exactly one `CREATE VIEW {relation} AS ...` "
+                    "(a view file is named after the view it defines)"
+                )
+            views.append(
+                SqlFile(
+                    name=f"{VIEW_DIR}/{name}",
+                    order=None,
+                    body=body,
+                    checksum=_checksum(body),
+                    continuous=None,
+                    view=relation,
+                    source=source,
+                )
+            )
     return views
 
 
@@ -142,7 +157,7 @@ def _dependency_order(views: list[SqlFile]) -> list[SqlFile]:
 class MigrateReport:
     mode: str
     applied: list[str]  # numbered files applied by this run
-    unchanged: int      # files (numbered and views) left as they were
+    unchanged: int  # files (numbered and views) left as they were
     policies: list[asyncpg.Record]
     views: dict[str, str] = field(default_factory=dict)  # relation -> "created" | "replaced"
 
@@ -189,13 +204,21 @@ async def migrate(
             if f.name in applied:
                 report.unchanged += 1
                 if f.continuous and applied[f.name]["mode"] != mode:
-                    log(f"warning: {f.continuous} was created under the {applied[f.name]['mode']} license "
-                        f"but the server now runs {mode}; recreate the database to switch modes")
+                    log(
+                        f"warning: {f.continuous} was created under the {applied[f.name]['mode']} license "
+                        f"but the server now runs {mode}; recreate the database to switch modes"
+                    )
                 continue
             await _apply(conn, f, mode)
             report.applied.append(f.name)
-            log(f"applied {f.name}" + (f" ({'continuous aggregate' if mode == TSL else 'plain view'} "
-                                         f"{f.continuous})" if f.continuous else ""))
+            log(
+                f"applied {f.name}"
+                + (
+                    f" ({'continuous aggregate' if mode == TSL else 'plain view'} {f.continuous})"
+                    if f.continuous
+                    else ""
+                )
+            )
         report.views = await _apply_views(conn, views, applied, mode)
         report.unchanged += len(views) - len(report.views)
         for relation, action in report.views.items():
@@ -207,10 +230,14 @@ async def migrate(
         for p in changed:
             log(f"policy {p['relation']} {p['policy']}: {p['action']} ({p['detail']})")
         if mode == APACHE:
-            log("compression skipped: needs the TimescaleDB community (TSL) build; "
-                "retention runs from `tower jobs` via ops.enforce_retention()")
-        log(f"done: {len(report.applied)} applied, {report.unchanged} already applied, "
-            f"{len(report.views)} views (re)created, {len(changed)} policies changed")
+            log(
+                "compression skipped: needs the TimescaleDB community (TSL) build; "
+                "retention runs from `tower jobs` via ops.enforce_retention()"
+            )
+        log(
+            f"done: {len(report.applied)} applied, {report.unchanged} already applied, "
+            f"{len(report.views)} views (re)created, {len(changed)} policies changed"
+        )
         return report
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
@@ -219,8 +246,9 @@ async def migrate(
 def describe_mode(mode: str) -> str:
     if mode == TSL:
         return "timescale (TSL): continuous aggregates, compression and retention as TimescaleDB jobs"
-    return ("apache: continuous aggregates become plain views (computed live), no compression, "
-            "retention via `tower jobs`")
+    return (
+        "apache: continuous aggregates become plain views (computed live), no compression, retention via `tower jobs`"
+    )
 
 
 def _check_unchanged(files: list[SqlFile], applied: dict[str, asyncpg.Record]) -> None:
@@ -274,15 +302,22 @@ FROM unnest($1::text[]) r JOIN pg_class c ON c.oid = to_regclass(r), aclexplode(
 WHERE a.grantee <> c.relowner"""
 
 
-async def _apply_views(conn: asyncpg.Connection, views: list[SqlFile], applied: dict[str, asyncpg.Record],
-                       mode: str) -> dict[str, str]:
+async def _apply_views(
+    conn: asyncpg.Connection, views: list[SqlFile], applied: dict[str, asyncpg.Record], mode: str
+) -> dict[str, str]:
     """Create again, in one transaction, the views whose file is new or changed or whose relation is
     missing, with the managed views built on them; `views` is in dependency order."""
-    present = set(await conn.fetchval(
-        "SELECT coalesce(array_agg(r), '{}') FROM unnest($1::text[]) r WHERE to_regclass(r) IS NOT NULL",
-        [v.view for v in views]))
-    stale = {v.view for v in views
-             if v.view not in present or v.name not in applied or applied[v.name]["checksum"] != v.checksum}
+    present = set(
+        await conn.fetchval(
+            "SELECT coalesce(array_agg(r), '{}') FROM unnest($1::text[]) r WHERE to_regclass(r) IS NOT NULL",
+            [v.view for v in views],
+        )
+    )
+    stale = {
+        v.view
+        for v in views
+        if v.view not in present or v.name not in applied or applied[v.name]["checksum"] != v.checksum
+    }
     if not stale:
         return {}
     managed = {v.view: v for v in views}
@@ -297,7 +332,8 @@ async def _apply_views(conn: asyncpg.Connection, views: list[SqlFile], applied: 
             raise MigrationError(
                 f"recreating the views of {files} would drop {', '.join(unmanaged)}: built on them, but with no "
                 "file in db/views/. Nothing was changed. Save its definition (SELECT pg_get_viewdef(...)), drop "
-                "it, run `tower migrate` and create it again; or add it to db/views/ so migrate recreates it.")
+                "it, run `tower migrate` and create it again; or add it to db/views/ so migrate recreates it."
+            )
         todo = [v for v in views if v.view in stale or v.view in dependants]
         drop = [v.view for v in todo if v.view in present]
         grants = [r[0] for r in await conn.fetch(_GRANTS, drop)]
@@ -315,8 +351,9 @@ async def _apply_views(conn: asyncpg.Connection, views: list[SqlFile], applied: 
         except asyncpg.PostgresError as exc:
             what = current.label if current else f"dropping {', '.join(drop)}"
             detail = f" ({exc.detail})" if getattr(exc, "detail", None) else ""
-            raise MigrationError(f"{what} failed: {exc.__class__.__name__}: {exc}{detail}; "
-                                 "the views were left as they were") from exc
+            raise MigrationError(
+                f"{what} failed: {exc.__class__.__name__}: {exc}{detail}; the views were left as they were"
+            ) from exc
     return {str(v.view): "replaced" if v.view in present else "created" for v in todo}
 
 
@@ -326,6 +363,7 @@ async def _grant_readonly(conn: asyncpg.Connection, password: str | None) -> Non
     await conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA ops TO tower_readonly")
     if password:
         # %L quotes the password server-side; it never passes through string formatting here.
-        stmt = await conn.fetchval("SELECT format('ALTER ROLE tower_readonly WITH LOGIN PASSWORD %L', $1::text)",
-                                   password)
+        stmt = await conn.fetchval(
+            "SELECT format('ALTER ROLE tower_readonly WITH LOGIN PASSWORD %L', $1::text)", password
+        )
         await conn.execute(stmt)

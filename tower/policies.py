@@ -47,7 +47,8 @@ async def show(conn: asyncpg.Connection) -> list[PolicyRow]:
             "SELECT relation, job_id, policy, last_run_status FROM ops.policy_jobs ORDER BY job_id"
         ):
             jobs.setdefault(r["relation"], []).append(
-                f"{r['policy']}#{r['job_id']}:{r['last_run_status'] or 'not run'}")
+                f"{r['policy']}#{r['job_id']}:{r['last_run_status'] or 'not run'}"
+            )
     rows = []
     for s in settings:
         if tsl:
@@ -56,12 +57,18 @@ async def show(conn: asyncpg.Connection) -> list[PolicyRow]:
             where = "plain view (apache): computed live"
         else:
             where = "retention by tower jobs (drop_chunks); no compression (apache)"
-        rows.append(PolicyRow(
-            relation=s["relation"], kind=s["kind"], retention=s["retention"],
-            compress_after=s["compress_after"], refresh_every=s["refresh_every"],
-            refresh_start_offset=s["refresh_start_offset"], refresh_end_offset=s["refresh_end_offset"],
-            jobs=where,
-        ))
+        rows.append(
+            PolicyRow(
+                relation=s["relation"],
+                kind=s["kind"],
+                retention=s["retention"],
+                compress_after=s["compress_after"],
+                refresh_every=s["refresh_every"],
+                refresh_start_offset=s["refresh_start_offset"],
+                refresh_end_offset=s["refresh_end_offset"],
+                jobs=where,
+            )
+        )
     return rows
 
 
@@ -86,7 +93,8 @@ async def set_policy(
             # The column comes from the fixed SETTABLE map; the value is a bind parameter.
             await conn.execute(
                 f"UPDATE ops.policy_settings SET {SETTABLE[key]} = $2, updated_at = now() WHERE relation = $1",
-                relation, value,
+                relation,
+                value,
             )
         try:
             return await conn.fetch("SELECT * FROM ops.apply_policies($1)", relation)

@@ -15,6 +15,7 @@ def cell(value: object) -> str:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, timedelta):
         from tower.durations import format_duration
+
         return format_duration(value)
     return str(value)
 

@@ -44,9 +44,17 @@ def build_frames(count: int, symbols: list[str], start_ms: int, rate: float) -> 
         a = next_id[s]
         next_id[s] = a + 1
         t = start_ms + int(i * 1000 / rate)
-        payload = (b'{"e":"aggTrade","E":%d,"s":"%s","a":%d,"p":"%.2f","q":"%.3f","f":%d,"l":%d,"T":%d,"m":%s}'
-                   % (t, s.encode(), a, price[s], rng.uniform(0.001, 2), a * 2, a * 2 + 1, t,
-                      b"true" if rng.random() < 0.5 else b"false"))
+        payload = b'{"e":"aggTrade","E":%d,"s":"%s","a":%d,"p":"%.2f","q":"%.3f","f":%d,"l":%d,"T":%d,"m":%s}' % (
+            t,
+            s.encode(),
+            a,
+            price[s],
+            rng.uniform(0.001, 2),
+            a * 2,
+            a * 2 + 1,
+            t,
+            b"true" if rng.random() < 0.5 else b"false",
+        )
         frames.append(ws_frame(payload))
     return frames
 
@@ -82,11 +90,16 @@ async def _serve(frames: list[bytes], rate: float | None, port_out, done_out) ->
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
-        key = next(line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:"))
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in request.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
         accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
         _, request_frame = await _read_client_frame(reader)
         subscribe = orjson.loads(request_frame)
         writer.write(ws_frame(orjson.dumps({"result": None, "id": subscribe.get("id")})))
@@ -98,7 +111,7 @@ async def _serve(frames: list[bytes], rate: float | None, port_out, done_out) ->
         sent, t0 = 0, time.monotonic()
         chunk = 512 if rate is None else max(1, int(rate * TICK_S))
         while sent < len(frames) and not control.done():
-            writer.write(b"".join(frames[sent:sent + chunk]))
+            writer.write(b"".join(frames[sent : sent + chunk]))
             sent += chunk
             await writer.drain()
             if rate is not None:

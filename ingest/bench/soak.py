@@ -73,9 +73,11 @@ class SoakDatabase:
         self._run("chown", "-R", "postgres:postgres", str(Path(DATA).parent), user="root:root")
         self._run(f"{PGBIN}/initdb", "-D", DATA, "-U", "postgres", "--auth=trust", "--encoding=UTF8")
         with open(ROOT / DATA.lstrip("/") / "postgresql.conf", "a") as conf:
-            conf.write(f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '/tmp'\n"
-                       "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n"
-                       "dynamic_shared_memory_type = mmap\n")
+            conf.write(
+                f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '/tmp'\n"
+                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n"
+                "dynamic_shared_memory_type = mmap\n"
+            )
 
     def start(self) -> None:
         self._run(f"{PGBIN}/pg_ctl", "-D", DATA, "-l", f"{Path(DATA).parent}/server.log", "-w", "-t", "60", "start")
@@ -95,7 +97,7 @@ class SoakDatabase:
 class Ledger:
     """What the venue side did, to reconcile against what the database holds."""
 
-    sent: dict[str, set[int]] = field(default_factory=dict)       # symbol -> ids delivered to a client
+    sent: dict[str, set[int]] = field(default_factory=dict)  # symbol -> ids delivered to a client
     skipped: list[tuple[str, int, int]] = field(default_factory=list)  # (symbol, last before, first after)
     malformed: int = 0
     db_restarts: int = 0
@@ -142,8 +144,14 @@ class TradeFeed:
                     a += 3
                 self.next_id[symbol] = a + 1
                 self.price[symbol] *= 1 + self.rng.gauss(0, 1e-4)
-                msg = agg_trade(symbol, a, f"{self.price[symbol]:.4f}", "0.5", int(time.time() * 1000),
-                                buyer_is_maker=self.rng.random() < 0.5)
+                msg = agg_trade(
+                    symbol,
+                    a,
+                    f"{self.price[symbol]:.4f}",
+                    "0.5",
+                    int(time.time() * 1000),
+                    buyer_is_maker=self.rng.random() < 0.5,
+                )
                 if await self.server.publish(msg):
                     self.ledger.sent.setdefault(symbol, set()).add(a)
             await asyncio.sleep(tick)
@@ -151,8 +159,12 @@ class TradeFeed:
     async def malformed(self, n: int) -> None:
         for k in range(n):
             symbol = self.symbols[k % len(self.symbols)]
-            frame = ['{"e":"aggTrade","s":"' + symbol + '","p":"NaN"', "not json at all", '{"e":"aggTrade"}',
-                     '{"e":"aggTrade","s":"' + symbol + '","a":1,"p":"-5","q":"1","T":1,"E":1,"m":true}'][k % 4]
+            frame = [
+                '{"e":"aggTrade","s":"' + symbol + '","p":"NaN"',
+                "not json at all",
+                '{"e":"aggTrade"}',
+                '{"e":"aggTrade","s":"' + symbol + '","a":1,"p":"-5","q":"1","T":1,"E":1,"m":true}',
+            ][k % 4]
             self.ledger.malformed += await self.server.publish_raw(f"{symbol.lower()}@aggTrade", frame)
 
 
@@ -200,13 +212,24 @@ class SoakPlan:
     port: int = 55497
 
 
-async def faults(plan: SoakPlan, db: SoakDatabase, dsn: str, server: BinanceServer, venue: TradeFeed,
-                 ledger: Ledger, stop: asyncio.Event) -> None:
+async def faults(
+    plan: SoakPlan,
+    db: SoakDatabase,
+    dsn: str,
+    server: BinanceServer,
+    venue: TradeFeed,
+    ledger: Ledger,
+    stop: asyncio.Event,
+) -> None:
     """The schedule: evenly spaced faults of each kind over the run, leaving the last 10% quiet."""
     span = plan.seconds * 0.9
     events: list[tuple[float, str]] = []
-    for kind, n in (("db", plan.db_restarts), ("drop", plan.venue_drops), ("stall", plan.stalls),
-                    ("flood", plan.floods)):
+    for kind, n in (
+        ("db", plan.db_restarts),
+        ("drop", plan.venue_drops),
+        ("stall", plan.stalls),
+        ("flood", plan.floods),
+    ):
         events += [((k + 0.5) * span / n, kind) for k in range(n)] if n else []
     events.sort()
     t0, drop_kinds = time.monotonic(), ["close", "reset", "silent"]
@@ -237,8 +260,10 @@ async def faults(plan: SoakPlan, db: SoakDatabase, dsn: str, server: BinanceServ
 async def reconcile(dsn: str, ledger: Ledger) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
-        stored_rows = await conn.fetch("SELECT symbol, trade_id::bigint AS a, count(*) AS n FROM ops.raw_trades "
-                                       "WHERE venue = $1 GROUP BY 1, 2", VENUE)
+        stored_rows = await conn.fetch(
+            "SELECT symbol, trade_id::bigint AS a, count(*) AS n FROM ops.raw_trades WHERE venue = $1 GROUP BY 1, 2",
+            VENUE,
+        )
         gaps = await conn.fetch("SELECT symbol, from_id, to_id FROM ops.feed_gaps WHERE venue = $1", VENUE)
         rejected = await conn.fetchval("SELECT count(*) FROM ops.rejected_messages WHERE venue = $1", VENUE)
     finally:
@@ -257,24 +282,41 @@ async def reconcile(dsn: str, ledger: Ledger) -> dict[str, int]:
     in_flight = sum(1 for s, a in missing if in_gap(s, a))
     # A skip is observable only if a later trade of that symbol reached the connector.
     observable = [(s, lo, hi) for s, lo, hi in ledger.skipped if max(ledger.sent.get(s, {0})) >= hi]
-    unrecorded = [(s, lo, hi) for s, lo, hi in observable
-                  if not any(g_lo <= lo and g_hi >= hi for g_lo, g_hi in covered.get(s, ()))]
+    unrecorded = [
+        (s, lo, hi)
+        for s, lo, hi in observable
+        if not any(g_lo <= lo and g_hi >= hi for g_lo, g_hi in covered.get(s, ()))
+    ]
     for s, lo, hi in unrecorded:
         near = sorted(g for g in covered.get(s, ()) if abs(g[0] - lo) < 50)
-        print(f"skip not recorded as a gap: {s} ids {lo + 1}..{hi - 1}; gaps nearby {near}; "
-              f"last sent {max(ledger.sent.get(s, {0}))}")
+        print(
+            f"skip not recorded as a gap: {s} ids {lo + 1}..{hi - 1}; gaps nearby {near}; "
+            f"last sent {max(ledger.sent.get(s, {0}))}"
+        )
     skips_recorded = len(observable) - len(unrecorded)
-    return {"sent": len(sent), "stored": len(stored & sent), "unexpected": len(stored - sent),
-            "duplicates": duplicates, "lost": len(missing) - in_flight, "in_flight_gap": in_flight,
-            "skips": len(observable), "skips_recorded": skips_recorded,
-            "malformed": ledger.malformed, "rejected": rejected, "gaps": len(gaps)}
+    return {
+        "sent": len(sent),
+        "stored": len(stored & sent),
+        "unexpected": len(stored - sent),
+        "duplicates": duplicates,
+        "lost": len(missing) - in_flight,
+        "in_flight_gap": in_flight,
+        "skips": len(observable),
+        "skips_recorded": skips_recorded,
+        "malformed": ledger.malformed,
+        "rejected": rejected,
+        "gaps": len(gaps),
+    }
 
 
 async def run_soak(plan: SoakPlan) -> int:
     db = SoakDatabase(plan.port)
-    print(f"soak: own TimescaleDB on 127.0.0.1:{plan.port} (data {ROOT}{DATA}); {plan.seconds:g} s at "
-          f"{plan.rate:g} trades/s; {plan.db_restarts} database restarts, {plan.venue_drops} venue drops, "
-          f"{plan.stalls} stalls, {plan.floods} malformed floods", flush=True)
+    print(
+        f"soak: own TimescaleDB on 127.0.0.1:{plan.port} (data {ROOT}{DATA}); {plan.seconds:g} s at "
+        f"{plan.rate:g} trades/s; {plan.db_restarts} database restarts, {plan.venue_drops} venue drops, "
+        f"{plan.stalls} stalls, {plan.floods} malformed floods",
+        flush=True,
+    )
     await asyncio.to_thread(db.create)
     await asyncio.to_thread(db.start)
     admin = await asyncpg.connect(db.dsn)
@@ -287,8 +329,11 @@ async def run_soak(plan: SoakPlan) -> int:
 
     ledger = Ledger()
     spill = Path(tempfile.mkdtemp(prefix="tower-soak-"))
-    writer = Writer(dsn, WriterConfig(memory_rows=20_000, spill_path=spill / "soak.jsonl", retry_cap_s=1.0),
-                    on_commit=ledger.on_commit)
+    writer = Writer(
+        dsn,
+        WriterConfig(memory_rows=20_000, spill_path=spill / "soak.jsonl", retry_cap_s=1.0),
+        on_commit=ledger.on_commit,
+    )
     server = await BinanceServer().start()
     symbols = [f"SOAK{i}USDT" for i in range(plan.symbols)]
     venue = TradeFeed(server, symbols, plan.rate, ledger)
@@ -331,23 +376,37 @@ async def run_soak(plan: SoakPlan) -> int:
         worst[kind] = max(worst.get(kind, 0.0), r)
     drops = sum(ledger.venue_drops.values())
     elapsed = time.monotonic() - started
-    print(f"ran {elapsed:.0f} s; {figures['sent'] / plan.seconds:,.0f} trades/s delivered; "
-          f"writer fully flushed: {fully}")
-    print(f"trades delivered by the venue: {figures['sent']:,}; stored: {figures['stored']:,}; "
-          f"duplicates: {figures['duplicates']}; not stored but inside a recorded gap (in flight at a reset): "
-          f"{figures['in_flight_gap']}; lost: {figures['lost']}; stored but never sent: {figures['unexpected']}")
-    print(f"deliberate id skips followed by a delivered trade: {figures['skips']}, recorded as gaps: "
-          f"{figures['skips_recorded']}; "
-          f"gaps recorded in all: {figures['gaps']}")
+    print(
+        f"ran {elapsed:.0f} s; {figures['sent'] / plan.seconds:,.0f} trades/s delivered; writer fully flushed: {fully}"
+    )
+    print(
+        f"trades delivered by the venue: {figures['sent']:,}; stored: {figures['stored']:,}; "
+        f"duplicates: {figures['duplicates']}; not stored but inside a recorded gap (in flight at a reset): "
+        f"{figures['in_flight_gap']}; lost: {figures['lost']}; stored but never sent: {figures['unexpected']}"
+    )
+    print(
+        f"deliberate id skips followed by a delivered trade: {figures['skips']}, recorded as gaps: "
+        f"{figures['skips_recorded']}; "
+        f"gaps recorded in all: {figures['gaps']}"
+    )
     print(f"malformed frames delivered: {figures['malformed']}, quarantined: {figures['rejected']}")
-    print(f"faults: {ledger.db_restarts} database restarts, {drops} venue drops {ledger.venue_drops}, "
-          f"{ledger.stalls} stalls; recoveries measured: {len(ledger.recoveries)}, max {max_recovery:.2f} s; "
-          "worst by fault: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(worst.items())))
+    print(
+        f"faults: {ledger.db_restarts} database restarts, {drops} venue drops {ledger.venue_drops}, "
+        f"{ledger.stalls} stalls; recoveries measured: {len(ledger.recoveries)}, max {max_recovery:.2f} s; "
+        "worst by fault: " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(worst.items()))
+    )
     print(f"peak RSS {peak_rss_mb:.0f} MB (bound {plan.memory_mb:g} MB)")
-    print(f"RESULT sent={figures['sent']} stored={figures['stored']} duplicates={figures['duplicates']} "
-          f"lost={figures['lost']} db_restarts={ledger.db_restarts} venue_drops={drops} "
-          f"max_recovery_s={max_recovery:.2f} peak_rss_mb={peak_rss_mb:.0f}")
-    ok = (figures["lost"] == 0 and figures["duplicates"] == 0 and figures["unexpected"] == 0
-          and figures["skips_recorded"] == figures["skips"] and figures["rejected"] == figures["malformed"]
-          and peak_rss_mb <= plan.memory_mb)
+    print(
+        f"RESULT sent={figures['sent']} stored={figures['stored']} duplicates={figures['duplicates']} "
+        f"lost={figures['lost']} db_restarts={ledger.db_restarts} venue_drops={drops} "
+        f"max_recovery_s={max_recovery:.2f} peak_rss_mb={peak_rss_mb:.0f}"
+    )
+    ok = (
+        figures["lost"] == 0
+        and figures["duplicates"] == 0
+        and figures["unexpected"] == 0
+        and figures["skips_recorded"] == figures["skips"]
+        and figures["rejected"] == figures["malformed"]
+        and peak_rss_mb <= plan.memory_mb
+    )
     return 0 if ok else 1

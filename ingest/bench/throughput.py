@@ -83,8 +83,9 @@ def worker_settings(settings: IngestSettings, spill_dir: Path, index: int) -> In
     return settings.model_copy(update={"spill_dir": spill_dir / f"p{index}"})
 
 
-async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list[str],
-                     settings: IngestSettings) -> Meter:
+async def end_to_end(
+    dsn: str, seconds: float, rate: float | None, symbols: list[str], settings: IngestSettings
+) -> Meter:
     count = int(seconds * (rate or FLOOD_CEILING_PER_S))
     print(f"pre-building {count:,} aggTrade frames over {len(symbols)} symbols ...", flush=True)
     server = await FloodServer(count, symbols, rate).start()
@@ -95,8 +96,10 @@ async def end_to_end(dsn: str, seconds: float, rate: float | None, symbols: list
     await writer.start()
     task = asyncio.create_task(run_venue(venue, writer, RuntimeConfig(stale_after_s=60), stop))
     try:
-        print(f"flooding for {seconds:g} s" + (f" at {rate:,.0f} frames/s" if rate else " as fast as possible"),
-              flush=True)
+        print(
+            f"flooding for {seconds:g} s" + (f" at {rate:,.0f} frames/s" if rate else " as fast as possible"),
+            flush=True,
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), seconds)
     finally:
@@ -122,13 +125,14 @@ async def copy_ceiling(dsn: str, rows: int, batch_rows: int, dedup_path: bool = 
 
     async def copy_share(conn: asyncpg.Connection, share: list[tuple]) -> None:
         for start in range(0, len(share), batch_rows):
-            chunk = share[start:start + batch_rows]
+            chunk = share[start : start + batch_rows]
             if dedup_path:
                 async with conn.transaction():  # the staging table empties on commit
                     await writer.merge(conn, "raw_trades", chunk)
             else:
-                await conn.copy_records_to_table("raw_trades", schema_name="ops", columns=COLUMNS["raw_trades"],
-                                                 records=chunk)
+                await conn.copy_records_to_table(
+                    "raw_trades", schema_name="ops", columns=COLUMNS["raw_trades"], records=chunk
+                )
 
     try:
         t0 = time.perf_counter()
@@ -139,15 +143,17 @@ async def copy_ceiling(dsn: str, rows: int, batch_rows: int, dedup_path: bool = 
             await c.close()
 
 
-def _bench_worker(dsn: str, seconds: float, rate: float | None, symbols: list[str], settings: IngestSettings,
-                  out) -> None:
+def _bench_worker(
+    dsn: str, seconds: float, rate: float | None, symbols: list[str], settings: IngestSettings, out
+) -> None:
     tune_gc()
     meter = asyncio.run(end_to_end(dsn, seconds, rate, symbols, settings))
     out.send((meter.rows, meter.first_recv, meter.last_commit, meter.latencies_ms, meter.fully_written))
 
 
-async def end_to_end_processes(dsn: str, seconds: float, rate: float | None, symbols: list[str],
-                               settings: IngestSettings, processes: int) -> Meter:
+async def end_to_end_processes(
+    dsn: str, seconds: float, rate: float | None, symbols: list[str], settings: IngestSettings, processes: int
+) -> Meter:
     """As `tower ingest --processes N`: symbols split over N workers, each its own connection and writer
     (and its own flood server, so the venue side also scales); the figures are their sum."""
     ctx = multiprocessing.get_context("spawn")
@@ -156,8 +162,10 @@ async def end_to_end_processes(dsn: str, seconds: float, rate: float | None, sym
     pipes, workers = [], []
     for index, group in enumerate(groups):
         receive, send = ctx.Pipe(duplex=False)
-        worker = ctx.Process(target=_bench_worker, args=(dsn, seconds, share, group,
-                                                         worker_settings(settings, settings.spill_dir, index), send))
+        worker = ctx.Process(
+            target=_bench_worker,
+            args=(dsn, seconds, share, group, worker_settings(settings, settings.spill_dir, index), send),
+        )
         worker.start()
         pipes.append(receive)
         workers.append(worker)
@@ -197,8 +205,9 @@ async def replays_elsewhere(dsn: str, wait_s: float = QUIET_WAIT_S) -> list[str]
         await conn.close()
 
 
-async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings,
-                    processes: int = 1) -> int:
+async def run_bench(
+    dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings, processes: int = 1
+) -> int:
     # A private spill directory: a bench never replays another run's leftovers, nor leaves its own behind.
     spill_dir = Path(tempfile.mkdtemp(prefix="tower-bench-spill-"))
     try:
@@ -207,45 +216,63 @@ async def run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int
         shutil.rmtree(spill_dir, ignore_errors=True)
 
 
-async def _run_bench(dsn: str, seconds: float, rate: float | None, n_symbols: int, settings: IngestSettings,
-                     processes: int, spill_dir: Path) -> int:
+async def _run_bench(
+    dsn: str,
+    seconds: float,
+    rate: float | None,
+    n_symbols: int,
+    settings: IngestSettings,
+    processes: int,
+    spill_dir: Path,
+) -> int:
     symbols = [f"BENCH{i}USDT" for i in range(n_symbols)]
     tune_gc()
     await _cleanup(dsn)
     try:
         if processes > 1:
             print(f"ingest in {processes} worker processes (as `tower ingest --processes {processes}`)", flush=True)
-            meter = await end_to_end_processes(dsn, seconds, rate, symbols, settings.model_copy(
-                update={"spill_dir": spill_dir}), processes)
+            meter = await end_to_end_processes(
+                dsn, seconds, rate, symbols, settings.model_copy(update={"spill_dir": spill_dir}), processes
+            )
         else:
             meter = await end_to_end(dsn, seconds, rate, symbols, worker_settings(settings, spill_dir, 0))
         if not meter.fully_written:
-            print("error: the end-to-end run did not commit everything it received (rows were left in its spill "
-                  "file); no figures reported")
+            print(
+                "error: the end-to-end run did not commit everything it received (rows were left in its spill "
+                "file); no figures reported"
+            )
             return 1
         if not meter.rows or meter.first_recv is None:
             print("no rows were committed: nothing to report")
             return 1
         busy = await replays_elsewhere(dsn)
         if busy:
-            print(f"error: another session is still replaying rows into the raw tables after {QUIET_WAIT_S:g} s "
-                  f"({'; '.join(busy)}); refusing to measure the COPY ceiling beside it")
+            print(
+                f"error: another session is still replaying rows into the raw tables after {QUIET_WAIT_S:g} s "
+                f"({'; '.join(busy)}); refusing to measure the COPY ceiling beside it"
+            )
             return 1
         elapsed = meter.last_commit - meter.first_recv
         msgs_per_s = meter.rows / elapsed
         print(f"end-to-end: {meter.rows:,} rows committed in {elapsed:.2f} s (first receive -> last commit)")
         ceiling = await copy_ceiling(dsn, min(meter.rows, 1_000_000), settings.batch_rows, connections=processes)
-        print(f"COPY ceiling: {ceiling:,.0f} rows/s ({settings.batch_rows}-row batches, same table, "
-              f"{processes} connection(s), one per ingest writer)")
+        print(
+            f"COPY ceiling: {ceiling:,.0f} rows/s ({settings.batch_rows}-row batches, same table, "
+            f"{processes} connection(s), one per ingest writer)"
+        )
         merge = await copy_ceiling(dsn, min(meter.rows, 300_000), settings.batch_rows, dedup_path=True)
-        print(f"replay/dedup path (staging COPY + INSERT ON CONFLICT DO NOTHING): {merge:,.0f} rows/s "
-              f"= {merge / ceiling:.2f}x plain COPY")
+        print(
+            f"replay/dedup path (staging COPY + INSERT ON CONFLICT DO NOTHING): {merge:,.0f} rows/s "
+            f"= {merge / ceiling:.2f}x plain COPY"
+        )
     finally:
         await _cleanup(dsn)
     ratio = msgs_per_s / ceiling
     p50, p99 = percentile(meter.latencies_ms, 50), percentile(meter.latencies_ms, 99)
     print(f"ratio end-to-end / COPY ceiling: {ratio:.2f}")
     print(f"receive -> commit latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    print(f"RESULT msgs_per_s={msgs_per_s:.0f} copy_rows_per_s={ceiling:.0f} ratio={ratio:.2f} "
-          f"p50_ms={p50:.1f} p99_ms={p99:.1f}")
+    print(
+        f"RESULT msgs_per_s={msgs_per_s:.0f} copy_rows_per_s={ceiling:.0f} ratio={ratio:.2f} "
+        f"p50_ms={p50:.1f} p99_ms={p99:.1f}"
+    )
     return 0

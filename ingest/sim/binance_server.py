@@ -12,10 +12,20 @@ from websockets.http11 import Request, Response
 
 from ingest.sim.server import Client, LoopbackServer
 
-ROUTE_OF_EVENT = {"aggTrade": "market", "bookTicker": "public", "markPrice": "market", "markPrice@1s": "market",
-                  "forceOrder": "market", "depth": "public"}
-STREAM_OF_EVENT = {"aggTrade": "aggTrade", "bookTicker": "bookTicker", "markPriceUpdate": "markPrice@1s",
-                   "forceOrder": "forceOrder"}
+ROUTE_OF_EVENT = {
+    "aggTrade": "market",
+    "bookTicker": "public",
+    "markPrice": "market",
+    "markPrice@1s": "market",
+    "forceOrder": "market",
+    "depth": "public",
+}
+STREAM_OF_EVENT = {
+    "aggTrade": "aggTrade",
+    "bookTicker": "bookTicker",
+    "markPriceUpdate": "markPrice@1s",
+    "forceOrder": "forceOrder",
+}
 
 
 def route_of(client: Client) -> str:
@@ -24,27 +34,70 @@ def route_of(client: Client) -> str:
     return first if first in ("market", "public") else "public"
 
 
-def agg_trade(symbol: str, a: int, price: str, qty: str, trade_ms: int, buyer_is_maker: bool,
-              event_ms: int | None = None) -> dict:
-    return {"e": "aggTrade", "E": event_ms or trade_ms, "s": symbol, "a": a, "p": price, "q": qty,
-            "f": a * 3, "l": a * 3 + 2, "T": trade_ms, "m": buyer_is_maker}
+def agg_trade(
+    symbol: str, a: int, price: str, qty: str, trade_ms: int, buyer_is_maker: bool, event_ms: int | None = None
+) -> dict:
+    return {
+        "e": "aggTrade",
+        "E": event_ms or trade_ms,
+        "s": symbol,
+        "a": a,
+        "p": price,
+        "q": qty,
+        "f": a * 3,
+        "l": a * 3 + 2,
+        "T": trade_ms,
+        "m": buyer_is_maker,
+    }
 
 
-def book_ticker(symbol: str, u: int, bid: str, bid_qty: str, ask: str, ask_qty: str, tx_ms: int,
-                event_ms: int | None = None) -> dict:
-    return {"e": "bookTicker", "u": u, "E": event_ms or tx_ms, "T": tx_ms, "s": symbol, "b": bid, "B": bid_qty,
-            "a": ask, "A": ask_qty}
+def book_ticker(
+    symbol: str, u: int, bid: str, bid_qty: str, ask: str, ask_qty: str, tx_ms: int, event_ms: int | None = None
+) -> dict:
+    return {
+        "e": "bookTicker",
+        "u": u,
+        "E": event_ms or tx_ms,
+        "T": tx_ms,
+        "s": symbol,
+        "b": bid,
+        "B": bid_qty,
+        "a": ask,
+        "A": ask_qty,
+    }
 
 
 def mark_price(symbol: str, mark: str, index: str, funding: str, next_funding_ms: int, event_ms: int) -> dict:
-    return {"e": "markPriceUpdate", "E": event_ms, "s": symbol, "p": mark, "i": index, "P": index, "r": funding,
-            "T": next_funding_ms}
+    return {
+        "e": "markPriceUpdate",
+        "E": event_ms,
+        "s": symbol,
+        "p": mark,
+        "i": index,
+        "P": index,
+        "r": funding,
+        "T": next_funding_ms,
+    }
 
 
 def force_order(symbol: str, side: str, price: str, qty: str, trade_ms: int) -> dict:
-    return {"e": "forceOrder", "E": trade_ms + 3, "o": {"s": symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": qty,
-                                                          "p": price, "ap": price, "X": "FILLED", "l": qty, "z": qty,
-                                                          "T": trade_ms}}
+    return {
+        "e": "forceOrder",
+        "E": trade_ms + 3,
+        "o": {
+            "s": symbol,
+            "S": side,
+            "o": "LIMIT",
+            "f": "IOC",
+            "q": qty,
+            "p": price,
+            "ap": price,
+            "X": "FILLED",
+            "l": qty,
+            "z": qty,
+            "T": trade_ms,
+        },
+    }
 
 
 class BinanceServer(LoopbackServer):
@@ -79,8 +132,16 @@ class BinanceServer(LoopbackServer):
             response.headers["Retry-After"] = "1"
             return response
         if url.path == "/fapi/v1/fundingInfo":  # only the symbols whose funding differs from the default
-            body = [{"symbol": s, "adjustedFundingRateCap": "0.02", "adjustedFundingRateFloor": "-0.02",
-                     "fundingIntervalHours": h, "disclaimer": False} for s, h in self.funding_hours.items()]
+            body = [
+                {
+                    "symbol": s,
+                    "adjustedFundingRateCap": "0.02",
+                    "adjustedFundingRateFloor": "-0.02",
+                    "fundingIntervalHours": h,
+                    "disclaimer": False,
+                }
+                for s, h in self.funding_hours.items()
+            ]
             return self._json(connection, body)
         symbol = parse_qs(url.query).get("symbol", [""])[0]
         if url.path != "/fapi/v1/openInterest" or symbol not in self.open_interest:

@@ -13,16 +13,27 @@ TOPIC_KINDS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
 
 def public_trade(symbol: str, trades: list[tuple[str, str, str, int, str]], ts: int) -> dict:
     """trades: (taker side "Buy"|"Sell", price, size, trade ms, trade id)."""
-    return {"topic": f"publicTrade.{symbol}", "type": "snapshot", "ts": ts,
-            "data": [{"T": t, "s": symbol, "S": side, "v": size, "p": px, "L": "PlusTick", "i": tid, "BT": False}
-                     for side, px, size, t, tid in trades]}
+    return {
+        "topic": f"publicTrade.{symbol}",
+        "type": "snapshot",
+        "ts": ts,
+        "data": [
+            {"T": t, "s": symbol, "S": side, "v": size, "p": px, "L": "PlusTick", "i": tid, "BT": False}
+            for side, px, size, t, tid in trades
+        ],
+    }
 
 
-def orderbook(symbol: str, kind: str, bid: tuple[str, str] | None, ask: tuple[str, str] | None, u: int,
-              ts: int) -> dict:
-    return {"topic": f"orderbook.1.{symbol}", "type": kind, "ts": ts + 2, "cts": ts,
-            "data": {"s": symbol, "b": [list(bid)] if bid else [], "a": [list(ask)] if ask else [], "u": u,
-                     "seq": u * 10}}
+def orderbook(
+    symbol: str, kind: str, bid: tuple[str, str] | None, ask: tuple[str, str] | None, u: int, ts: int
+) -> dict:
+    return {
+        "topic": f"orderbook.1.{symbol}",
+        "type": kind,
+        "ts": ts + 2,
+        "cts": ts,
+        "data": {"s": symbol, "b": [list(bid)] if bid else [], "a": [list(ask)] if ask else [], "u": u, "seq": u * 10},
+    }
 
 
 def ticker(symbol: str, ts: int, kind: str = "snapshot", **fields: str) -> dict:
@@ -31,8 +42,12 @@ def ticker(symbol: str, ts: int, kind: str = "snapshot", **fields: str) -> dict:
 
 
 def liquidation(symbol: str, position_side: str, price: str, size: str, ts: int) -> dict:
-    return {"topic": f"allLiquidation.{symbol}", "type": "snapshot", "ts": ts + 5,
-            "data": [{"T": ts, "s": symbol, "S": position_side, "v": size, "p": price}]}
+    return {
+        "topic": f"allLiquidation.{symbol}",
+        "type": "snapshot",
+        "ts": ts + 5,
+        "data": [{"T": ts, "s": symbol, "S": position_side, "v": size, "p": price}],
+    }
 
 
 class BybitServer(LoopbackServer):
@@ -62,8 +77,12 @@ class BybitServer(LoopbackServer):
         await self.changed()
 
     async def _reply(self, client: Client, success: bool, ret_msg: str, req_id: str, op: str) -> None:
-        await self.send(client, orjson.dumps({"success": success, "ret_msg": ret_msg, "conn_id": f"c{id(client)}",
-                                              "req_id": req_id, "op": op}).decode())
+        await self.send(
+            client,
+            orjson.dumps(
+                {"success": success, "ret_msg": ret_msg, "conn_id": f"c{id(client)}", "req_id": req_id, "op": op}
+            ).decode(),
+        )
 
     async def publish(self, payload: dict) -> int:
         return await self.publish_raw(payload["topic"], orjson.dumps(payload).decode())

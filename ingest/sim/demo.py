@@ -80,17 +80,22 @@ def binance_emitter(server: bn.BinanceServer) -> Emit:
     async def emit(asset, m, now, trades, derivs_due):
         symbol = f"{asset}USDT"
         for side, price, qty in trades:
-            await server.publish(bn.agg_trade(symbol, next(agg_ids), _px(price), _px(qty), now,
-                                              buyer_is_maker=side == "sell"))
+            await server.publish(
+                bn.agg_trade(symbol, next(agg_ids), _px(price), _px(qty), now, buyer_is_maker=side == "sell")
+            )
         b, bq, a, aq = m.quote()
         await server.publish(bn.book_ticker(symbol, next(update_ids), _px(b), _px(bq), _px(a), _px(aq), now))
         if derivs_due:
             mark, index = m.mark_index()
-            await server.publish(bn.mark_price(symbol, _px(mark), _px(index), f"{m.funding_8h:.8f}",
-                                               _next_settlement(now, EIGHT_HOURS_MS), now))
+            await server.publish(
+                bn.mark_price(
+                    symbol, _px(mark), _px(index), f"{m.funding_8h:.8f}", _next_settlement(now, EIGHT_HOURS_MS), now
+                )
+            )
             server.open_interest[symbol] = (f"{m.open_interest:.3f}", now)
             for side, price, qty in m.liquidations(DERIVS_EVERY_S):
                 await server.publish(bn.force_order(symbol, side.upper(), _px(price), _px(qty), now))
+
     return emit
 
 
@@ -98,17 +103,22 @@ def hyperliquid_emitter(server: hl.HyperliquidServer) -> Emit:
     tids = itertools.count(1_000_000)
 
     async def emit(coin, m, now, trades, derivs_due):
-        prints = [hl.trade(coin, "B" if side == "buy" else "A", _px(price), _px(qty), now, next(tids))
-                  for side, price, qty in trades]
+        prints = [
+            hl.trade(coin, "B" if side == "buy" else "A", _px(price), _px(qty), now, next(tids))
+            for side, price, qty in trades
+        ]
         if prints:
             await server.publish("trades", coin, prints)
         b, bq, a, aq = m.quote()
         await server.publish("bbo", coin, hl.bbo(coin, now, (_px(b), _px(bq)), (_px(a), _px(aq))))
         if derivs_due:
             mark, index = m.mark_index()
-            await server.publish("activeAssetCtx", coin, hl.asset_ctx(coin, _px(mark), _px(index),
-                                                                      f"{m.funding_8h / 8:.10f}",
-                                                                      f"{m.open_interest:.3f}"))
+            await server.publish(
+                "activeAssetCtx",
+                coin,
+                hl.asset_ctx(coin, _px(mark), _px(index), f"{m.funding_8h / 8:.10f}", f"{m.open_interest:.3f}"),
+            )
+
     return emit
 
 
@@ -118,20 +128,36 @@ def bybit_emitter(server: by.BybitServer) -> Emit:
     async def emit(asset, m, now, trades, derivs_due):
         symbol = f"{asset}USDT"
         if trades:
-            await server.publish(by.public_trade(symbol, [("Buy" if s == "buy" else "Sell", _px(p), _px(q), now,
-                                                            f"by-{next(ids)}") for s, p, q in trades], now))
+            await server.publish(
+                by.public_trade(
+                    symbol,
+                    [("Buy" if s == "buy" else "Sell", _px(p), _px(q), now, f"by-{next(ids)}") for s, p, q in trades],
+                    now,
+                )
+            )
         b, bq, a, aq = m.quote()
-        await server.publish(by.orderbook(symbol, "snapshot", (_px(b), _px(bq)), (_px(a), _px(aq)),
-                                          next(update_ids), now))
+        await server.publish(
+            by.orderbook(symbol, "snapshot", (_px(b), _px(bq)), (_px(a), _px(aq)), next(update_ids), now)
+        )
         if derivs_due:
             mark, index = m.mark_index()
-            await server.publish(by.ticker(symbol, now, markPrice=_px(mark), indexPrice=_px(index),
-                                           fundingRate=f"{m.funding_8h:.8f}", fundingIntervalHour="8",
-                                           nextFundingTime=str(_next_settlement(now, EIGHT_HOURS_MS)),
-                                           openInterest=f"{m.open_interest:.3f}"))
+            await server.publish(
+                by.ticker(
+                    symbol,
+                    now,
+                    markPrice=_px(mark),
+                    indexPrice=_px(index),
+                    fundingRate=f"{m.funding_8h:.8f}",
+                    fundingIntervalHour="8",
+                    nextFundingTime=str(_next_settlement(now, EIGHT_HOURS_MS)),
+                    openInterest=f"{m.open_interest:.3f}",
+                )
+            )
             for side, price, qty in m.liquidations(DERIVS_EVERY_S):  # Bybit names the liquidated position
-                await server.publish(by.liquidation(symbol, "Buy" if side == "sell" else "Sell", _px(price),
-                                                    _px(qty), now))
+                await server.publish(
+                    by.liquidation(symbol, "Buy" if side == "sell" else "Sell", _px(price), _px(qty), now)
+                )
+
     return emit
 
 
@@ -146,8 +172,7 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
         for side, price, qty in trades:
             await server.publish(ok.trade(inst, str(next(ids)), _px(price), contracts(inst, qty), side, now))
         b, bq, a, aq = m.quote()
-        await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now,
-                                    next(seq)))
+        await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now, next(seq)))
         if derivs_due:
             mark, index = m.mark_index()
             settle = _next_settlement(now, EIGHT_HOURS_MS)
@@ -157,6 +182,7 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
             await server.publish(ok.open_interest(inst, contracts(inst, m.open_interest), now))
             for side, price, qty in m.liquidations(DERIVS_EVERY_S):
                 await server.publish(ok.liquidation(inst, side, _px(price), contracts(inst, qty), now))
+
     return emit
 
 
@@ -183,34 +209,48 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
     bybit, okx = await by.BybitServer().start(), await ok.OkxServer().start()
     stop = asyncio.Event()
     lead = markets(ASSETS, 1)  # Binance leads; the others follow it within a few bps, as arbitrage would
-    drivers = [asyncio.create_task(drive("binance", binance, lead, binance_emitter(binance), stop)),
-               asyncio.create_task(drive("hyperliquid", hyper, markets(ASSETS, 2, anchors=lead),
-                                         hyperliquid_emitter(hyper), stop)),
-               asyncio.create_task(drive("bybit", bybit, markets(ASSETS, 3, anchors=lead), bybit_emitter(bybit),
-                                         stop)),
-               asyncio.create_task(drive("okx", okx, markets(ASSETS, 4, anchors=lead), okx_emitter(okx), stop)),
-               asyncio.create_task(keep_features_fresh(dsn, stop))]
+    drivers = [
+        asyncio.create_task(drive("binance", binance, lead, binance_emitter(binance), stop)),
+        asyncio.create_task(
+            drive("hyperliquid", hyper, markets(ASSETS, 2, anchors=lead), hyperliquid_emitter(hyper), stop)
+        ),
+        asyncio.create_task(drive("bybit", bybit, markets(ASSETS, 3, anchors=lead), bybit_emitter(bybit), stop)),
+        asyncio.create_task(drive("okx", okx, markets(ASSETS, 4, anchors=lead), okx_emitter(okx), stop)),
+        asyncio.create_task(keep_features_fresh(dsn, stop)),
+    ]
     venues: list[Venue] = [
         Binance([f"{a}USDT" for a in ASSETS], ws_url=binance.root, rest_url=binance.root.replace("ws://", "http://")),
         Hyperliquid(ASSETS, ws_url=hyper.url, heartbeat_s=settings.ping_s(Hyperliquid)),
         Bybit([f"{a}USDT" for a in ASSETS], ws_url=bybit.url, heartbeat_s=settings.ping_s(Bybit)),
-        Okx([f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url,
-            heartbeat_s=settings.ping_s(Okx)),
+        Okx(
+            [f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url, heartbeat_s=settings.ping_s(Okx)
+        ),
     ]
-    print(f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
-          f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"), flush=True)
+    print(
+        f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
+        f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"),
+        flush=True,
+    )
     try:
-        result = await ingest(dsn, venues, duration_s=duration_s, stop=stop,
-                              runtime_for=settings.runtime_config,
-                              writer_config=settings.writer_config("demo"))
+        result = await ingest(
+            dsn,
+            venues,
+            duration_s=duration_s,
+            stop=stop,
+            runtime_for=settings.runtime_config,
+            writer_config=settings.writer_config("demo"),
+        )
     finally:
         stop.set()
         await asyncio.gather(*drivers, return_exceptions=True)
         for server in (binance, hyper, bybit, okx):
             await server.stop()
     stored = result.writer_stats
-    print(f"SIMULATED demo finished: {stored.get('rows.raw_trades', 0)} trades, "
-          f"{stored.get('rows.raw_book_l1', 0)} book updates, {stored.get('rows.raw_derivs', 0)} derivatives "
-          f"updates and {stored.get('rows.raw_liquidations', 0)} liquidations stored (simulated data, venue names "
-          "binance, hyperliquid, bybit and okx on loopback)", flush=True)
+    print(
+        f"SIMULATED demo finished: {stored.get('rows.raw_trades', 0)} trades, "
+        f"{stored.get('rows.raw_book_l1', 0)} book updates, {stored.get('rows.raw_derivs', 0)} derivatives "
+        f"updates and {stored.get('rows.raw_liquidations', 0)} liquidations stored (simulated data, venue names "
+        "binance, hyperliquid, bybit and okx on loopback)",
+        flush=True,
+    )
     return 0 if result.fully_written else 3

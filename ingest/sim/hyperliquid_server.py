@@ -13,20 +13,40 @@ KINDS = ("trades", "bbo", "l2Book", "activeAssetCtx")
 
 
 def trade(coin: str, side: str, px: str, sz: str, ms: int, tid: int) -> dict:
-    return {"coin": coin, "side": side, "px": px, "sz": sz, "time": ms, "hash": f"0x{tid:064x}", "tid": tid,
-            "users": ["0x" + "1" * 40, "0x" + "2" * 40]}
+    return {
+        "coin": coin,
+        "side": side,
+        "px": px,
+        "sz": sz,
+        "time": ms,
+        "hash": f"0x{tid:064x}",
+        "tid": tid,
+        "users": ["0x" + "1" * 40, "0x" + "2" * 40],
+    }
 
 
 def bbo(coin: str, ms: int, bid: tuple[str, str] | None, ask: tuple[str, str] | None) -> dict:
     def level(x):
         return None if x is None else {"px": x[0], "sz": x[1], "n": 3}
+
     return {"coin": coin, "time": ms, "bbo": [level(bid), level(ask)]}
 
 
 def asset_ctx(coin: str, mark: str, oracle: str, funding: str, open_interest: str) -> dict:
-    return {"coin": coin, "ctx": {"funding": funding, "openInterest": open_interest, "oraclePx": oracle,
-                                  "markPx": mark, "midPx": mark, "premium": "0.0", "dayNtlVlm": "1000000.0",
-                                  "prevDayPx": oracle, "impactPxs": [mark, mark]}}
+    return {
+        "coin": coin,
+        "ctx": {
+            "funding": funding,
+            "openInterest": open_interest,
+            "oraclePx": oracle,
+            "markPx": mark,
+            "midPx": mark,
+            "premium": "0.0",
+            "dayNtlVlm": "1000000.0",
+            "prevDayPx": oracle,
+            "impactPxs": [mark, mark],
+        },
+    }
 
 
 class HyperliquidServer(LoopbackServer):
@@ -43,8 +63,10 @@ class HyperliquidServer(LoopbackServer):
             req = orjson.loads(message)
             method = req["method"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            await self._send(client, {"channel": "error", "data": f"Error parsing JSON into valid websocket "
-                                                                  f"request: {str(message)[:100]}"})
+            await self._send(
+                client,
+                {"channel": "error", "data": f"Error parsing JSON into valid websocket request: {str(message)[:100]}"},
+            )
             return
         if method == "ping":
             self.pings += 1

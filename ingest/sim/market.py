@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 class Market:
     symbol: str
     mid: float
-    tick: float            # price increment; the spread is a few ticks
+    tick: float  # price increment; the spread is a few ticks
     vol_per_s: float = 4e-4  # relative volatility per sqrt(second)
     trades_per_s: float = 8.0
     rng: random.Random = field(default_factory=random.Random)
@@ -21,7 +21,7 @@ class Market:
     anchor: Market | None = None  # the same asset on another venue: arbitrage keeps the two close
     pull_per_s: float = 5.0  # deviations decay within a second: a few bps apart, as on real venues
     funding_8h: float = 0.0001  # per 8 h, as a fraction: the 0.01 % most perps sit at
-    premium_bps: float = 1.0    # mark over index
+    premium_bps: float = 1.0  # mark over index
     open_interest: float = 0.0  # base units; set from the mid on first use
     last_return: float = 0.0
 
@@ -57,7 +57,6 @@ class Market:
             out.append((side, ask if side == "buy" else bid, self.size()))
         return out
 
-
     def derivs_step(self, dt: float) -> None:
         """Funding and premium mean-revert with noise; open interest drifts, and drops in bursts."""
         self.funding_8h += (0.0001 - self.funding_8h) * min(1.0, dt / 600) + self.rng.gauss(0, 2e-6 * math.sqrt(dt))
@@ -77,8 +76,10 @@ class Market:
         # nearly always: the Risk Monitor shows the occasional burst, not a wall of alerts.
         rate = 0.8 if self.burst_left_s > 0 else 0.02
         side = "sell" if self.last_return < 0 else "buy"
-        return [(side, self.mid, round(self.size() * self.rng.uniform(0.5, 2), 4) or 0.001)
-                for _ in range(_poisson(self.rng, rate * dt))]
+        return [
+            (side, self.mid, round(self.size() * self.rng.uniform(0.5, 2), 4) or 0.001)
+            for _ in range(_poisson(self.rng, rate * dt))
+        ]
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -96,5 +97,13 @@ STARTING = {"BTC": (91_000.0, 0.1), "ETH": (3_050.0, 0.01), "SOL": (140.0, 0.001
 def markets(assets: list[str], seed: int, anchors: dict[str, Market] | None = None) -> dict[str, Market]:
     """One market per asset; with anchors (another venue's markets) each follows its anchor's mid."""
     rng = random.Random(seed)
-    return {a: Market(a, STARTING[a][0] * rng.uniform(0.999, 1.001), STARTING[a][1],
-                      rng=random.Random(rng.random()), anchor=(anchors or {}).get(a)) for a in assets}
+    return {
+        a: Market(
+            a,
+            STARTING[a][0] * rng.uniform(0.999, 1.001),
+            STARTING[a][1],
+            rng=random.Random(rng.random()),
+            anchor=(anchors or {}).get(a),
+        )
+        for a in assets
+    }

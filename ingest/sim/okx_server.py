@@ -12,8 +12,7 @@ from websockets.http11 import Request, Response
 
 from ingest.sim.server import Client, LoopbackServer
 
-CHANNELS = ("trades", "bbo-tbt", "mark-price", "index-tickers", "funding-rate", "open-interest",
-            "liquidation-orders")
+CHANNELS = ("trades", "bbo-tbt", "mark-price", "index-tickers", "funding-rate", "open-interest", "liquidation-orders")
 CONTRACT_VALUES = {"BTC-USDT-SWAP": "0.01", "ETH-USDT-SWAP": "0.1", "SOL-USDT-SWAP": "1"}
 
 
@@ -27,13 +26,19 @@ def push(channel: str, inst: str, data: list[dict]) -> dict:
 
 
 def trade(inst: str, trade_id: str, px: str, sz: str, side: str, ts: int) -> dict:
-    return push("trades", inst, [{"instId": inst, "tradeId": trade_id, "px": px, "sz": sz, "side": side,
-                                  "ts": str(ts), "count": "1"}])
+    return push(
+        "trades",
+        inst,
+        [{"instId": inst, "tradeId": trade_id, "px": px, "sz": sz, "side": side, "ts": str(ts), "count": "1"}],
+    )
 
 
 def bbo(inst: str, bid: tuple[str, str], ask: tuple[str, str], ts: int, seq: int) -> dict:
-    return push("bbo-tbt", inst, [{"asks": [[ask[0], ask[1], "0", "3"]], "bids": [[bid[0], bid[1], "0", "2"]],
-                                   "ts": str(ts), "seqId": seq}])
+    return push(
+        "bbo-tbt",
+        inst,
+        [{"asks": [[ask[0], ask[1], "0", "3"]], "bids": [[bid[0], bid[1], "0", "2"]], "ts": str(ts), "seqId": seq}],
+    )
 
 
 def mark_price(inst: str, px: str, ts: int) -> dict:
@@ -41,28 +46,76 @@ def mark_price(inst: str, px: str, ts: int) -> dict:
 
 
 def index_ticker(index: str, px: str, ts: int) -> dict:
-    return push("index-tickers", index, [{"instId": index, "idxPx": px, "open24h": px, "high24h": px,
-                                          "low24h": px, "sodUtc0": px, "sodUtc8": px, "ts": str(ts)}])
+    return push(
+        "index-tickers",
+        index,
+        [
+            {
+                "instId": index,
+                "idxPx": px,
+                "open24h": px,
+                "high24h": px,
+                "low24h": px,
+                "sodUtc0": px,
+                "sodUtc8": px,
+                "ts": str(ts),
+            }
+        ],
+    )
 
 
 def funding_rate(inst: str, rate: str, funding_ms: int, next_ms: int, ts: int) -> dict:
-    return push("funding-rate", inst, [{"instType": "SWAP", "instId": inst, "fundingRate": rate,
-                                        "fundingTime": str(funding_ms), "nextFundingTime": str(next_ms),
-                                        "method": "current_period", "settState": "settled", "ts": str(ts)}])
+    return push(
+        "funding-rate",
+        inst,
+        [
+            {
+                "instType": "SWAP",
+                "instId": inst,
+                "fundingRate": rate,
+                "fundingTime": str(funding_ms),
+                "nextFundingTime": str(next_ms),
+                "method": "current_period",
+                "settState": "settled",
+                "ts": str(ts),
+            }
+        ],
+    )
 
 
 def open_interest(inst: str, contracts: str, ts: int) -> dict:
-    return push("open-interest", inst, [{"instType": "SWAP", "instId": inst, "oi": contracts, "oiCcy": "",
-                                         "oiUsd": "", "ts": str(ts)}])
+    return push(
+        "open-interest",
+        inst,
+        [{"instType": "SWAP", "instId": inst, "oi": contracts, "oiCcy": "", "oiUsd": "", "ts": str(ts)}],
+    )
 
 
 def liquidation(inst: str, side: str, px: str, contracts: str, ts: int) -> dict:
     pos_side = "long" if side == "sell" else "short"
-    return push("liquidation-orders", "SWAP", [{"instId": inst, "instType": "SWAP", "uly": inst[:-5],
-                                                "instFamily": inst[:-5],
-                                                "details": [{"side": side, "posSide": pos_side, "bkPx": px,
-                                                             "sz": contracts, "bkLoss": "0", "ccy": "",
-                                                             "ts": str(ts)}]}])
+    return push(
+        "liquidation-orders",
+        "SWAP",
+        [
+            {
+                "instId": inst,
+                "instType": "SWAP",
+                "uly": inst[:-5],
+                "instFamily": inst[:-5],
+                "details": [
+                    {
+                        "side": side,
+                        "posSide": pos_side,
+                        "bkPx": px,
+                        "sz": contracts,
+                        "bkLoss": "0",
+                        "ccy": "",
+                        "ts": str(ts),
+                    }
+                ],
+            }
+        ],
+    )
 
 
 class OkxServer(LoopbackServer):
@@ -83,8 +136,18 @@ class OkxServer(LoopbackServer):
             return connection.respond(503, "Service Unavailable")
         if url.path != "/api/v5/public/instruments" or parse_qs(url.query).get("instType") != ["SWAP"]:
             return connection.respond(404, '{"code":"51000","msg":"Parameter error","data":[]}')
-        data = [{"instId": inst, "instType": "SWAP", "ctVal": ct, "ctValCcy": inst.split("-")[0], "ctType": "linear",
-                 "settleCcy": "USDT", "state": "live"} for inst, ct in self.contract_values.items()]
+        data = [
+            {
+                "instId": inst,
+                "instType": "SWAP",
+                "ctVal": ct,
+                "ctValCcy": inst.split("-")[0],
+                "ctType": "linear",
+                "settleCcy": "USDT",
+                "state": "live",
+            }
+            for inst, ct in self.contract_values.items()
+        ]
         response = connection.respond(200, orjson.dumps({"code": "0", "msg": "", "data": data}).decode())
         response.headers["Content-Type"] = "application/json"
         return response
@@ -111,13 +174,19 @@ class OkxServer(LoopbackServer):
                 client.subs.add(sub_key(arg))
             else:
                 client.subs.discard(sub_key(arg))
-            await self.send(client, orjson.dumps({"id": req.get("id", ""), "event": op, "arg": arg,
-                                                  "connId": f"{id(client):x}"[-8:]}).decode())
+            await self.send(
+                client,
+                orjson.dumps(
+                    {"id": req.get("id", ""), "event": op, "arg": arg, "connId": f"{id(client):x}"[-8:]}
+                ).decode(),
+            )
         await self.changed()
 
     async def _error(self, client: Client, code: str, msg: str) -> None:
-        await self.send(client, orjson.dumps({"event": "error", "code": code, "msg": msg,
-                                              "connId": f"{id(client):x}"[-8:]}).decode())
+        await self.send(
+            client,
+            orjson.dumps({"event": "error", "code": code, "msg": msg, "connId": f"{id(client):x}"[-8:]}).decode(),
+        )
 
     async def publish(self, payload: dict) -> int:
         return await self.publish_raw(sub_key(payload["arg"]), orjson.dumps(payload).decode())

@@ -39,8 +39,15 @@ class LoopbackServer:
         self._server = None
 
     async def start(self, ssl_context: ssl.SSLContext | None = None) -> LoopbackServer:
-        self._server = await websockets.serve(self._handle, "127.0.0.1", 0, compression=None, max_queue=None,
-                                              process_request=self.process_request, ssl=ssl_context)
+        self._server = await websockets.serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            compression=None,
+            max_queue=None,
+            process_request=self.process_request,
+            ssl=ssl_context,
+        )
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"{'wss' if ssl_context else 'ws'}://127.0.0.1:{port}{self.path}"
         return self

@@ -17,7 +17,7 @@ from ingest.rows import Rejection, Row
 # Field types shared by the venues' message models. Bounds keep impossible values at the edge, as
 # rejections: a time past 2100 would not convert to a datetime, an id past int64 would not COPY.
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-VenueMs = Annotated[int, Field(ge=0, le=4_102_444_800_000)]   # epoch milliseconds up to 2100-01-01
+VenueMs = Annotated[int, Field(ge=0, le=4_102_444_800_000)]  # epoch milliseconds up to 2100-01-01
 VenueId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 # Funding per interval as a fraction. Venues cap it far below 10 % (Binance +-3 %, OKX +-1.5 %,
@@ -86,7 +86,7 @@ class Recent:
 class Poll:
     """A REST resource read on a timer, for what a venue does not stream (Binance open interest)."""
 
-    name: str   # "<what>:<symbol>", e.g. "openInterest:BTCUSDT"
+    name: str  # "<what>:<symbol>", e.g. "openInterest:BTCUSDT"
     url: str
     every_s: float
 
@@ -96,8 +96,8 @@ class Parsed:
     """What one frame meant: rows for the writer (data, rejections, gaps) and control information."""
 
     rows: list[Row] = field(default_factory=list)
-    live: bool = False       # carried market data: only this resets the staleness watchdog
-    acked: int = 0           # subscriptions the venue confirmed
+    live: bool = False  # carried market data: only this resets the staleness watchdog
+    acked: int = 0  # subscriptions the venue confirmed
     error: str | None = None  # the venue reported an error (logged and recorded, never fatal)
 
 
@@ -110,12 +110,12 @@ class Venue(ABC):
 
     # Facts about the venue, read by settings, the CLI and the runtime (never `if venue == "..."`).
     name: ClassVar[str]
-    example_symbols: ClassVar[tuple[str, ...]]     # shown when --symbols is missing
+    example_symbols: ClassVar[tuple[str, ...]]  # shown when --symbols is missing
     heartbeat_s: float | None = None  # send heartbeat() when we have sent nothing for this long (default)
-    idle_close_s: ClassVar[float | None] = None    # the venue closes connections silent this long
+    idle_close_s: ClassVar[float | None] = None  # the venue closes connections silent this long
     rotate_after_s: ClassVar[float | None] = None  # reconnect (with overlap) before the venue's age limit
-    has_rest: ClassVar[bool] = False               # reads something over REST: takes rest_url
-    counts_contracts: ClassVar[bool] = False       # sizes on the wire are contracts: prepare() needs sizes
+    has_rest: ClassVar[bool] = False  # reads something over REST: takes rest_url
+    counts_contracts: ClassVar[bool] = False  # sizes on the wire are contracts: prepare() needs sizes
 
     def __init__(self, symbols: list[str], heartbeat_s: float | None = None) -> None:
         if not symbols:
@@ -172,8 +172,9 @@ class Venue(ABC):
         except orjson.JSONDecodeError:
             return None, Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
 
-    def validated(self, model: type[M], item: object, out: Parsed, recv_ts: datetime, stream: str,
-                  symbol: object) -> M | None:
+    def validated(
+        self, model: type[M], item: object, out: Parsed, recv_ts: datetime, stream: str, symbol: object
+    ) -> M | None:
         """One item of a batch message as `model`, or None with its rejection added to `out` (the other
         items of the batch still count)."""
         try:
@@ -182,8 +183,9 @@ class Venue(ABC):
             out.rows.append(self.reject(recv_ts, stream, symbol, validation_reason(exc), orjson.dumps(item)))
             return None
 
-    def reject(self, recv_ts: datetime, stream: str | None, symbol: str | None, reason: str,
-               raw: str | bytes) -> Rejection:
+    def reject(
+        self, recv_ts: datetime, stream: str | None, symbol: str | None, reason: str, raw: str | bytes
+    ) -> Rejection:
         self.counters[f"rejected.{reason.split(':', 1)[0]}"] += 1
         text = bytes(raw).decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
         text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL; keep it visible instead

@@ -61,6 +61,7 @@ CONNECTIONS = (
 )
 LIQUIDATION_MEMORY = 512  # recent forced orders per symbol, to drop the ones an overlapping connection repeats
 
+
 class AggTradeMsg(Message):
     E: VenueMs
     s: str
@@ -96,8 +97,8 @@ class ForceOrderDetail(Message):
     S: Literal["BUY", "SELL"]
     q: Positive
     p: Positive
-    ap: NonNegative = 0.0   # average fill price; 0 until something filled
-    z: NonNegative = 0.0    # filled quantity so far
+    ap: NonNegative = 0.0  # average fill price; 0 until something filled
+    z: NonNegative = 0.0  # filled quantity so far
     T: VenueMs
 
 
@@ -121,11 +122,19 @@ class Binance(Venue):
     name = "binance"
     example_symbols = ("BTCUSDT", "ETHUSDT")
     rotate_after_s = 23 * 3600  # Binance closes every connection at 24 h: rotate (overlap, then switch) at 23 h
-    has_rest = True             # open interest polls, funding intervals
+    has_rest = True  # open interest polls, funding intervals
 
-    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 max_streams: int = MAX_STREAMS_PER_CONNECTION, derivs: bool = True, rest_url: str | None = None,
-                 oi_weight_per_min: int = OI_WEIGHT_PER_MIN, oi_min_interval_s: float = OI_MIN_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        ws_url: str | None = None,
+        testnet: bool = False,
+        max_streams: int = MAX_STREAMS_PER_CONNECTION,
+        derivs: bool = True,
+        rest_url: str | None = None,
+        oi_weight_per_min: int = OI_WEIGHT_PER_MIN,
+        oi_min_interval_s: float = OI_MIN_INTERVAL_S,
+    ) -> None:
         super().__init__([s.upper() for s in symbols])
         self.root = (ws_url or (TESTNET if testnet else MAINNET)).rstrip("/")
         self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
@@ -134,10 +143,10 @@ class Binance(Venue):
         self.oi_weight_per_min = oi_weight_per_min
         self.oi_min_interval_s = oi_min_interval_s
         self.known = set(self.symbols)
-        self.last_agg: dict[str, tuple[int, int]] = {}   # symbol -> (last a, last T)
+        self.last_agg: dict[str, tuple[int, int]] = {}  # symbol -> (last a, last T)
         self.last_book: dict[str, tuple[int, int]] = {}  # symbol -> (last u, last T)
-        self.last_mark: dict[str, int] = {}              # symbol -> last E
-        self.last_oi: dict[str, int] = {}                # symbol -> last time
+        self.last_mark: dict[str, int] = {}  # symbol -> last E
+        self.last_oi: dict[str, int] = {}  # symbol -> last time
         self.funding_intervals: dict[str, timedelta] = {}  # symbols whose interval is not 8 h
         self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
         self._request_id = 0
@@ -155,11 +164,14 @@ class Binance(Venue):
                 continue
             names = [f"{s.lower()}@{stream}" for s in self.symbols for stream in streams]
             for shard, start in enumerate(range(0, len(names), self.max_streams)):
-                chunk = tuple(names[start:start + self.max_streams])
+                chunk = tuple(names[start : start + self.max_streams])
                 self._request_id += 1
                 subscribe = orjson.dumps({"method": "SUBSCRIBE", "params": list(chunk), "id": self._request_id})
-                routes.append(Route(f"{route}-{label}-{shard}", f"{self.root}/{route}/ws", chunk, (subscribe,),
-                                    stale_factor=quiet))
+                routes.append(
+                    Route(
+                        f"{route}-{label}-{shard}", f"{self.root}/{route}/ws", chunk, (subscribe,), stale_factor=quiet
+                    )
+                )
         return routes
 
     def polls(self) -> list[Poll]:
@@ -167,8 +179,10 @@ class Binance(Venue):
         if not self.derivs or self.oi_weight_per_min <= 0:
             return []
         every_s = max(self.oi_min_interval_s, 60.0 * len(self.symbols) / self.oi_weight_per_min)
-        return [Poll(f"openInterest:{s}", f"{self.rest_root}/fapi/v1/openInterest?symbol={s}", every_s)
-                for s in self.symbols]
+        return [
+            Poll(f"openInterest:{s}", f"{self.rest_root}/fapi/v1/openInterest?symbol={s}", every_s)
+            for s in self.symbols
+        ]
 
     async def prepare(self, stored_sizes: Mapping[str, float]) -> None:
         """Funding intervals that differ from 8 h (GET /fapi/v1/fundingInfo, weight 1, once at start)."""
@@ -183,8 +197,9 @@ class Binance(Venue):
                 if info.symbol in self.known:
                     self.funding_intervals[info.symbol] = timedelta(hours=info.fundingIntervalHours)
         except (httpx.HTTPError, OSError, orjson.JSONDecodeError, ValidationError, TypeError) as exc:
-            log.warning("binance: cannot read funding intervals from %s (%s); assuming 8 h for all symbols",
-                        self.rest_root, exc)
+            log.warning(
+                "binance: cannot read funding intervals from %s (%s); assuming 8 h for all symbols", self.rest_root, exc
+            )
 
     def share_rest_budget(self, workers: int) -> None:
         self.oi_weight_per_min = max(1, self.oi_weight_per_min // workers)
@@ -205,16 +220,18 @@ class Binance(Venue):
         try:
             oi = OpenInterestMsg.model_validate(msg)
         except ValidationError as exc:
-            return Parsed([self.reject(recv_ts, "openInterest", poll.name.split(":", 1)[1], validation_reason(exc),
-                                       body)])
+            return Parsed(
+                [self.reject(recv_ts, "openInterest", poll.name.split(":", 1)[1], validation_reason(exc), body)]
+            )
         if oi.symbol not in self.known:
             return Parsed([self.reject(recv_ts, "openInterest", oi.symbol, "unknown_symbol", body)])
         if oi.time <= self.last_oi.get(oi.symbol, -1):  # not updated since the last poll
             return Parsed(live=True)
         self.last_oi[oi.symbol] = oi.time
         self.counters["derivs"] += 1
-        return Parsed([Derivs(self.name, oi.symbol, from_ms(oi.time), recv_ts, open_interest=oi.openInterest)],
-                      live=True)
+        return Parsed(
+            [Derivs(self.name, oi.symbol, from_ms(oi.time), recv_ts, open_interest=oi.openInterest)], live=True
+        )
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         msg, bad = self.decode(frame, recv_ts)
@@ -261,8 +278,19 @@ class Binance(Venue):
                 return out
             if t.a != last_a + 1:
                 self.counters["gap"] += 1
-                out.rows.append(GapEvent(self.name, t.s, "aggTrade", last_a, t.a, t.a - last_a - 1,
-                                         from_ms(last_t), from_ms(t.T), "id_jump"))
+                out.rows.append(
+                    GapEvent(
+                        self.name,
+                        t.s,
+                        "aggTrade",
+                        last_a,
+                        t.a,
+                        t.a - last_a - 1,
+                        from_ms(last_t),
+                        from_ms(t.T),
+                        "id_jump",
+                    )
+                )
         self.last_agg[t.s] = (t.a, t.T)
         # m: the buyer was the maker, so the aggressor sold.
         out.rows.append(Trade(self.name, t.s, from_ms(t.T), recv_ts, str(t.a), t.p, t.q, "sell" if t.m else "buy"))
@@ -307,10 +335,22 @@ class Binance(Venue):
             return Parsed(live=True)
         self.last_mark[m.s] = m.E
         self.counters["derivs"] += 1
-        return Parsed([Derivs(self.name, m.s, from_ms(m.E), recv_ts, mark_px=m.p, index_px=m.i, funding_rate=m.r,
-                              funding_interval=self.funding_intervals.get(m.s, FUNDING_INTERVAL),
-                              next_funding_ts=from_ms(m.T) if m.T else None)],
-                      live=True)
+        return Parsed(
+            [
+                Derivs(
+                    self.name,
+                    m.s,
+                    from_ms(m.E),
+                    recv_ts,
+                    mark_px=m.p,
+                    index_px=m.i,
+                    funding_rate=m.r,
+                    funding_interval=self.funding_intervals.get(m.s, FUNDING_INTERVAL),
+                    next_funding_ts=from_ms(m.T) if m.T else None,
+                )
+            ],
+            live=True,
+        )
 
     def _force_order(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
         inner = msg.get("o")

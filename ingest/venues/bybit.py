@@ -30,7 +30,7 @@ from ingest.venues.base import (
 MAINNET = "wss://stream.bybit.com/v5/public/linear"
 TESTNET = "wss://stream-testnet.bybit.com/v5/public/linear"
 TOPICS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
-ARGS_PER_FRAME = 10          # the documented cap on args in one subscribe request
+ARGS_PER_FRAME = 10  # the documented cap on args in one subscribe request
 MAX_TOPICS_PER_CONNECTION = 200  # well inside the 21,000-character args limit per connection
 PING = b'{"req_id":"ping","op":"ping"}'
 DEFAULT_FUNDING_INTERVAL = timedelta(hours=8)  # until a ticker says fundingIntervalHour
@@ -56,6 +56,7 @@ class BookData(Message):
 
 class BookMsg(Message):
     """One message validated in one pass: cheaper than validating its parts separately."""
+
     type: Literal["snapshot", "delta"]
     ts: VenueMs
     cts: VenueMs | None = None  # the matching engine's time of this book state
@@ -64,6 +65,7 @@ class BookMsg(Message):
 
 class TickerData(Message):
     """A snapshot has every field; a delta only the ones that changed."""
+
     symbol: str
     markPrice: Positive | None = None
     indexPrice: Positive | None = None
@@ -103,18 +105,24 @@ def _apply(level: tuple[float, float] | None, entries: list[tuple[float, float]]
 class Bybit(Venue):
     name = "bybit"
     example_symbols = ("BTCUSDT", "ETHUSDT")
-    heartbeat_s = 20.0   # Bybit asks for a ping about every 20 s
+    heartbeat_s = 20.0  # Bybit asks for a ping about every 20 s
     idle_close_s = 60.0  # not documented by Bybit: a conservative bound for the ping setting
 
-    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float | None = None, max_topics: int = MAX_TOPICS_PER_CONNECTION,
-                 derivs: bool = True) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        ws_url: str | None = None,
+        testnet: bool = False,
+        heartbeat_s: float | None = None,
+        max_topics: int = MAX_TOPICS_PER_CONNECTION,
+        derivs: bool = True,
+    ) -> None:
         super().__init__([s.upper() for s in symbols], heartbeat_s)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
         self.max_topics = max_topics
         self.topics = TOPICS if derivs else TOPICS[:2]
         self.known = set(self.symbols)
-        self.book: dict[str, list] = {}                   # symbol -> [bid level, ask level, last u]
+        self.book: dict[str, list] = {}  # symbol -> [bid level, ask level, last u]
         self.last_trade_ms: dict[str, int] = {}
         self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
         self.tickers: dict[str, dict[str, float | int]] = {}  # symbol -> merged ticker state
@@ -133,10 +141,11 @@ class Bybit(Venue):
         topics = [f"{t}.{s}" for s in self.symbols for t in self.topics]
         routes = []
         for shard, start in enumerate(range(0, len(topics), self.max_topics)):
-            chunk = topics[start:start + self.max_topics]
-            frames = tuple(orjson.dumps({"req_id": f"sub-{shard}-{i}", "op": "subscribe",
-                                         "args": chunk[i:i + ARGS_PER_FRAME]})
-                           for i in range(0, len(chunk), ARGS_PER_FRAME))
+            chunk = topics[start : start + self.max_topics]
+            frames = tuple(
+                orjson.dumps({"req_id": f"sub-{shard}-{i}", "op": "subscribe", "args": chunk[i : i + ARGS_PER_FRAME]})
+                for i in range(0, len(chunk), ARGS_PER_FRAME)
+            )
             routes.append(Route(f"linear-{shard}", self.url, tuple(chunk), frames))
         return routes
 
@@ -190,8 +199,9 @@ class Bybit(Venue):
                 continue
             self.seen_trades.add(symbol, t.i)
             self.last_trade_ms[symbol] = t.T
-            out.rows.append(Trade(self.name, symbol, from_ms(t.T), recv_ts, t.i, t.p, t.v,
-                                  "buy" if t.S == "Buy" else "sell"))
+            out.rows.append(
+                Trade(self.name, symbol, from_ms(t.T), recv_ts, t.i, t.p, t.v, "buy" if t.S == "Buy" else "sell")
+            )
             self.counters["trades"] += 1
         return out
 
@@ -222,8 +232,9 @@ class Bybit(Venue):
         if bid[0] >= ask[0]:
             return Parsed([self.reject(recv_ts, "orderbook.1", symbol, "crossed_book", frame)], live=True)
         self.counters["books"] += 1
-        return Parsed([BookL1(self.name, symbol, from_ms(venue_ms), recv_ts, bid[0], bid[1], ask[0], ask[1], b.u)],
-                      live=True)
+        return Parsed(
+            [BookL1(self.name, symbol, from_ms(venue_ms), recv_ts, bid[0], bid[1], ask[0], ask[1], b.u)], live=True
+        )
 
     def _ticker(self, symbol: str, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
         data = msg.get("data")
@@ -236,8 +247,9 @@ class Bybit(Venue):
         t, venue_ms = m.data, m.ts
         changed = t.model_dump(include=TICKER_FIELDS, exclude_none=True)
         # A snapshot is the whole state; a delta changes the fields it names (Bybit's documented model).
-        state = self.tickers[symbol] = (changed if msg.get("type") == "snapshot"
-                                        else {**self.tickers.get(symbol, {}), **changed})
+        state = self.tickers[symbol] = (
+            changed if msg.get("type") == "snapshot" else {**self.tickers.get(symbol, {}), **changed}
+        )
         if not changed.keys() - {"fundingIntervalHour"}:
             return Parsed(live=True)  # a delta of last price or volume only: nothing of ours changed
         self.counters["derivs"] += 1
@@ -245,11 +257,23 @@ class Bybit(Venue):
         funding_interval = timedelta(hours=hours) if hours else DEFAULT_FUNDING_INTERVAL
         # Every row carries the full current state, so each one pairs a mark with its index (the basis).
         next_funding = state.get("nextFundingTime")
-        return Parsed([Derivs(self.name, symbol, from_ms(venue_ms), recv_ts, mark_px=state.get("markPrice"),
-                              index_px=state.get("indexPrice"), funding_rate=state.get("fundingRate"),
-                              funding_interval=funding_interval if "fundingRate" in state else None,
-                              next_funding_ts=from_ms(next_funding) if next_funding else None,
-                              open_interest=state.get("openInterest"))], live=True)
+        return Parsed(
+            [
+                Derivs(
+                    self.name,
+                    symbol,
+                    from_ms(venue_ms),
+                    recv_ts,
+                    mark_px=state.get("markPrice"),
+                    index_px=state.get("indexPrice"),
+                    funding_rate=state.get("fundingRate"),
+                    funding_interval=funding_interval if "fundingRate" in state else None,
+                    next_funding_ts=from_ms(next_funding) if next_funding else None,
+                    open_interest=state.get("openInterest"),
+                )
+            ],
+            live=True,
+        )
 
     def _liquidations(self, symbol: str, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         if not isinstance(data, list):
@@ -266,4 +290,3 @@ class Bybit(Venue):
             out.rows.append(Liquidation(self.name, symbol, from_ms(liq.T), recv_ts, side, liq.p, liq.v))
             self.counters["liquidations"] += 1
         return out
-

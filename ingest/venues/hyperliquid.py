@@ -34,6 +34,7 @@ PING = b'{"method":"ping"}'
 DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
 FUNDING_INTERVAL = timedelta(hours=1)  # Hyperliquid pays funding every hour, on the hour
 
+
 class TradeMsg(Message):
     coin: str
     side: Literal["A", "B"]
@@ -69,12 +70,18 @@ class AssetCtxMsg(Message):
 class Hyperliquid(Venue):
     name = "hyperliquid"
     example_symbols = ("BTC", "ETH")
-    heartbeat_s = 20.0   # well inside the venue's 60 s idle rule
+    heartbeat_s = 20.0  # well inside the venue's 60 s idle rule
     idle_close_s = 60.0  # the venue closes a connection it has sent nothing to for 60 s
 
-    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float | None = None, max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
-                 derivs: bool = True) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        ws_url: str | None = None,
+        testnet: bool = False,
+        heartbeat_s: float | None = None,
+        max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        derivs: bool = True,
+    ) -> None:
         super().__init__(symbols, heartbeat_s)
         self.kinds = ("trades", "bbo", "activeAssetCtx") if derivs else ("trades", "bbo")
         self.last_ctx: dict[str, tuple[float, float, float, float]] = {}
@@ -96,9 +103,11 @@ class Hyperliquid(Venue):
         subs = [(kind, coin) for coin in self.symbols for kind in self.kinds]
         routes = []
         for shard, start in enumerate(range(0, len(subs), self.max_subscriptions)):
-            chunk = subs[start:start + self.max_subscriptions]
-            frames = tuple(orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "coin": coin}})
-                           for kind, coin in chunk)
+            chunk = subs[start : start + self.max_subscriptions]
+            frames = tuple(
+                orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "coin": coin}})
+                for kind, coin in chunk
+            )
             routes.append(Route(f"ws-{shard}", self.url, tuple(f"{kind}:{coin}" for kind, coin in chunk), frames))
         return routes
 
@@ -148,8 +157,18 @@ class Hyperliquid(Venue):
             self.seen_tids.add(t.coin, t.tid)
             self.last_trade_time[t.coin] = t.time
             # side is the aggressor: B = bid side took liquidity = buy.
-            out.rows.append(Trade(self.name, t.coin, from_ms(t.time), recv_ts, str(t.tid), t.px, t.sz,
-                                  "buy" if t.side == "B" else "sell"))
+            out.rows.append(
+                Trade(
+                    self.name,
+                    t.coin,
+                    from_ms(t.time),
+                    recv_ts,
+                    str(t.tid),
+                    t.px,
+                    t.sz,
+                    "buy" if t.side == "B" else "sell",
+                )
+            )
             self.counters["trades"] += 1
         return out
 
@@ -174,8 +193,9 @@ class Hyperliquid(Venue):
             return Parsed([self.reject(recv_ts, "bbo", b.coin, "out_of_order", frame)], live=True)
         self.last_bbo_time[b.coin] = b.time
         self.counters["books"] += 1
-        return Parsed([BookL1(self.name, b.coin, from_ms(b.time), recv_ts, bid.px, bid.sz, ask.px, ask.sz, None)],
-                      live=True)
+        return Parsed(
+            [BookL1(self.name, b.coin, from_ms(b.time), recv_ts, bid.px, bid.sz, ask.px, ask.sz, None)], live=True
+        )
 
     def _asset_ctx(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         coin = data.get("coin") if isinstance(data, dict) else None
@@ -195,6 +215,20 @@ class Hyperliquid(Venue):
         # The context carries no time of its own: it is as of receipt. Funding settles on the hour;
         # the oracle price is the index the premium (basis) is measured against.
         next_hour = recv_ts.replace(minute=0, second=0, microsecond=0) + FUNDING_INTERVAL
-        return Parsed([Derivs(self.name, a.coin, recv_ts, recv_ts, mark_px=c.markPx, index_px=c.oraclePx,
-                              funding_rate=c.funding, funding_interval=FUNDING_INTERVAL, next_funding_ts=next_hour,
-                              open_interest=c.openInterest)], live=True)
+        return Parsed(
+            [
+                Derivs(
+                    self.name,
+                    a.coin,
+                    recv_ts,
+                    recv_ts,
+                    mark_px=c.markPx,
+                    index_px=c.oraclePx,
+                    funding_rate=c.funding,
+                    funding_interval=FUNDING_INTERVAL,
+                    next_funding_ts=next_hour,
+                    open_interest=c.openInterest,
+                )
+            ],
+            live=True,
+        )

@@ -50,6 +50,7 @@ TRADE_DEDUP_WINDOW = 20_000
 LIQUIDATION_MEMORY = 512
 INDEX_PAIRING_MS = 5_000  # mark-price and index-tickers both push at least every second or so
 
+
 class TradeItem(Message):
     instId: str
     tradeId: str
@@ -80,9 +81,10 @@ class IndexItem(Message):
 
 class FundingItem(Message):
     """Newly listed swaps may push fundingTime (and nextFundingRate) before any fundingRate."""
+
     instId: str
     fundingRate: FundingRate | None = None
-    fundingTime: VenueMs            # the next settlement
+    fundingTime: VenueMs  # the next settlement
     nextFundingTime: VenueMs | None = None  # the one after: the gap is the interval
     ts: VenueMs | None = None
 
@@ -119,15 +121,22 @@ def index_of(symbol: str) -> str:
 class Okx(Venue):
     name = "okx"
     example_symbols = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
-    heartbeat_s = 20.0   # inside the venue's 30 s idle rule
+    heartbeat_s = 20.0  # inside the venue's 30 s idle rule
     idle_close_s = 30.0  # OKX drops connections with no traffic for 30 s
-    has_rest = True      # instrument metadata (contract sizes)
+    has_rest = True  # instrument metadata (contract sizes)
     counts_contracts = True
 
-    def __init__(self, symbols: list[str], ws_url: str | None = None, testnet: bool = False,
-                 heartbeat_s: float | None = None, rest_url: str | None = None,
-                 contract_sizes: dict[str, float] | None = None, derivs: bool = True,
-                 max_args: int = MAX_ARGS_PER_CONNECTION) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        ws_url: str | None = None,
+        testnet: bool = False,
+        heartbeat_s: float | None = None,
+        rest_url: str | None = None,
+        contract_sizes: dict[str, float] | None = None,
+        derivs: bool = True,
+        max_args: int = MAX_ARGS_PER_CONNECTION,
+    ) -> None:
         super().__init__([s.upper() for s in symbols], heartbeat_s)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
         self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
@@ -136,7 +145,7 @@ class Okx(Venue):
         self.known = set(self.symbols)
         self.by_index = {index_of(s): s for s in self.symbols}
         self.contract_sizes: dict[str, float] = dict(contract_sizes or {})
-        self.last_book: dict[str, tuple[int, int]] = {}   # symbol -> (ts, seqId)
+        self.last_book: dict[str, tuple[int, int]] = {}  # symbol -> (ts, seqId)
         self.last_trade_ms: dict[str, int] = {}
         self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
         self.last_derivs: dict[tuple[str, str], int] = {}  # (channel, symbol) -> last ts
@@ -162,12 +171,16 @@ class Okx(Venue):
             self.contract_sizes.update(await self._rest_contract_sizes(missing))
         except (httpx.HTTPError, OSError, ValueError) as exc:
             log.warning("okx: cannot read instrument metadata from %s (%s); using ops.instruments", self.rest_root, exc)
-        self.contract_sizes.update({s: stored_sizes[s] for s in self.symbols
-                                    if s not in self.contract_sizes and s in stored_sizes})
+        self.contract_sizes.update(
+            {s: stored_sizes[s] for s in self.symbols if s not in self.contract_sizes and s in stored_sizes}
+        )
         missing = [s for s in self.symbols if s not in self.contract_sizes]
         if missing:
-            log.error("okx: no contract size for %s: their messages will be quarantined (reason no_contract_size) "
-                      "until ops.instruments has one and ingest restarts", ", ".join(missing))
+            log.error(
+                "okx: no contract size for %s: their messages will be quarantined (reason no_contract_size) "
+                "until ops.instruments has one and ingest restarts",
+                ", ".join(missing),
+            )
 
     async def _rest_contract_sizes(self, symbols: list[str]) -> dict[str, float]:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -191,15 +204,18 @@ class Okx(Venue):
 
     def routes(self) -> list[Route]:
         channels = CHANNELS + (DERIVS_CHANNELS if self.derivs else ())
-        args = [{"channel": c, "instId": index_of(s) if c == "index-tickers" else s}
-                for s in self.symbols for c in channels]
+        args = [
+            {"channel": c, "instId": index_of(s) if c == "index-tickers" else s} for s in self.symbols for c in channels
+        ]
         routes = []
         for shard, start in enumerate(range(0, len(args), self.max_args)):
-            chunk = args[start:start + self.max_args]
+            chunk = args[start : start + self.max_args]
             if shard == 0 and self.derivs:  # one firehose of all swap liquidations, filtered here
                 chunk = [*chunk, {"channel": "liquidation-orders", "instType": "SWAP"}]
-            frames = tuple(orjson.dumps({"id": f"s{shard}x{i}", "op": "subscribe", "args": chunk[i:i + ARGS_PER_FRAME]})
-                           for i in range(0, len(chunk), ARGS_PER_FRAME))
+            frames = tuple(
+                orjson.dumps({"id": f"s{shard}x{i}", "op": "subscribe", "args": chunk[i : i + ARGS_PER_FRAME]})
+                for i in range(0, len(chunk), ARGS_PER_FRAME)
+            )
             names = tuple(f"{a['channel']}:{a.get('instId', a.get('instType'))}" for a in chunk)
             routes.append(Route(f"public-{shard}", self.url, names, frames, acks=len(chunk)))
         return routes
@@ -277,8 +293,10 @@ class Okx(Venue):
             return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "out_of_order", frame)], live=True)
         self.last_book[symbol] = key
         self.counters["books"] += 1
-        return Parsed([BookL1(self.name, symbol, from_ms(b.ts), recv_ts, bid_px, bid_sz * ct, ask_px, ask_sz * ct,
-                              b.seqId)], live=True)
+        return Parsed(
+            [BookL1(self.name, symbol, from_ms(b.ts), recv_ts, bid_px, bid_sz * ct, ask_px, ask_sz * ct, b.seqId)],
+            live=True,
+        )
 
     def _derivs(self, channel: str, symbol: str, ts: int, recv_ts: datetime, **fields) -> Parsed:
         key = (channel, symbol)
@@ -320,8 +338,15 @@ class Okx(Venue):
         if f.nextFundingTime and f.nextFundingTime > f.fundingTime:  # OKX intervals vary (8 h, 4 h, 1 h...)
             interval = timedelta(milliseconds=f.nextFundingTime - f.fundingTime)
         ts = f.ts if f.ts is not None else int(recv_ts.timestamp() * 1000)
-        return self._derivs("funding-rate", symbol, ts, recv_ts, funding_rate=f.fundingRate,
-                            funding_interval=interval, next_funding_ts=from_ms(f.fundingTime))
+        return self._derivs(
+            "funding-rate",
+            symbol,
+            ts,
+            recv_ts,
+            funding_rate=f.fundingRate,
+            funding_interval=interval,
+            next_funding_ts=from_ms(f.fundingTime),
+        )
 
     def _open_interest(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
         ct = self.contract_size(symbol)
@@ -345,8 +370,9 @@ class Okx(Venue):
             if (liq := self.validated(LiquidationItem, item, out, recv_ts, "liquidation-orders", inst)) is None:
                 continue
             if ct is None:
-                out.rows.append(self.reject(recv_ts, "liquidation-orders", inst, "no_contract_size",
-                                            orjson.dumps(item)))
+                out.rows.append(
+                    self.reject(recv_ts, "liquidation-orders", inst, "no_contract_size", orjson.dumps(item))
+                )
                 continue
             for d in liq.details:
                 if not self.recent_liquidations.first_time(inst, (d.ts, d.side, d.bkPx, d.sz)):

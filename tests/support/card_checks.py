@@ -16,21 +16,24 @@ class CardCheckError(AssertionError):
     pass
 
 
-async def run_as_readonly(conn: asyncpg.Connection, dashboard: Dashboard, card: Card,
-                          values: dict | None = None) -> CardResult:
+async def run_as_readonly(
+    conn: asyncpg.Connection, dashboard: Dashboard, card: Card, values: dict | None = None
+) -> CardResult:
     """Run the card with the privileges Metabase has: the tower_readonly role."""
     await conn.execute("SET ROLE tower_readonly")
     try:
         return await run_card(conn, dashboard, card, values)
     except asyncpg.PostgresError as exc:
-        raise CardCheckError(f"{dashboard.key}/{card.key} failed with {values or 'defaults'}: "
-                             f"{exc.__class__.__name__}: {exc}") from exc
+        raise CardCheckError(
+            f"{dashboard.key}/{card.key} failed with {values or 'defaults'}: {exc.__class__.__name__}: {exc}"
+        ) from exc
     finally:
         await conn.execute("RESET ROLE")
 
 
-async def check_card(conn: asyncpg.Connection, dashboard: Dashboard, card: Card,
-                     filter_values: dict[str, str], now: datetime) -> CardResult:
+async def check_card(
+    conn: asyncpg.Connection, dashboard: Dashboard, card: Card, filter_values: dict[str, str], now: datetime
+) -> CardResult:
     """Runs the card with defaults and with each filter; raises CardCheckError on the first problem."""
     where = f"{dashboard.key}/{card.key}"
     result = await run_as_readonly(conn, dashboard, card)
@@ -48,7 +51,7 @@ async def check_card(conn: asyncpg.Connection, dashboard: Dashboard, card: Card,
         if not narrowed.rows:
             raise CardCheckError(f"{where}: no rows with {tag}={value!r}")
         if tag in narrowed.columns:
-            allowed = {value, "*"} if tag == "symbol" else {value}   # '*' = venue-wide event
+            allowed = {value, "*"} if tag == "symbol" else {value}  # '*' = venue-wide event
             others = {v for v in narrowed.column(tag) if v not in allowed}
             if others:
                 raise CardCheckError(f"{where}: with {tag}={value!r} it still returns {tag} {sorted(others)}")

@@ -18,8 +18,14 @@ def calm(venue: str, symbol: str, minute: int) -> tuple[float, float] | None:
     return 1.0, 1.0
 
 
-async def write_derivs(conn, minutes: int, shape: DerivsShape = calm,
-                       liquidations: list[tuple[str, str, int, str, float]] = (), *, every_s: int = 5) -> None:
+async def write_derivs(
+    conn,
+    minutes: int,
+    shape: DerivsShape = calm,
+    liquidations: list[tuple[str, str, int, str, float]] = (),
+    *,
+    every_s: int = 5,
+) -> None:
     """Mark/index/funding/OI every `every_s` s for every instrument, as the venue reports it (Binance's
     funding per 8 h, Hyperliquid's per hour), and forced orders (venue, symbol, minute, side, notional)."""
     rows = []
@@ -32,16 +38,36 @@ async def write_derivs(conn, minutes: int, shape: DerivsShape = calm,
             basis_bps, funding_8h_bps = got
             for second in range(0, 60, every_s):
                 ts = T0 + timedelta(minutes=minute, seconds=second)
-                rows.append((venue, symbol, ts, ts, index * (1 + basis_bps / 1e4), index,
-                             funding_8h_bps / 1e4 * (interval / timedelta(hours=8)), interval, T0 + interval,
-                             1_000.0 + minute))
+                rows.append(
+                    (
+                        venue,
+                        symbol,
+                        ts,
+                        ts,
+                        index * (1 + basis_bps / 1e4),
+                        index,
+                        funding_8h_bps / 1e4 * (interval / timedelta(hours=8)),
+                        interval,
+                        T0 + interval,
+                        1_000.0 + minute,
+                    )
+                )
     await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=rows, columns=DERIVS_COLUMNS)
     await write_liquidations(conn, liquidations)
 
 
 async def write_liquidations(conn, liquidations: list[tuple[str, str, int, str, float]]) -> None:
     price = {(v, s): px for v, s, px in INSTRUMENTS}
-    liqs = [(venue, symbol, T0 + minute * M + timedelta(seconds=7 + k), T0 + minute * M + timedelta(seconds=8 + k),
-             side, price[(venue, symbol)], notional / price[(venue, symbol)])
-            for k, (venue, symbol, minute, side, notional) in enumerate(liquidations)]
+    liqs = [
+        (
+            venue,
+            symbol,
+            T0 + minute * M + timedelta(seconds=7 + k),
+            T0 + minute * M + timedelta(seconds=8 + k),
+            side,
+            price[(venue, symbol)],
+            notional / price[(venue, symbol)],
+        )
+        for k, (venue, symbol, minute, side, notional) in enumerate(liquidations)
+    ]
     await conn.copy_records_to_table("raw_liquidations", schema_name="ops", records=liqs, columns=LIQUIDATION_COLUMNS)

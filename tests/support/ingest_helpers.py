@@ -36,8 +36,13 @@ class Running:
 
 
 @asynccontextmanager
-async def running(dsn: str, venues: list[Venue], tmp_path: Path, runtime: RuntimeConfig = FAST,
-                  writer_config: WriterConfig | None = None):
+async def running(
+    dsn: str,
+    venues: list[Venue],
+    tmp_path: Path,
+    runtime: RuntimeConfig = FAST,
+    writer_config: WriterConfig | None = None,
+):
     run = Running()
     run.writer = Writer(dsn, writer_config or WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05))
     run.task = asyncio.create_task(ingest(dsn, venues, runtime=runtime, stop=run.stop, writer=run.writer))

@@ -8,8 +8,14 @@ from datetime import datetime, timedelta
 
 from tests.support.fixtures import T0, insert_book, insert_trades
 
-INSTRUMENTS = [("binance", "BTCUSDT", 50_000.0), ("binance", "ETHUSDT", 3_000.0), ("binance", "SOLUSDT", 150.0),
-               ("hyperliquid", "BTC", 50_000.0), ("hyperliquid", "ETH", 3_000.0), ("hyperliquid", "SOL", 150.0)]
+INSTRUMENTS = [
+    ("binance", "BTCUSDT", 50_000.0),
+    ("binance", "ETHUSDT", 3_000.0),
+    ("binance", "SOLUSDT", 150.0),
+    ("hyperliquid", "BTC", 50_000.0),
+    ("hyperliquid", "ETH", 3_000.0),
+    ("hyperliquid", "SOL", 150.0),
+]
 MS = timedelta(milliseconds=1)
 
 
@@ -30,8 +36,9 @@ async def quiesce_background_jobs(conn) -> None:
     """
     if await conn.fetchval("SELECT current_setting('timescaledb.license', true)") != "timescale":
         return
-    await conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
-                       "WHERE job_id >= 1000")
+    await conn.execute(
+        "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE job_id >= 1000"
+    )
     # Quiet = no job worker in this database for five checks in a row (one may just be starting).
     await conn.execute(r"""
         DO $$
@@ -64,8 +71,9 @@ def quote_at(base_mid: float, minute: int, second: int) -> Quote:
     return Quote(mid=base_mid, spread_bps=1.0 + wiggle)
 
 
-async def write_market(conn, minutes: int, shape: Shape = quiet, *, start: datetime = T0, every_s: int = 2,
-                       latency_ms: float = 40.0) -> None:
+async def write_market(
+    conn, minutes: int, shape: Shape = quiet, *, start: datetime = T0, every_s: int = 2, latency_ms: float = 40.0
+) -> None:
     """Book updates every `every_s` seconds and a trade every 10 s for every instrument, for `minutes`."""
     await quiesce_background_jobs(conn)
     book, trades = [], []
@@ -79,8 +87,7 @@ async def write_market(conn, minutes: int, shape: Shape = quiet, *, start: datet
                 ts = start + timedelta(minutes=minute, seconds=second)
                 half = q.mid * q.spread_bps / 2e4
                 uid += 1
-                book.append((venue, symbol, ts, ts + latency_ms * MS, q.mid - half, q.qty, q.mid + half, q.qty,
-                             uid))
+                book.append((venue, symbol, ts, ts + latency_ms * MS, q.mid - half, q.qty, q.mid + half, q.qty, uid))
                 if second % 10 == 0:
                     side = "buy" if (minute + second // 10) % 2 else "sell"
                     trades.append((venue, symbol, ts, ts + latency_ms * MS, f"{minute}-{second}", q.mid, 0.1, side))

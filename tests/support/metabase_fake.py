@@ -22,12 +22,30 @@ from urllib.parse import parse_qs, urlsplit
 VERSION = "v0.62.4"
 OBFUSCATED = "**MetabasePass**"
 COMMON_PASSWORDS = {"password", "12345678", "metabase", "qwerty123"}
-DASHCARD_KEYS = {"id", "size_x", "size_y", "row", "col", "card_id", "action_id", "dashboard_tab_id",
-                 "parameter_mappings", "visualization_settings", "inline_parameters", "series"}
+DASHCARD_KEYS = {
+    "id",
+    "size_x",
+    "size_y",
+    "row",
+    "col",
+    "card_id",
+    "action_id",
+    "dashboard_tab_id",
+    "parameter_mappings",
+    "visualization_settings",
+    "inline_parameters",
+    "series",
+}
 TAG = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 # Dashboard parameter type -> template tag types it can drive.
-COMPATIBLE = {"string/=": {"text"}, "category": {"text"}, "number/=": {"number"},
-              "date/single": {"date"}, "date/range": {"date"}, "date/all-options": {"date"}}
+COMPATIBLE = {
+    "string/=": {"text"},
+    "category": {"text"},
+    "number/=": {"number"},
+    "date/single": {"date"},
+    "date/range": {"date"},
+    "date/all-options": {"date"},
+}
 
 
 class ApiError(Exception):
@@ -44,7 +62,7 @@ class FakeMetabase:
     def __init__(self, *, unhealthy_polls: int = 0, db_passwords: dict[str, str] | None = None):
         self.lock = threading.Lock()
         self.unhealthy_polls = unhealthy_polls
-        self.db_passwords = db_passwords or {}     # what the "database server" accepts: user -> password
+        self.db_passwords = db_passwords or {}  # what the "database server" accepts: user -> password
         self.setup_token = str(uuid.uuid4())
         self.users: dict[str, dict] = {}
         self.sessions: dict[str, str] = {}
@@ -52,8 +70,9 @@ class FakeMetabase:
         self.settings = {"enable-public-sharing": False, "site-name": None}
         self.ids = itertools.count(2)
         self.dashcard_ids = itertools.count(100)
-        self.databases = {1: {"id": 1, "name": "Sample Database", "engine": "h2", "details": {"db": "sample"},
-                              "is_sample": True}}
+        self.databases = {
+            1: {"id": 1, "name": "Sample Database", "engine": "h2", "details": {"db": "sample"}, "is_sample": True}
+        }
         self.collections: dict[int, dict] = {}
         self.cards: dict[int, dict] = {}
         self.dashboards: dict[int, dict] = {}
@@ -74,8 +93,14 @@ class FakeMetabase:
 
     def writes(self, method: str | None = None) -> list[tuple[str, str, int]]:
         """Successful requests that change state (POST/PUT/DELETE), optionally of one method."""
-        return [r for r in self.requests if r[0] in ("POST", "PUT", "DELETE") and r[2] < 400
-                and (method is None or r[0] == method) and r[1] not in ("/api/session",)]
+        return [
+            r
+            for r in self.requests
+            if r[0] in ("POST", "PUT", "DELETE")
+            and r[2] < 400
+            and (method is None or r[0] == method)
+            and r[1] not in ("/api/session",)
+        ]
 
     # -- routing ---------------------------------------------------------------------------------------
 
@@ -100,11 +125,13 @@ class FakeMetabase:
                     except ApiError as exc:
                         status, payload = exc.status, exc.body
                     fake.requests.append((method, parts.path, status))
-                data = b"" if payload is None else (payload if isinstance(payload, bytes)
-                                                    else json.dumps(payload).encode())
+                data = (
+                    b""
+                    if payload is None
+                    else (payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+                )
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if not isinstance(payload, bytes)
-                                 else "text/plain")
+                self.send_header("Content-Type", "application/json" if not isinstance(payload, bytes) else "text/plain")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -133,8 +160,12 @@ class FakeMetabase:
         if self.unhealthy_polls > 0:
             return 503, b"Metabase is still initializing"
         if (method, path) == ("GET", "/api/session/properties"):
-            return 200, {"setup-token": self.setup_token, "has-user-setup": bool(self.users),
-                         "version": {"tag": VERSION}, "site-name": self.settings["site-name"]}
+            return 200, {
+                "setup-token": self.setup_token,
+                "has-user-setup": bool(self.users),
+                "version": {"tag": VERSION},
+                "site-name": self.settings["site-name"],
+            }
         if (method, path) == ("POST", "/api/setup"):
             return self.setup(body)
         if (method, path) == ("POST", "/api/session"):
@@ -180,8 +211,13 @@ class FakeMetabase:
 
     def setup(self, body):
         if self.users:
-            raise ApiError(403, {"message": "The /api/setup route can only be used to create the first user, "
-                                            "however a user currently exists."})
+            raise ApiError(
+                403,
+                {
+                    "message": "The /api/setup route can only be used to create the first user, "
+                    "however a user currently exists."
+                },
+            )
         if not isinstance(body, dict) or body.get("token") != self.setup_token:
             raise bad("token", "Token does not match the setup token.")
         user = body.get("user") or {}
@@ -193,11 +229,21 @@ class FakeMetabase:
         site_name = (body.get("prefs") or {}).get("site_name")
         if not isinstance(site_name, str) or not site_name.strip():
             raise bad("site_name", "value must be a non-blank string.")
-        self.users[email] = {"id": 1, "email": email, "password": password, "is_superuser": True,
-                             "first_name": user.get("first_name"), "last_name": user.get("last_name")}
+        self.users[email] = {
+            "id": 1,
+            "email": email,
+            "password": password,
+            "is_superuser": True,
+            "first_name": user.get("first_name"),
+            "last_name": user.get("last_name"),
+        }
         self.settings["site-name"] = site_name
-        self.collections[next(self.ids)] = {"name": f"{user.get('first_name')}'s Personal Collection",
-                                            "personal_owner_id": 1, "location": "/", "archived": False}
+        self.collections[next(self.ids)] = {
+            "name": f"{user.get('first_name')}'s Personal Collection",
+            "personal_owner_id": 1,
+            "location": "/",
+            "archived": False,
+        }
         for cid, c in self.collections.items():
             c["id"] = cid
         return 200, {"id": self.new_session(email)}
@@ -243,8 +289,13 @@ class FakeMetabase:
                 raise bad("details", f"{k} is required")
         expected = self.db_passwords.get(details["user"])
         if expected is not None and details.get("password") != expected:
-            raise ApiError(400, {"message": "Looks like the Username or Password is incorrect.",
-                                 "errors": {"password": "Looks like the Username or Password is incorrect."}})
+            raise ApiError(
+                400,
+                {
+                    "message": "Looks like the Username or Password is incorrect.",
+                    "errors": {"password": "Looks like the Username or Password is incorrect."},
+                },
+            )
 
     def create_database(self, body):
         if not isinstance(body, dict) or not body.get("name"):
@@ -253,10 +304,14 @@ class FakeMetabase:
             raise bad("engine", "value must be a valid database engine.")
         self.check_connection(body.get("details") or {})
         db_id = next(self.ids)
-        self.databases[db_id] = {"id": db_id, "name": body["name"], "engine": body["engine"],
-                                 "details": copy.deepcopy(body["details"]),
-                                 "is_full_sync": body.get("is_full_sync", True),
-                                 "auto_run_queries": body.get("auto_run_queries", True)}
+        self.databases[db_id] = {
+            "id": db_id,
+            "name": body["name"],
+            "engine": body["engine"],
+            "details": copy.deepcopy(body["details"]),
+            "is_full_sync": body.get("is_full_sync", True),
+            "auto_run_queries": body.get("auto_run_queries", True),
+        }
         return 200, self.public_db(self.databases[db_id])
 
     def sync_schema(self, ident):
@@ -286,9 +341,14 @@ class FakeMetabase:
         if parent is not None and parent not in self.collections:
             raise ApiError(404, b"Not found.")
         cid = next(self.ids)
-        self.collections[cid] = {"id": cid, "name": body["name"], "description": body.get("description"),
-                                 "location": "/" if parent is None else f"/{parent}/", "archived": False,
-                                 "personal_owner_id": None}
+        self.collections[cid] = {
+            "id": cid,
+            "name": body["name"],
+            "description": body.get("description"),
+            "location": "/" if parent is None else f"/{parent}/",
+            "archived": False,
+            "personal_owner_id": None,
+        }
         return 200, copy.deepcopy(self.collections[cid])
 
     def collection_items(self, ident, query):
@@ -297,12 +357,23 @@ class FakeMetabase:
         models = set(query.get("models", [])) or {"card", "dashboard", "collection"}
         items = []
         if "card" in models:
-            items += [{"id": c["id"], "name": c["name"], "model": "card", "description": c.get("description"),
-                       "display": c["display"]} for c in self.cards.values()
-                      if c["collection_id"] == ident and not c.get("archived")]
+            items += [
+                {
+                    "id": c["id"],
+                    "name": c["name"],
+                    "model": "card",
+                    "description": c.get("description"),
+                    "display": c["display"],
+                }
+                for c in self.cards.values()
+                if c["collection_id"] == ident and not c.get("archived")
+            ]
         if "dashboard" in models:
-            items += [{"id": d["id"], "name": d["name"], "model": "dashboard", "description": d.get("description")}
-                      for d in self.dashboards.values() if d["collection_id"] == ident and not d.get("archived")]
+            items += [
+                {"id": d["id"], "name": d["name"], "model": "dashboard", "description": d.get("description")}
+                for d in self.dashboards.values()
+                if d["collection_id"] == ident and not d.get("archived")
+            ]
         return 200, {"data": items, "total": len(items), "models": sorted(models), "limit": None, "offset": None}
 
     # -- cards -----------------------------------------------------------------------------------------
@@ -360,9 +431,17 @@ class FakeMetabase:
         """From 0.57 queries come back as MBQL 5 (stages), not the legacy shape the client sent."""
         out = copy.deepcopy(card)
         q = out.get("dataset_query") or {}
-        out["dataset_query"] = {"lib/type": "mbql/query", "database": q.get("database"),
-                                "stages": [{"lib/type": "mbql.stage/native", "native": q["native"]["query"],
-                                            "template-tags": q["native"].get("template-tags", {})}]}
+        out["dataset_query"] = {
+            "lib/type": "mbql/query",
+            "database": q.get("database"),
+            "stages": [
+                {
+                    "lib/type": "mbql.stage/native",
+                    "native": q["native"]["query"],
+                    "template-tags": q["native"].get("template-tags", {}),
+                }
+            ],
+        }
         return out
 
     def template_tags(self, card_id) -> dict:
@@ -385,9 +464,16 @@ class FakeMetabase:
         if cid is not None and cid not in self.collections:
             raise ApiError(404, b"Not found.")
         did = next(self.ids)
-        self.dashboards[did] = {"id": did, "name": body["name"], "description": body.get("description"),
-                                "collection_id": cid, "parameters": copy.deepcopy(body.get("parameters") or []),
-                                "dashcards": [], "tabs": [], "public_uuid": None}
+        self.dashboards[did] = {
+            "id": did,
+            "name": body["name"],
+            "description": body.get("description"),
+            "collection_id": cid,
+            "parameters": copy.deepcopy(body.get("parameters") or []),
+            "dashcards": [],
+            "tabs": [],
+            "public_uuid": None,
+        }
         return 200, self.dashboard_response(self.dashboards[did])
 
     def update_dashboard(self, ident, body):
@@ -407,7 +493,7 @@ class FakeMetabase:
         if "tabs" in body:
             dash["tabs"] = copy.deepcopy(body["tabs"])
         if new_cards is not None:
-            dash["dashcards"] = new_cards   # the list is the full state: omitted dashcards are deleted
+            dash["dashcards"] = new_cards  # the list is the full state: omitted dashcards are deleted
         return 200, self.dashboard_response(dash)
 
     def check_dashcards(self, dash, dashcards, param_types):
@@ -416,7 +502,7 @@ class FakeMetabase:
         existing = {dc["id"] for dc in dash["dashcards"]}
         out = []
         for dc in dashcards:
-            dc = {k: v for k, v in dc.items() if k in DASHCARD_KEYS}     # undeclared keys are stripped
+            dc = {k: v for k, v in dc.items() if k in DASHCARD_KEYS}  # undeclared keys are stripped
             for k in ("id", "size_x", "size_y", "row", "col"):
                 if not isinstance(dc.get(k), int):
                     raise bad("dashcards", f"{k} must be an integer")
@@ -433,15 +519,21 @@ class FakeMetabase:
                 if m.get("parameter_id") not in param_types:
                     raise bad("parameter_mappings", f"no dashboard parameter {m.get('parameter_id')}")
                 target = m.get("target")
-                if not (isinstance(target, list) and len(target) == 2 and target[0] in ("variable", "dimension")
-                        and isinstance(target[1], list) and target[1][:1] == ["template-tag"]):
+                if not (
+                    isinstance(target, list)
+                    and len(target) == 2
+                    and target[0] in ("variable", "dimension")
+                    and isinstance(target[1], list)
+                    and target[1][:1] == ["template-tag"]
+                ):
                     raise bad("parameter_mappings", f"bad target {target}")
                 tag = self.template_tags(card_id).get(target[1][1])
                 if tag is None:
                     raise bad("parameter_mappings", f"card {card_id} has no template tag {target[1][1]}")
                 wanted = "dimension" if tag["type"] == "dimension" else "variable"
-                if target[0] != wanted or (tag["type"] != "dimension"
-                                           and tag["type"] not in COMPATIBLE.get(param_types[m["parameter_id"]], ())):
+                if target[0] != wanted or (
+                    tag["type"] != "dimension" and tag["type"] not in COMPATIBLE.get(param_types[m["parameter_id"]], ())
+                ):
                     raise bad("parameter_mappings", f"parameter {m['parameter_id']} cannot drive tag {tag['name']}")
             if dc["id"] < 0:
                 dc["id"] = next(self.dashcard_ids)

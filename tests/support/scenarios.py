@@ -9,7 +9,7 @@ from tests.support.market import Quote, write_market
 from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
-BLOWOUT = range(30, 35)          # minutes with a wide Binance BTCUSDT spread
+BLOWOUT = range(30, 35)  # minutes with a wide Binance BTCUSDT spread
 
 
 def after(n: int):
@@ -19,7 +19,7 @@ def after(n: int):
 
 def spread_blowout(venue, symbol, m, q: Quote):
     if (venue, symbol) == ("binance", "BTCUSDT") and m in BLOWOUT:
-        return Quote(mid=q.mid, spread_bps=4.0, qty=q.qty)   # ~3x the quiet 1.0-1.5 bps: robust z ~ 11
+        return Quote(mid=q.mid, spread_bps=4.0, qty=q.qty)  # ~3x the quiet 1.0-1.5 bps: robust z ~ 11
     return q
 
 

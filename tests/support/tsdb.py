@@ -11,11 +11,14 @@ import asyncpg
 # The image users' testcontainers runs pull when a Docker engine answers (pinned, pg17, TSL build).
 TIMESCALE_IMAGE = "timescale/timescaledb:2.22.1-pg17"
 
-HOW_TO_GET_ONE = """no TimescaleDB server for the tests.
+HOW_TO_GET_ONE = (
+    """no TimescaleDB server for the tests.
 Give the suite one of:
   * TOWER_TEST_DSN=postgresql://postgres@127.0.0.1:55432/postgres  (a role that may CREATE DATABASE;
     `scripts/local-timescaledb start` starts one without Docker on Debian/Ubuntu and prints this DSN)
-  * a running Docker engine: testcontainers then starts """ + TIMESCALE_IMAGE
+  * a running Docker engine: testcontainers then starts """
+    + TIMESCALE_IMAGE
+)
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -54,7 +57,8 @@ async def create_template(server_dsn: str, build) -> str:
         await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false IS_TEMPLATE true')
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name)
+            name,
+        )
     finally:
         await admin.close()
     return name
@@ -70,7 +74,8 @@ async def clone(server_dsn: str, template: str) -> str:
                 break
             except asyncpg.ObjectInUseError:
                 await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", template)
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", template
+                )
                 await asyncio.sleep(0.1 * (attempt + 1))
         else:
             raise RuntimeError(f"template database {template} stayed busy")

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Receiver:
     base_url: str
     received: list[tuple[str, dict]] = field(default_factory=list)
-    status: dict[str, int] = field(default_factory=dict)   # path -> HTTP status to answer (default 200)
+    status: dict[str, int] = field(default_factory=dict)  # path -> HTTP status to answer (default 200)
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -25,16 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--retention", type=_duration, help="drop data older than this (e.g. 30d, or off)")
     st.add_argument("--compress-after", type=_duration, help="compress chunks older than this (e.g. 2h, or off)")
     st.add_argument("--refresh-every", type=_duration, help="continuous aggregates: refresh schedule (e.g. 1m)")
-    st.add_argument("--refresh-start-offset", type=_duration,
-                    help="continuous aggregates: how far back each refresh looks (max lateness, e.g. 2h)")
-    st.add_argument("--refresh-end-offset", type=_duration,
-                    help="continuous aggregates: newest data left to real-time aggregation (e.g. 1m)")
+    st.add_argument(
+        "--refresh-start-offset",
+        type=_duration,
+        help="continuous aggregates: how far back each refresh looks (max lateness, e.g. 2h)",
+    )
+    st.add_argument(
+        "--refresh-end-offset",
+        type=_duration,
+        help="continuous aggregates: newest data left to real-time aggregation (e.g. 1m)",
+    )
     st.set_defaults(run=run_policies_set)
 
     p = sub.add_parser("db-info", help="server, TimescaleDB version and license, hypertables, jobs")
     p.set_defaults(run=run_db_info)
-
-
 
 
 def _duration(text: str):
@@ -60,16 +64,29 @@ async def run_policies_show(args: argparse.Namespace) -> int:
         rows = await policies.show(conn)
     finally:
         await conn.close()
-    print(render(
-        ["relation", "kind", "retention", "compress_after", "refresh_every", "window", "enforced by"],
-        [[r.relation, r.kind, r.retention, r.compress_after, r.refresh_every,
-          _window(r.refresh_start_offset, r.refresh_end_offset), r.jobs] for r in rows],
-    ))
+    print(
+        render(
+            ["relation", "kind", "retention", "compress_after", "refresh_every", "window", "enforced by"],
+            [
+                [
+                    r.relation,
+                    r.kind,
+                    r.retention,
+                    r.compress_after,
+                    r.refresh_every,
+                    _window(r.refresh_start_offset, r.refresh_end_offset),
+                    r.jobs,
+                ]
+                for r in rows
+            ],
+        )
+    )
     return 0
 
 
 def _window(start, end) -> str:
     from tower.durations import format_duration
+
     if start is None:
         return "-"
     return f"now-{format_duration(start)} .. now-{format_duration(end)}"
@@ -82,8 +99,12 @@ async def run_policies_set(args: argparse.Namespace) -> int:
         result = await policies.set_policy(conn, args.relation, given)
     finally:
         await conn.close()
-    print(render(["relation", "policy", "action", "detail"],
-                 [[r["relation"], r["policy"], r["action"], r["detail"]] for r in result]))
+    print(
+        render(
+            ["relation", "policy", "action", "detail"],
+            [[r["relation"], r["policy"], r["action"], r["detail"]] for r in result],
+        )
+    )
     return 0
 
 
@@ -96,17 +117,53 @@ async def run_db_info(args: argparse.Namespace) -> int:
     print(f"server:      PostgreSQL {info.server_version}")
     print(f"timescaledb: {info.timescaledb_version} (license: {info.license})")
     print()
-    print(render(["hypertable", "chunks", "size", "compression", "ratio"],
-                 [[h["name"], h["num_chunks"], human_bytes(h["bytes"]),
-                   "on" if h["compression_enabled"] else "off",
-                   f"{h['ratio']:.1f}x" if h.get("ratio") else "-"] for h in info.hypertables]))
+    print(
+        render(
+            ["hypertable", "chunks", "size", "compression", "ratio"],
+            [
+                [
+                    h["name"],
+                    h["num_chunks"],
+                    human_bytes(h["bytes"]),
+                    "on" if h["compression_enabled"] else "off",
+                    f"{h['ratio']:.1f}x" if h.get("ratio") else "-",
+                ]
+                for h in info.hypertables
+            ],
+        )
+    )
     print()
-    print(render(["continuous aggregate", "real-time", "compression", "size"],
-                 [[c["name"], c.get("note") or ("no" if c["materialized_only"] else "yes"),
-                   "on" if c["compression_enabled"] else "off", human_bytes(c["bytes"])] for c in info.caggs]))
+    print(
+        render(
+            ["continuous aggregate", "real-time", "compression", "size"],
+            [
+                [
+                    c["name"],
+                    c.get("note") or ("no" if c["materialized_only"] else "yes"),
+                    "on" if c["compression_enabled"] else "off",
+                    human_bytes(c["bytes"]),
+                ]
+                for c in info.caggs
+            ],
+        )
+    )
     print()
-    print(render(["job", "name", "relation", "every", "last status", "last run", "runs", "failures"],
-                 [[j["job_id"], j["application_name"], j["relation"], j["schedule_interval"],
-                   j["last_run_status"], j["last_run_started_at"], j["total_runs"], j["total_failures"]]
-                  for j in info.jobs]))
+    print(
+        render(
+            ["job", "name", "relation", "every", "last status", "last run", "runs", "failures"],
+            [
+                [
+                    j["job_id"],
+                    j["application_name"],
+                    j["relation"],
+                    j["schedule_interval"],
+                    j["last_run_status"],
+                    j["last_run_started_at"],
+                    j["total_runs"],
+                    j["total_failures"],
+                ]
+                for j in info.jobs
+            ],
+        )
+    )
     return 0
