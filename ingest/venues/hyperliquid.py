@@ -174,6 +174,10 @@ class Hyperliquid(Venue):
 
     def _bbo(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         coin = data.get("coin") if isinstance(data, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("bbo"), list) and len(data["bbo"]) < 2:
+            # Recorded from the venue: a book with a side missing may come as a shorter list; that is a
+            # one-sided book (its own reason), not a malformed message.
+            data = {**data, "bbo": [*data["bbo"], None, None][:2]}
         try:
             b = BboMsg.model_validate(data)
         except ValidationError as exc:
