@@ -3,15 +3,14 @@ against a realistic data set on the real TimescaleDB, under whichever license th
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import pytest
 
 from metabase import spec
-from tests.support import dashboard_data, tsdb
+from tests.support import dashboard_data
 from tests.support.card_checks import CardCheckError, check_card, run_as_readonly
 
 DASHBOARDS = spec.load_all()
@@ -21,20 +20,7 @@ CARDS = [(d, c) for d in DASHBOARDS for c in d.cards]
 @pytest.fixture(scope="module")
 def loaded_dsn(server_dsn, template_db):
     """One database loaded with the data set for the whole module (cards only read)."""
-    name = asyncio.run(tsdb.clone(server_dsn, template_db))
-    dsn = tsdb.with_database(server_dsn, name)
-    holder: dict[str, datetime] = {}
-
-    async def fill():
-        conn = await asyncpg.connect(dsn)
-        try:
-            holder["now"] = await dashboard_data.load(conn)
-        finally:
-            await conn.close()
-
-    asyncio.run(fill())
-    yield dsn, holder["now"]
-    asyncio.run(tsdb.drop(server_dsn, name))
+    yield from dashboard_data.loaded_clone(server_dsn, template_db)
 
 
 @pytest.fixture

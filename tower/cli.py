@@ -17,6 +17,7 @@ from tower.settings import ConfigError
 # One line per command module; each has register(subparsers).
 COMMAND_MODULES = [
     "tower.commands.database",
+    "tower.commands.schema",
     "jobs.cli",
     "metabase.cli",
     "ingest.cli",

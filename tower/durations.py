@@ -33,3 +33,19 @@ def format_duration(value: timedelta | None) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def parse_timeout(text: str) -> timedelta:
+    """A session timeout: plain seconds ('60') or a duration ('60s', '2m'); 'off' = timedelta(0), no limit."""
+    text = text.strip()
+    if text.isdigit():
+        if int(text) == 0:
+            return timedelta(0)
+        return timedelta(seconds=int(text))
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"bad timeout {text!r}: use seconds (60), a duration with s, m, h (e.g. 60s, 2m) or 'off'"
+        ) from None
+    return timedelta(0) if value is None else value

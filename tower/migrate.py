@@ -24,9 +24,12 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
+
+from tower.settings import READONLY_IDLE_TIMEOUT, READONLY_STATEMENT_TIMEOUT
 
 DB_DIR = Path(__file__).resolve().parent.parent / "db"
 SQL_DIRS = ("migrations", "caggs")
@@ -179,6 +182,8 @@ async def migrate(
     files: list[SqlFile] | None = None,
     *,
     readonly_password: str | None = None,
+    readonly_statement_timeout: timedelta = READONLY_STATEMENT_TIMEOUT,
+    readonly_idle_timeout: timedelta = READONLY_IDLE_TIMEOUT,
     log: Callable[[str], None] = print,
 ) -> MigrateReport:
     files = discover() if files is None else files
@@ -224,6 +229,13 @@ async def migrate(
         for relation, action in report.views.items():
             log(f"view {relation}: {action}")
         await _grant_readonly(conn, readonly_password)
+        await _limit_readonly(
+            conn,
+            {
+                "statement_timeout": readonly_statement_timeout,
+                "idle_in_transaction_session_timeout": readonly_idle_timeout,
+            },
+        )
         async with conn.transaction():
             report.policies = await conn.fetch("SELECT * FROM ops.apply_policies()")
         changed = [p for p in report.policies if p["action"] in ("added", "replaced", "removed")]
@@ -367,3 +379,32 @@ async def _grant_readonly(conn: asyncpg.Connection, password: str | None) -> Non
             "SELECT format('ALTER ROLE tower_readonly WITH LOGIN PASSWORD %L', $1::text)", password
         )
         await conn.execute(stmt)
+
+
+# tower_readonly's settings in the current database only (a shared server's other databases keep theirs).
+_READONLY_SETTINGS = """
+SELECT coalesce(s.setconfig, '{}') FROM pg_db_role_setting s
+JOIN pg_database d ON d.oid = s.setdatabase AND d.datname = current_database()
+JOIN pg_roles r ON r.oid = s.setrole AND r.rolname = 'tower_readonly'"""
+
+_ALTER_READONLY = (
+    "SELECT format('ALTER ROLE tower_readonly IN DATABASE %I SET %s = %L', current_database(), $1::text, $2::text)"
+)
+
+
+async def _limit_readonly(conn: asyncpg.Connection, limits: dict[str, timedelta]) -> None:
+    """Bound what one ad-hoc query or forgotten open transaction can cost (0 = no limit). Only changed
+    values are written, so a re-run needs no role privileges once they are set."""
+    current = set(await conn.fetchval(_READONLY_SETTINGS) or [])
+    for name, value in limits.items():
+        ms = int(value.total_seconds() * 1000)
+        if f"{name}={ms}" in current:
+            continue
+        stmt = await conn.fetchval(_ALTER_READONLY, name, str(ms))
+        try:
+            await conn.execute(stmt)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise MigrationError(
+                f"cannot set {name} of tower_readonly: {exc}. Run `tower migrate` once as a superuser or a role with "
+                "CREATEROLE; later runs only check the value."
+            ) from exc

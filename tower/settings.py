@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tower.durations import parse_timeout
+
+# What `tower migrate` sets on tower_readonly in its database unless the environment says otherwise.
+READONLY_STATEMENT_TIMEOUT = timedelta(seconds=60)
+READONLY_IDLE_TIMEOUT = timedelta(minutes=5)
 
 
 class ConfigError(Exception):
@@ -24,6 +31,21 @@ class DatabaseSettings(BaseSettings):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL, e.g. postgresql://tower:secret@localhost:5432/tower")
         return value
+
+
+class ReadonlySettings(BaseSettings):
+    """TOWER_READONLY_STATEMENT_TIMEOUT, TOWER_READONLY_IDLE_TIMEOUT: limits of the read-only role's sessions
+    (dashboards, ad-hoc SQL) in this database; seconds or a duration (60, 60s, 2m), 'off' for none."""
+
+    model_config = SettingsConfigDict(env_prefix="TOWER_READONLY_", extra="ignore")
+
+    statement_timeout: timedelta = READONLY_STATEMENT_TIMEOUT
+    idle_timeout: timedelta = READONLY_IDLE_TIMEOUT
+
+    @field_validator("statement_timeout", "idle_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: object) -> object:
+        return parse_timeout(value) if isinstance(value, str) else value
 
 
 class MetricsSettings(BaseSettings):

@@ -61,3 +61,32 @@ FROM (
     GROUP BY bucket, venue, symbol
 ) m
 LEFT JOIN ops.instruments i ON i.venue = m.venue AND i.symbol = m.symbol;
+
+COMMENT ON VIEW ops.derivs_features_1m IS
+    'Derivatives context per minute, venue and symbol: basis bps (mark vs index), funding normalized to 8 h and annualized, open interest change, liquidation notional by side';
+COMMENT ON COLUMN ops.derivs_features_1m.bucket IS 'minute start, venue time';
+COMMENT ON COLUMN ops.derivs_features_1m.venue IS 'binance, hyperliquid, bybit, okx';
+COMMENT ON COLUMN ops.derivs_features_1m.symbol IS 'venue symbol';
+COMMENT ON COLUMN ops.derivs_features_1m.asset IS 'base asset from ops.instruments; NULL if the symbol has no instruments row';
+COMMENT ON COLUMN ops.derivs_features_1m.mark_close IS 'last mark price of the minute, quote currency; NULL if none (a liquidation-only minute)';
+COMMENT ON COLUMN ops.derivs_features_1m.index_close IS 'last index price of the minute, quote currency; NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.basis_bps_mean IS 'mean (mark - index) / index x 1e4 over messages carrying both, bps (signed); else the closing mark vs the closing index; NULL without either';
+COMMENT ON COLUMN ops.derivs_features_1m.basis_bps_min IS 'lowest basis over messages carrying both mark and index, bps; NULL if no such message';
+COMMENT ON COLUMN ops.derivs_features_1m.basis_bps_max IS 'highest basis over messages carrying both mark and index, bps; NULL if no such message';
+COMMENT ON COLUMN ops.derivs_features_1m.funding_rate IS 'last funding rate, per funding_interval, fraction (0.0001 = 1 bp; positive: longs pay shorts); NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.funding_interval IS 'the venue''s funding interval (Binance 8 h, Hyperliquid 1 h); NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.funding_8h IS 'funding_rate normalized to 8 h, fraction (x 1e4 for bps), comparable across venues; NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.funding_annualized IS 'funding_rate scaled to 365 days, fraction (0.1 = 10 % a year); NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.next_funding_ts IS 'next funding payment, venue time; NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.oi_open IS 'first open interest of the minute, base units; NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.oi_close IS 'last open interest of the minute, base units; NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.oi_change IS 'oi_close - oi_open, base units; NULL if no open interest';
+COMMENT ON COLUMN ops.derivs_features_1m.oi_change_pct IS '(oi_close - oi_open) / oi_open, fraction (0.01 = 1 %); NULL if no open interest';
+COMMENT ON COLUMN ops.derivs_features_1m.oi_notional IS 'oi_close x mark_close, quote currency; NULL if either is missing';
+COMMENT ON COLUMN ops.derivs_features_1m.liquidations IS 'forced orders in the minute, both sides; 0 if none';
+COMMENT ON COLUMN ops.derivs_features_1m.liq_sell_notional IS 'notional of sell forced orders (longs liquidated), quote currency; 0 if none';
+COMMENT ON COLUMN ops.derivs_features_1m.liq_buy_notional IS 'notional of buy forced orders (shorts liquidated), quote currency; 0 if none';
+COMMENT ON COLUMN ops.derivs_features_1m.liq_notional IS 'liquidation notional, both sides, quote currency; 0 if none';
+COMMENT ON COLUMN ops.derivs_features_1m.liq_largest_notional IS 'largest single forced order, quote currency; NULL if none';
+COMMENT ON COLUMN ops.derivs_features_1m.derivs_updates IS 'ops.raw_derivs messages in the minute; 0 = no mark/index/funding/OI data (liquidations only)';
+COMMENT ON COLUMN ops.derivs_features_1m.basis_bps_close IS 'closing mark vs closing index, (mark - index) / index x 1e4, bps (signed); NULL without either';

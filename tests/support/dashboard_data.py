@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from tests.support import tsdb
 from tests.support.fixtures import BOOK_COLUMNS, DERIVS_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS
 from tower.cagg_refresh import refresh_feature_caggs
 
@@ -322,6 +323,25 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
             await _retry_if_busy(conn.execute, "SELECT compress_chunk($1::regclass, if_not_compressed => true)", chunk)
     await conn.execute("ANALYZE")
     return now
+
+
+def loaded_clone(server_dsn: str, template: str):
+    """A clone of the template loaded with the data set, for a module of read-only tests: yields (dsn, now)
+    and drops it afterwards (use as the body of a module-scoped fixture)."""
+    name = asyncio.run(tsdb.clone(server_dsn, template))
+    dsn = tsdb.with_database(server_dsn, name)
+
+    async def fill() -> datetime:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await load(conn)
+        finally:
+            await conn.close()
+
+    try:
+        yield dsn, asyncio.run(fill())
+    finally:
+        asyncio.run(tsdb.drop(server_dsn, name))
 
 
 def _next_funding(ts: datetime, interval: timedelta) -> datetime:

@@ -8,7 +8,7 @@ from tower import dbinfo, policies
 from tower.db import connect
 from tower.durations import parse_duration
 from tower.migrate import migrate
-from tower.settings import DatabaseSettings, load
+from tower.settings import DatabaseSettings, ReadonlySettings, load
 from tower.table import human_bytes, render
 
 
@@ -50,9 +50,15 @@ def _duration(text: str):
 
 async def run_migrate(args: argparse.Namespace) -> int:
     settings = load(DatabaseSettings)
+    limits = load(ReadonlySettings)
     conn = await connect(settings.dsn)
     try:
-        await migrate(conn, readonly_password=settings.readonly_password)
+        await migrate(
+            conn,
+            readonly_password=settings.readonly_password,
+            readonly_statement_timeout=limits.statement_timeout,
+            readonly_idle_timeout=limits.idle_timeout,
+        )
     finally:
         await conn.close()
     return 0
