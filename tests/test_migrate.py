@@ -18,7 +18,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support.fixtures import T0, at, insert_book, insert_trades
+from tests.support.fixtures import DERIVS_COLUMNS, LIQUIDATION_COLUMNS, T0, at, insert_book, insert_trades
+from tests.support.market import quiesce_background_jobs
 from tests.support.tsdb import with_database, with_user
 from tower.cagg_refresh import refresh_feature_caggs
 from tower.cli import main
@@ -445,6 +446,7 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
     conn = await asyncpg.connect(with_database(server_dsn, name))
     try:
         await old_runner.migrate(conn, log=lambda _: None)
+        await quiesce_background_jobs(conn)  # TSL: policy jobs would rewrite the fixture minutes mid-test
         old_names = {r[0] for r in await conn.fetch("SELECT name FROM ops.schema_migrations")}
         assert {
             "caggs/0110_features_1m.sql",
@@ -474,24 +476,13 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
                 ("okx", "BTC-USDT-SWAP", at(1), at(1), 100.1, None, None, None, None, 10.0),
                 ("okx", "BTC-USDT-SWAP", at(2), at(2), None, 100.0, 0.0001, timedelta(hours=8), None, None),
             ],
-            columns=[
-                "venue",
-                "symbol",
-                "ts",
-                "recv_ts",
-                "mark_px",
-                "index_px",
-                "funding_rate",
-                "funding_interval",
-                "next_funding_ts",
-                "open_interest",
-            ],
+            columns=DERIVS_COLUMNS,
         )
         await conn.copy_records_to_table(
             "raw_liquidations",
             schema_name="ops",
             records=[("binance", "BTCUSDT", at(9), at(9), "sell", 100.0, 2.0)],
-            columns=["venue", "symbol", "ts", "recv_ts", "side", "price", "qty"],
+            columns=LIQUIDATION_COLUMNS,
         )
         await refresh_feature_caggs(conn, T0, T0 + timedelta(hours=1))
         shapes = {v: await view_shape(conn, v) for v in VIEWS}
@@ -500,6 +491,7 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
 
         lines: list[str] = []
         report = await migrate(conn, log=lines.append)
+        await quiesce_background_jobs(conn)
         assert report.views == dict.fromkeys(VIEWS, "replaced")
         assert {v: await view_shape(conn, v) for v in VIEWS} == shapes
         assert {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS} == rows
