@@ -42,6 +42,9 @@ _DATETIME_COLUMNS = {
     for t, cols in COLUMNS.items()
 }
 _INTERVAL_COLUMNS = {t: [i for i, c in enumerate(cols) if c == "funding_interval"] for t, cols in COLUMNS.items()}
+# Columns added to a row class after spill files existed, with the value older records mean: such a
+# record is one or more columns short and is padded (raw_trades.source, migration 0750).
+_ADDED_COLUMNS: dict[str, tuple[object, ...]] = {"raw_trades": ("ws",)}
 # Errors about the data, not the connection (class 22 data exception, class 23 constraint violations;
 # unique violations are handled by the dedup path before they get here).
 POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -362,6 +365,9 @@ def _seconds(value: object) -> float:
 
 
 def _revive(table: str, record: list) -> tuple:
+    short = len(COLUMNS[table]) - len(record)
+    if 0 < short <= len(_ADDED_COLUMNS.get(table, ())):  # written before the newest columns existed
+        record.extend(_ADDED_COLUMNS[table][-short:])
     for i in _DATETIME_COLUMNS[table]:
         if record[i] is not None:
             record[i] = datetime.fromisoformat(record[i])
