@@ -51,7 +51,7 @@ POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError, ConnectionError)
 
 
-def _sql(name: str, table: str) -> str:
+def dedup_sql(name: str, table: str) -> str:
     if table not in DEDUP_TABLES:  # identifiers only ever come from this allow-list
         raise ValueError(f"no dedup path for {table}")
     template = (SQL_DIR / name).read_text()
@@ -94,8 +94,8 @@ class Writer:
         self._closing = False
         self._collector: asyncio.Task | None = None
         self._committer: asyncio.Task | None = None
-        self._stage_sql = {t: _sql("stage.sql", t) for t in DEDUP_TABLES}
-        self._merge_sql = {t: _sql("merge.sql", t) for t in DEDUP_TABLES}
+        self._stage_sql = {t: dedup_sql("stage.sql", t) for t in DEDUP_TABLES}
+        self._merge_sql = {t: dedup_sql("merge.sql", t) for t in DEDUP_TABLES}
 
     # -- connectors' side -------------------------------------------------------------------------
 
