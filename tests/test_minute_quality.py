@@ -54,3 +54,25 @@ async def test_quality_columns_follow_gaps_rejections_and_backfill(conn):
         T0.replace(minute=0),
     )
     assert tuple(hour) == (1, 1, 1)
+
+
+async def test_completeness_ledger_counts_the_day(conn):
+    # 90 covered minutes, one of them under an open gap; a backfilled gap the next minute.
+    await insert_book(
+        conn, [("binance", "BTCUSDT", at(s), at(s + 0.1), 100.0, 1.0, 100.1, 1.0, s) for s in range(0, 90 * 60, 2)]
+    )
+    await conn.execute(
+        "INSERT INTO ops.feed_gaps (venue, symbol, stream, from_ts, to_ts, cause, resolution, resolved_at) VALUES "
+        "('binance', 'BTCUSDT', 'aggTrade', $1, $1, 'id_jump', NULL, NULL), "
+        "('binance', 'BTCUSDT', 'aggTrade', $2, $2, 'id_jump', 'backfilled', now())",
+        at(100),
+        at(130),
+    )
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=90))
+    row = await conn.fetchrow(
+        "SELECT * FROM ops.completeness_daily WHERE venue = 'binance' AND symbol = 'BTCUSDT' AND day = $1",
+        T0.replace(hour=0),
+    )
+    assert (row["minutes_with_data"], row["minutes_complete"]) == (90, 89)
+    assert (row["gaps"], row["gaps_backfilled"], row["gaps_open"]) == (2, 1, 1)
+    assert row["pct_complete"] == round(100 * 89 / 1440, 2)  # a past day: of all its 1440 minutes
