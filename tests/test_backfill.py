@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from ingest.sim.binance_server import BinanceServer, agg_trade
@@ -154,3 +155,20 @@ async def test_a_hyperliquid_gap_stays_open_as_unavailable(conn, db_dsn, tmp_pat
     gap = await conn.fetchrow(GAP_SQL)
     assert (gap["resolution"], gap["backfilled"], gap["resolved_at"]) == ("unavailable", 0, None)
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0
+
+
+def test_okx_counts_aggregated_pushes_and_records_only_real_id_jumps():
+    """A push aggregating `count` trades carries the last id: 1000, then 1003 with count 3, is contiguous;
+    then 1010 (count 1) misses 1004..1009."""
+    venue = Okx(["BTC-USDT-SWAP"], contract_sizes={"BTC-USDT-SWAP": 0.01})
+    now = datetime.now(UTC)
+
+    def push(trade_id: str, count: int) -> list:
+        frame = okx_trade("BTC-USDT-SWAP", trade_id, "91000.5", "3", "buy", T0_MS + int(trade_id))
+        frame["data"][0]["count"] = str(count)
+        return venue.parse(orjson.dumps(frame), now).rows
+
+    assert [type(r).__name__ for r in push("1000", 1) + push("1003", 3)] == ["Trade", "Trade"]
+    gap, trade = push("1010", 1)
+    assert (gap.from_id, gap.to_id, gap.missing, gap.cause, gap.stream) == (1003, 1010, 6, "id_jump", "trades")
+    assert trade.trade_id == "1010"
