@@ -172,3 +172,27 @@ def test_okx_counts_aggregated_pushes_and_records_only_real_id_jumps():
     gap, trade = push("1010", 1)
     assert (gap.from_id, gap.to_id, gap.missing, gap.cause, gap.stream) == (1003, 1010, 6, "id_jump", "trades")
     assert trade.trade_id == "1010"
+
+
+async def test_ingest_keeps_streaming_while_the_rest_is_down_and_fills_the_gap_when_it_returns(conn, db_dsn, tmp_path):
+    server = await BinanceServer().start()
+    server.history["BTCUSDT"] = binance_history(1, 30)
+    server.rest_down = True
+    venue = Binance(["BTCUSDT"], ws_url=server.root, rest_url=server.root.replace("ws://", "http://"), derivs=False)
+    try:
+        async with running(db_dsn, [venue], tmp_path, backfill_every_s=0.1) as run:
+            await server.wait_subscribed("btcusdt@aggTrade")
+            for a in (1, 10, 11, 12):
+                await server.publish(server.history["BTCUSDT"][a - 1])
+            await server.wait_until(lambda: any("aggTrades" in p for p in server.rest_requests))
+            await server.publish(server.history["BTCUSDT"][12])  # a=13: the stream goes on meanwhile
+            assert await wait_until(conn, "SELECT count(*) FROM ops.raw_trades", 5) == 5
+            assert await conn.fetchval(RESOLVED) == 0
+            server.rest_down = False
+            assert await wait_until(conn, RESOLVED, 1, within_s=30) == 1
+            await run.finish()
+    finally:
+        await server.stop()
+    assert [a for a, _ in await stored_ids(conn, "binance")] == list(range(1, 14))
+    gap = await conn.fetchrow(GAP_SQL)
+    assert (gap["resolution"], gap["backfilled"]) == ("backfilled", 8)
