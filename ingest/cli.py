@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(run=run_ingest)
 
-    p = sub.add_parser("status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps")
+    p = sub.add_parser(
+        "status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes"
+    )
     p.set_defaults(run=run_status)
 
     p = sub.add_parser("demo", help="SIMULATED venues on loopback + ingest, so dashboards show live data offline")
@@ -171,6 +173,7 @@ async def run_status(args: argparse.Namespace) -> int:
                 "reconnects today",
                 "open gaps",
                 "rejected today",
+                "complete 24h",
             ],
             [
                 [
@@ -182,6 +185,7 @@ async def run_status(args: argparse.Namespace) -> int:
                     r.reconnects_today,
                     r.open_gaps,
                     r.rejected_today,
+                    f"{r.complete_24h_pct:.1f}%",
                 ]
                 for r in rows
             ],

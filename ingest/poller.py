@@ -38,12 +38,15 @@ async def run_polls(venue: Venue, writer: Writer, stop: asyncio.Event, timeout_s
                 await asyncio.wait_for(stop.wait(), max(0.0, at - time.monotonic()))
                 return
             poll = polls[i]
+            if held := venue.rest_budget.paused_s():  # a rate-limit answer to the backfill holds us too
+                heapq.heappush(due, (time.monotonic() + held, i))
+                continue
             pause = 0.0
             try:
                 response = await client.get(poll.url)
                 recv_ts = utc_now()
                 if response.status_code in (418, 429):  # rate limited (418: banned for ignoring 429s)
-                    pause = _retry_after(response, default=60.0)
+                    pause = retry_after(response, default=60.0)
                     await _event(writer, venue, f"HTTP {response.status_code} for {poll.name}; pausing {pause:.0f} s")
                 elif response.status_code != 200:
                     raise httpx.HTTPStatusError(
@@ -60,12 +63,13 @@ async def run_polls(venue: Venue, writer: Writer, stop: asyncio.Event, timeout_s
                 venue.counters["poll_errors"] += 1
                 await _event(writer, venue, f"{poll.name}: {type(exc).__name__}: {exc}"[:300])
             heapq.heappush(due, (max(at + poll.every_s, time.monotonic() + pause), i))
-            if pause:  # a pause holds every poll of the venue back, not only this one
+            if pause:  # a pause holds every poll of the venue back, not only this one, and its backfill
+                venue.rest_budget.pause(pause)
                 due = [(max(t, time.monotonic() + pause), j) for t, j in due]
                 heapq.heapify(due)
 
 
-def _retry_after(response: httpx.Response, default: float) -> float:
+def retry_after(response: httpx.Response, default: float) -> float:
     try:
         return max(1.0, float(response.headers.get("Retry-After", default)))
     except ValueError:

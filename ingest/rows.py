@@ -26,6 +26,9 @@ class Trade:
     price: float
     qty: float
     side: str  # aggressor: 'buy' or 'sell'
+    # 'rest': recovered from the venue's REST history after a gap. Last, with a default: spill files
+    # written before it existed hold records one column short (the writer pads them).
+    source: str = "ws"
 
     table: ClassVar[str] = "raw_trades"
 

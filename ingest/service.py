@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from ingest.backfill import run_backfill
 from ingest.poller import run_polls
 from ingest.runtime import RuntimeConfig, run_venue
 from ingest.venues.base import Venue
@@ -100,6 +101,7 @@ async def ingest(
     stop: asyncio.Event | None = None,
     writer: Writer | None = None,
     runtime_for: Callable[[Venue], RuntimeConfig] | None = None,
+    backfill_every_s: float = 5.0,
 ) -> IngestResult:
     stop = stop or asyncio.Event()
     stored = await stored_contract_sizes(dsn, venues)
@@ -115,6 +117,9 @@ async def ingest(
     tasks = [asyncio.create_task(run_venue(v, writer, runtime_for(v), stop), name=f"venue {v.name}") for v in venues]
     # Polls are cancelled at stop, not awaited: a request in flight has nothing worth waiting for.
     polls = [asyncio.create_task(run_polls(v, writer, stop), name=f"polls {v.name}") for v in venues if v.polls()]
+    # Gaps are filled from REST beside the stream, cancelled at stop like the polls (a later run or
+    # `tower backfill` picks up what is left open).
+    polls.append(asyncio.create_task(run_backfill(dsn, venues, stop, backfill_every_s), name="backfill"))
     report = asyncio.create_task(_report_every(venues, writer, 60.0, stop))
     try:
         if duration_s is not None:

@@ -20,6 +20,7 @@ class FeedStatus:
     reconnects_today: int
     open_gaps: int
     rejected_today: int
+    complete_24h_pct: float  # minutes of the last 24 h that were complete (ops.features_1m.complete), %
 
 
 async def feed_status(conn: asyncpg.Connection) -> list[FeedStatus]:

@@ -42,13 +42,16 @@ _DATETIME_COLUMNS = {
     for t, cols in COLUMNS.items()
 }
 _INTERVAL_COLUMNS = {t: [i for i, c in enumerate(cols) if c == "funding_interval"] for t, cols in COLUMNS.items()}
+# Columns added to a row class after spill files existed, with the value older records mean: such a
+# record is one or more columns short and is padded (raw_trades.source, migration 0750).
+_ADDED_COLUMNS: dict[str, tuple[object, ...]] = {"raw_trades": ("ws",)}
 # Errors about the data, not the connection (class 22 data exception, class 23 constraint violations;
 # unique violations are handled by the dedup path before they get here).
 POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError, ConnectionError)
 
 
-def _sql(name: str, table: str) -> str:
+def dedup_sql(name: str, table: str) -> str:
     if table not in DEDUP_TABLES:  # identifiers only ever come from this allow-list
         raise ValueError(f"no dedup path for {table}")
     template = (SQL_DIR / name).read_text()
@@ -91,8 +94,8 @@ class Writer:
         self._closing = False
         self._collector: asyncio.Task | None = None
         self._committer: asyncio.Task | None = None
-        self._stage_sql = {t: _sql("stage.sql", t) for t in DEDUP_TABLES}
-        self._merge_sql = {t: _sql("merge.sql", t) for t in DEDUP_TABLES}
+        self._stage_sql = {t: dedup_sql("stage.sql", t) for t in DEDUP_TABLES}
+        self._merge_sql = {t: dedup_sql("merge.sql", t) for t in DEDUP_TABLES}
 
     # -- connectors' side -------------------------------------------------------------------------
 
@@ -362,6 +365,9 @@ def _seconds(value: object) -> float:
 
 
 def _revive(table: str, record: list) -> tuple:
+    short = len(COLUMNS[table]) - len(record)
+    if 0 < short <= len(_ADDED_COLUMNS.get(table, ())):  # written before the newest columns existed
+        record.extend(_ADDED_COLUMNS[table][-short:])
     for i in _DATETIME_COLUMNS[table]:
         if record[i] is not None:
             record[i] = datetime.fromisoformat(record[i])

@@ -105,13 +105,16 @@ async def evaluate_minute(
             active[(name, venue)] = result is not None and result.open
 
     by_market = {(r["venue"], r["symbol"]): r for r in rows}
+    incomplete = {(r["venue"], r["symbol"]) for r in await conn.fetch(sql("incomplete_markets"), minute)}
     for name, rule in rules.enabled("symbol").items():
         markets = set(by_market) | {(v, s) for (r, v, s) in open_events if r == name}
         for venue, symbol in sorted(markets):
+            if (venue, symbol) in incomplete and not rule.fire_on_incomplete:
+                continue  # the minute cannot be trusted: the rule's event neither advances nor clears
             row = by_market.get((venue, symbol))
             value = row[rule.metric] if row is not None else None
             inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
-            await _advance(
+            event = await _advance(
                 conn,
                 rules,
                 name,
@@ -125,6 +128,8 @@ async def evaluate_minute(
                 sinks,
                 report,
             )
+            if (venue, symbol) in incomplete and event is not None and event.id and event.last_seen == minute:
+                await conn.execute("UPDATE ops.risk_events SET incomplete_at = $2 WHERE id = $1", event.id, minute)
 
     await _close_orphans(conn, rules, open_events.values(), minute, report)
     await conn.execute(

@@ -107,6 +107,9 @@ class Rule(_Strict):
     clear_minutes: int = Field(1, ge=1, le=24 * 60)
     repeat_minutes: int | None = Field(None, ge=1)
     inhibited_by: tuple[str, ...] = ()
+    # A minute with an open gap or thin coverage (ops.features_1m.complete false) proves nothing about the
+    # market: such rules skip it (neither fire nor clear). Feed-health rules set this to fire anyway.
+    fire_on_incomplete: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:

@@ -215,3 +215,15 @@ async def test_liquidations_by_side_add_up_to_the_forced_orders(data):
     btc = await run_as_readonly(conn, d, c, {"venue": "binance", "symbol": "BTCUSDT", "hours": 1})
     sells = [n for s, n in zip(btc.column("side"), btc.column("liq_notional"), strict=True) if s.startswith("longs")]
     assert sum(sells) == pytest.approx(96_900 * 12 + 96_880 * 20 + 96_850 * 6.5, abs=5)
+
+
+async def test_completeness_card_has_a_row_per_market_and_day_with_data(data):
+    conn, _ = data
+    d, c = _card("ops_overview", "completeness_daily")
+    result = await run_as_readonly(conn, d, c)
+    markets = {(r[0], r[1]) for r in result.rows}
+    assert ("binance", "BTCUSDT") in markets and ("binance", "SOLUSDT") not in markets  # SOLUSDT has no data
+    assert all(0 <= p <= 100 for p in result.column("pct_complete"))
+    assert all(
+        m <= w for m, w in zip(result.column("minutes_complete"), result.column("minutes_with_data"), strict=True)
+    )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
 from tests.support.ingest_helpers import NOW_MS, env
+from tower.cagg_refresh import refresh_feature_caggs
 from tower.cli import main
 
 
@@ -91,12 +92,26 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
         "INSERT INTO ops.connection_events (venue, conn_id, event) "
         "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')"
     )
+    # Books every second for the last 2 closed minutes (complete), one more minute under the open gap's time.
+    minute = now.replace(second=0, microsecond=0)
+    await conn.executemany(
+        "INSERT INTO ops.raw_book_l1 (venue, symbol, ts, recv_ts, bid_px, bid_qty, ask_px, ask_qty, update_id) "
+        "VALUES ('binance', 'BTCUSDT', $1, $3, 1, 1, 1.1, 1, $2)",
+        [(minute - timedelta(seconds=s), s, now - timedelta(minutes=5)) for s in range(1, 181)],
+    )
+    await conn.execute(
+        "UPDATE ops.feed_gaps SET from_ts = $1, to_ts = $1 WHERE venue = 'binance'", minute - timedelta(seconds=150)
+    )
+    await refresh_feature_caggs(conn, minute - timedelta(minutes=4), minute)
     assert await asyncio.to_thread(main, ["status"]) == 0
-    lines = {tuple(line.split()[:2]): line.split()[2:] for line in capsys.readouterr().out.splitlines()[2:]}
-    age, derivs_age, per_min, reconnects, gaps, rejected = lines[("binance", "BTCUSDT")]
+    out = capsys.readouterr().out
+    assert "complete 24h" in out.splitlines()[0]
+    lines = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
+    age, derivs_age, per_min, reconnects, gaps, rejected, complete = lines[("binance", "BTCUSDT")]
+    assert complete == f"{100 * 2 / 1440:.1f}%"
     assert age.endswith("s") and 30 <= float(age[:-1]) < 120
     assert derivs_age.endswith("s") and 5 <= float(derivs_age[:-1]) < 30
-    assert (per_min, reconnects, gaps, rejected) == ("2.0", "2", "1", "0")
+    assert (per_min, reconnects, gaps, rejected) == ("38.0", "2", "1", "0")  # 10 trades + 180 books in 5 min
     assert lines[("hyperliquid", "BTC")][:2] == ["never", "never"]
 
 

@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+
 from ingest.rows import Derivs, Liquidation, Trade
 from ingest.sim.binance_server import BinanceServer, agg_trade
 from ingest.venues.binance import Binance
@@ -226,3 +228,19 @@ async def test_close_while_a_flood_is_still_being_committed_is_clean_and_loses_n
     stored = await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE venue = 'flood'")
     distinct = await conn.fetchval("SELECT count(DISTINCT trade_id) FROM ops.raw_trades WHERE venue = 'flood'")
     assert (stored, distinct) == (sent, sent)
+
+
+async def test_a_spill_file_from_before_the_source_column_replays_with_source_ws(conn, db_dsn, tmp_path):
+    """Spill files written before raw_trades.source existed hold trade records one column short: they are
+    replayed as streamed trades ('ws'); a backfilled trade spilled now keeps 'rest'."""
+    spill = tmp_path / "spill.jsonl"
+    old = [["binance", "BTCUSDT", "2026-11-25T06:00:00+00:00", "2026-11-25T06:00:01+00:00", "1", 90000.0, 1.0, "buy"]]
+    new = [[*old[0][:4], "2", 90001.0, 2.0, "sell", "rest"]]
+    spill.write_bytes(
+        orjson.dumps({"records": {"raw_trades": old}}) + b"\n" + orjson.dumps({"records": {"raw_trades": new}}) + b"\n"
+    )
+    writer = Writer(db_dsn, WriterConfig(spill_path=spill, flush_s=0.01))
+    await writer.start()
+    assert await writer.close()
+    rows = await conn.fetch("SELECT trade_id, source, qty FROM ops.raw_trades ORDER BY trade_id")
+    assert [(r["trade_id"], r["source"], r["qty"]) for r in rows] == [("1", "ws", 1.0), ("2", "rest", 2.0)]

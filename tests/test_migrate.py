@@ -234,6 +234,7 @@ async def test_readonly_role_reads_but_cannot_write(conn, db_dsn):
 # --- db/views: one file per view, recreated when it changes --------------------------------------------
 
 VIEWS = ("ops.features_1m", "ops.features_1h", "ops.derivs_features_1m")
+VIEWS_ADDED_SINCE = ("ops.completeness_daily",)  # views the old numbered layout never had
 FEATURES_FILE = "views/features_{grain}.sql"
 OLD_LAYOUT = "c1168d6"  # the last commit whose views were numbered files (caggs/0110, 0111, 0620, 0621)
 
@@ -273,9 +274,10 @@ async def view_shape(conn: asyncpg.Connection, relation: str) -> list[tuple[str,
 
 async def test_views_are_recorded_in_dependency_order(conn):
     views = [f for f in discover() if f.kind == "view"]
-    assert {f.view for f in views} == set(VIEWS)
+    assert {f.view for f in views} == set(VIEWS + VIEWS_ADDED_SINCE)
     rows = dict(await conn.fetch("SELECT relation, name FROM ops.schema_migrations WHERE kind = 'view'"))
     assert rows == {
+        "ops.completeness_daily": "views/completeness_daily.sql",
         "ops.features_1m": "views/features_1m.sql",
         "ops.features_1h": "views/features_1h.sql",
         "ops.derivs_features_1m": "views/derivs_features_1m.sql",
@@ -306,6 +308,7 @@ async def test_changed_view_is_recreated_with_its_dependants_in_one_transaction(
             "ops.features_1m": "replaced",
             "ops.features_1h": "replaced",
             "ops.btc_minutes": "replaced",
+            "ops.completeness_daily": "replaced",  # reads features_1m
         }
         assert report.applied == []
         assert "view ops.features_1m: replaced" in lines and "view ops.btc_minutes: replaced" in lines
@@ -492,11 +495,16 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
         lines: list[str] = []
         report = await migrate(conn, log=lines.append)
         await quiesce_background_jobs(conn)
-        assert report.views == dict.fromkeys(VIEWS, "replaced")
-        assert {v: await view_shape(conn, v) for v in VIEWS} == shapes
-        assert {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS} == rows
+        assert report.views == {**dict.fromkeys(VIEWS, "replaced"), **dict.fromkeys(VIEWS_ADDED_SINCE, "created")}
+        # Columns appended since (the quality columns of features_*) leave the old ones where they were.
+        after = {v: await view_shape(conn, v) for v in VIEWS}
+        assert {v: after[v][: len(shapes[v])] for v in VIEWS} == shapes
+        new_rows = {v: await conn.fetch(f"SELECT * FROM {v} ORDER BY bucket, venue, symbol") for v in VIEWS}
+        assert {v: [tuple(r)[: len(shapes[v])] for r in new_rows[v]] for v in VIEWS} == {
+            v: [tuple(r) for r in rows[v]] for v in VIEWS
+        }
         recorded = dict(await conn.fetch("SELECT relation, kind FROM ops.schema_migrations WHERE kind = 'view'"))
-        assert recorded == dict.fromkeys(VIEWS, "view")
+        assert recorded == dict.fromkeys(VIEWS + VIEWS_ADDED_SINCE, "view")
         report = await migrate(conn, log=lambda _: None)
         assert report.views == {} and report.applied == []
         assert await conn.fetchval("SELECT has_table_privilege('tower_readonly', 'ops.features_1m', 'SELECT')")
@@ -507,7 +515,8 @@ async def test_database_migrated_by_the_old_runner_upgrades_cleanly(server_dsn, 
 
 
 async def test_fresh_views_have_the_shape_of_the_old_numbered_files(conn, tmp_path):
-    """Column names, order and types of a new database match what the old files created."""
+    """Column names, order and types of a new database match what the old files created (columns added
+    since come after them)."""
     old = old_layout(tmp_path)
     ddl = {
         "ops.features_1m": "0110_features_1m.sql",
@@ -521,4 +530,5 @@ async def test_fresh_views_have_the_shape_of_the_old_numbered_files(conn, tmp_pa
             rf"^CREATE (OR REPLACE )?VIEW {relation} AS", f"CREATE VIEW {relation}_old AS", body, flags=re.MULTILINE
         )
         await conn.execute(body)
-        assert await view_shape(conn, relation + "_old") == new_shape, relation
+        old_shape = await view_shape(conn, relation + "_old")
+        assert new_shape[: len(old_shape)] == old_shape, relation  # later columns only ever appended

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "jobs.cli",
     "metabase.cli",
     "ingest.cli",
+    "ingest.backfill_cli",
     "ingest.bench.cli",
 ]
 

@@ -50,7 +50,14 @@ SELECT
                                                          extract(epoch FROM now() - m.bucket)::float8)) AS book_coverage,
     m.trade_active_seconds::float8 / greatest(1, least(extract(epoch FROM INTERVAL '{grain}')::float8,
                                                           extract(epoch FROM now() - m.bucket)::float8)) AS trade_coverage,
-    m.book_updates + m.trade_count                                     AS sample_count
+    m.book_updates + m.trade_count                                     AS sample_count,
+    -- Quality (appended: existing columns keep their positions). Gaps and rejections are few, read per
+    -- bucket through indexes (feed_gaps_venue_symbol, rejected_messages_venue_symbol, raw_trades_rest).
+    q.gaps,
+    q.rejected,
+    q.backfilled_trades,
+    q.open_gaps = 0 AND coalesce(m.book_active_seconds::float8 / greatest(1, least(extract(epoch FROM INTERVAL '{grain}')::float8,
+        extract(epoch FROM now() - m.bucket)::float8)), 0) >= 0.5                AS complete
 FROM (
     SELECT
         u.bucket, u.venue, u.symbol,
@@ -109,7 +116,24 @@ FROM (
     ) u
     GROUP BY u.bucket, u.venue, u.symbol
 ) m
-LEFT JOIN ops.instruments i ON i.venue = m.venue AND i.symbol = m.symbol;
+LEFT JOIN ops.instruments i ON i.venue = m.venue AND i.symbol = m.symbol
+CROSS JOIN LATERAL (
+    SELECT
+        (SELECT count(*) FROM ops.feed_gaps g
+         WHERE g.venue = m.venue AND g.symbol = m.symbol
+           AND coalesce(g.from_ts, g.detected_at) < m.bucket + INTERVAL '{grain}'
+           AND coalesce(g.to_ts, g.detected_at) >= m.bucket)                       AS gaps,
+        (SELECT count(*) FROM ops.feed_gaps g
+         WHERE g.venue = m.venue AND g.symbol = m.symbol AND g.resolved_at IS NULL
+           AND coalesce(g.from_ts, g.detected_at) < m.bucket + INTERVAL '{grain}'
+           AND coalesce(g.to_ts, g.detected_at) >= m.bucket)                       AS open_gaps,
+        (SELECT count(*) FROM ops.rejected_messages r
+         WHERE r.venue = m.venue AND r.symbol = m.symbol
+           AND r.recv_ts >= m.bucket AND r.recv_ts < m.bucket + INTERVAL '{grain}') AS rejected,
+        (SELECT count(*) FROM ops.raw_trades t
+         WHERE t.venue = m.venue AND t.symbol = m.symbol AND t.source = 'rest'
+           AND t.ts >= m.bucket AND t.ts < m.bucket + INTERVAL '{grain}')           AS backfilled_trades
+) q;
 
 COMMENT ON VIEW ops.features_{grain} IS
     'Market health per {grain} bucket, venue and symbol: spread bps, L1 depth, imbalance, trade flow, OHLC/VWAP, freshness, latency, coverage';
@@ -154,3 +178,12 @@ COMMENT ON COLUMN ops.features_{grain}.latency_ms_max IS 'highest latency recv_t
 COMMENT ON COLUMN ops.features_{grain}.book_coverage IS 'share of the bucket''s seconds (elapsed so far, for the bucket still filling) with a book update, 0 .. 1';
 COMMENT ON COLUMN ops.features_{grain}.trade_coverage IS 'share of the bucket''s seconds (elapsed so far) with a trade, 0 .. 1';
 COMMENT ON COLUMN ops.features_{grain}.sample_count IS 'book_updates + trade_count; no row (or 0) = no data, as opposed to a quiet market';
+COMMENT ON COLUMN ops.features_{grain}.gaps IS
+    'feed gaps (ops.feed_gaps) overlapping the bucket, open or resolved; a gap without times counts at detected_at';
+COMMENT ON COLUMN ops.features_{grain}.rejected IS
+    'messages of this market quarantined in ops.rejected_messages during the bucket (by receive time)';
+COMMENT ON COLUMN ops.features_{grain}.backfilled_trades IS
+    'trades of the bucket recovered from the venue''s REST after a gap (ops.raw_trades.source = ''rest'')';
+COMMENT ON COLUMN ops.features_{grain}.complete IS
+    'the bucket can be trusted: no open gap overlaps it and book_coverage (seconds with a book update) >= 0.5; '
+    'market rules do not fire on an incomplete minute unless they set fire_on_incomplete';

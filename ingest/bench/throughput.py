@@ -119,7 +119,7 @@ async def copy_ceiling(dsn: str, rows: int, batch_rows: int, dedup_path: bool = 
     INSERT ... ON CONFLICT DO NOTHING)."""
     now = datetime.now(UTC)
     tag = "dedup" if dedup_path else "copy"
-    records = [(COPY_VENUE, f"SYM{i % 10}", now, now, f"{tag}{i}", 50_000.0, 1.0, "buy") for i in range(rows)]
+    records = [(COPY_VENUE, f"SYM{i % 10}", now, now, f"{tag}{i}", 50_000.0, 1.0, "buy", "ws") for i in range(rows)]
     writer = Writer(dsn)
     conns = [await asyncpg.connect(dsn) for _ in range(connections)]
 

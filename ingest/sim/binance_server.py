@@ -103,7 +103,9 @@ def force_order(symbol: str, side: str, price: str, qty: str, trade_ms: int) -> 
 class BinanceServer(LoopbackServer):
     """Also answers REST `GET /fapi/v1/openInterest?symbol=X` and `GET /fapi/v1/fundingInfo` on the same port
     (plain HTTP, no upgrade),
-    with the X-MBX-USED-WEIGHT-1M header; `rate_limited` answers the next N requests with 429."""
+    with the X-MBX-USED-WEIGHT-1M header; `rate_limited` answers the next N requests with 429. Trade history:
+    `GET /fapi/v1/aggTrades?symbol=&fromId=&limit=` from `history` (symbol -> aggTrade payloads), at most
+    `history_page` a page; `rest_down` answers every REST request with 503."""
 
     path = ""  # the root: connectors append /market/ws and /public/ws
 
@@ -114,6 +116,9 @@ class BinanceServer(LoopbackServer):
         self.used_weight = 0
         self.rate_limited = 0
         self.funding_hours: dict[str, int] = {}  # symbol -> fundingIntervalHours, for the non-8 h ones
+        self.history: dict[str, list[dict]] = {}  # symbol -> aggTrade payloads, ascending a
+        self.history_page = 1000
+        self.rest_down = False
 
     @property
     def root(self) -> str:
@@ -126,6 +131,8 @@ class BinanceServer(LoopbackServer):
         self.rest_requests.append(request.path)
         await self.changed()
         self.used_weight += 1
+        if self.rest_down:
+            return connection.respond(503, "Service Unavailable")
         if self.rate_limited > 0:
             self.rate_limited -= 1
             response = connection.respond(429, '{"code":-1003,"msg":"Too many requests"}')
@@ -143,7 +150,13 @@ class BinanceServer(LoopbackServer):
                 for s, h in self.funding_hours.items()
             ]
             return self._json(connection, body)
-        symbol = parse_qs(url.query).get("symbol", [""])[0]
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        symbol = query.get("symbol", "")
+        if url.path == "/fapi/v1/aggTrades" and symbol in self.history:
+            self.used_weight += 19  # weight 20
+            start, limit = int(query.get("fromId", 0)), min(int(query.get("limit", 500)), self.history_page)
+            page = [t for t in self.history[symbol] if t["a"] >= start][:limit]
+            return self._json(connection, [{k: t[k] for k in ("a", "p", "q", "f", "l", "T", "m")} for t in page])
         if url.path != "/fapi/v1/openInterest" or symbol not in self.open_interest:
             return connection.respond(400, '{"code":-1121,"msg":"Invalid symbol."}')
         oi, ms = self.open_interest[symbol]

@@ -1,10 +1,15 @@
 """A loopback Bybit v5 public linear stream: `op` subscribe/unsubscribe answered per request, the JSON
 ping answered with a pong, unknown topics refused, and an optional idle rule (a connection that sends
-nothing, not even a ping, for `idle_timeout_s` is closed)."""
+nothing, not even a ping, for `idle_timeout_s` is closed), and REST `GET /v5/market/recent-trade` on the
+same port: the last `recent_limit` of `history` (symbol -> publicTrade tuples), newest first."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
 from ingest.sim.server import Client, LoopbackServer
 
@@ -52,6 +57,42 @@ def liquidation(symbol: str, position_side: str, price: str, size: str, ts: int)
 
 class BybitServer(LoopbackServer):
     path = "/v5/public/linear"
+
+    def __init__(self, idle_timeout_s: float | None = None) -> None:
+        super().__init__(idle_timeout_s)
+        self.history: dict[str, list[tuple[str, str, str, int, str]]] = {}  # as public_trade() takes them
+        self.recent_limit = 1000
+
+    @property
+    def rest_url(self) -> str:
+        return self.url.removesuffix(self.path).replace("ws://", "http://", 1)
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        url = urlsplit(request.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if url.path != "/v5/market/recent-trade" or query.get("category") != "linear":
+            return connection.respond(404, '{"retCode":10001,"retMsg":"params error"}')
+        symbol = query.get("symbol", "")
+        trades = sorted(self.history.get(symbol, []), key=lambda t: -t[3])
+        limit = min(int(query.get("limit", 500)), self.recent_limit)
+        items = [
+            {
+                "execId": tid,
+                "symbol": symbol,
+                "price": px,
+                "size": size,
+                "side": side,
+                "time": str(t),
+                "isBlockTrade": False,
+            }
+            for side, px, size, t, tid in trades[:limit]
+        ]
+        body = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": items}, "time": 0}
+        response = connection.respond(200, orjson.dumps(body).decode())
+        response.headers["Content-Type"] = "application/json"
+        return response
 
     async def on_message(self, client: Client, message: str | bytes) -> None:
         try:

@@ -126,6 +126,8 @@ class OkxServer(LoopbackServer):
         self.contract_values = dict(CONTRACT_VALUES)
         self.instrument_requests = 0
         self.rest_down = False
+        self.history: dict[str, list[dict]] = {}  # instId -> trade items as `trade()` pushes them, any order
+        self.history_requests: list[str] = []
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -134,6 +136,8 @@ class OkxServer(LoopbackServer):
         self.instrument_requests += 1
         if self.rest_down:
             return connection.respond(503, "Service Unavailable")
+        if url.path == "/api/v5/market/history-trades":
+            return self._history(connection, request.path, {k: v[0] for k, v in parse_qs(url.query).items()})
         if url.path != "/api/v5/public/instruments" or parse_qs(url.query).get("instType") != ["SWAP"]:
             return connection.respond(404, '{"code":"51000","msg":"Parameter error","data":[]}')
         data = [
@@ -148,6 +152,19 @@ class OkxServer(LoopbackServer):
             }
             for inst, ct in self.contract_values.items()
         ]
+        response = connection.respond(200, orjson.dumps({"code": "0", "msg": "", "data": data}).decode())
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _history(self, connection: ServerConnection, path: str, query: dict[str, str]) -> Response:
+        """type=1: paged by trade id; after=<id>: trades older than it, newest first, at most `limit` (100)."""
+        self.history_requests.append(path)
+        if query.get("type") != "1" or "after" not in query:
+            return connection.respond(400, '{"code":"51000","msg":"Parameter type error","data":[]}')
+        after, limit = int(query["after"]), min(int(query.get("limit", 100)), 100)
+        older = [t for t in self.history.get(query.get("instId", ""), []) if int(t["tradeId"]) < after]
+        data = sorted(older, key=lambda t: -int(t["tradeId"]))[:limit]
+        data = [{k: t[k] for k in ("instId", "tradeId", "px", "sz", "side", "ts")} for t in data]
         response = connection.respond(200, orjson.dumps({"code": "0", "msg": "", "data": data}).decode())
         response.headers["Content-Type"] = "application/json"
         return response

@@ -31,6 +31,12 @@ reconnects AS (
 gaps AS (
     SELECT venue, symbol, count(*) AS n FROM ops.feed_gaps WHERE resolved_at IS NULL GROUP BY venue, symbol
 ),
+complete AS (
+    -- Of the last 24 h's 1440 minutes, those ops.features_1m counts complete (no open gap, book coverage).
+    SELECT venue, symbol, count(*) FILTER (WHERE complete) AS n FROM ops.features_1m
+    WHERE bucket >= date_trunc('minute', now()) - INTERVAL '24 hours' AND bucket < date_trunc('minute', now())
+    GROUP BY venue, symbol
+),
 rejected AS (
     SELECT venue, symbol, count(*) AS n FROM ops.rejected_messages
     WHERE recv_ts >= date_trunc('day', now()) GROUP BY venue, symbol
@@ -41,11 +47,13 @@ SELECT l.venue, l.symbol,
        coalesce(r.n, 0) / 5.0                          AS msgs_per_min,
        coalesce(c.n, 0)                                AS reconnects_today,
        coalesce(g.n, 0)                                AS open_gaps,
-       coalesce(j.n, 0)                                AS rejected_today
+       coalesce(j.n, 0)                                AS rejected_today,
+       100.0 * coalesce(k.n, 0) / 1440                 AS complete_24h_pct
 FROM last_msg l
 JOIN last_derivs d USING (venue, symbol)
 LEFT JOIN recent r USING (venue, symbol)
 LEFT JOIN reconnects c USING (venue)
 LEFT JOIN gaps g USING (venue, symbol)
 LEFT JOIN rejected j USING (venue, symbol)
+LEFT JOIN complete k USING (venue, symbol)
 ORDER BY l.venue, l.symbol

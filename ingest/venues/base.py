@@ -12,7 +12,8 @@ from typing import Annotated, ClassVar, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingest.rows import Rejection, Row
+from ingest.budget import RestBudget
+from ingest.rows import Rejection, Row, Trade
 
 # Field types shared by the venues' message models. Bounds keep impossible values at the edge, as
 # rejections: a time past 2100 would not convert to a datetime, an id past int64 would not COPY.
@@ -91,6 +92,31 @@ class Poll:
     every_s: float
 
 
+@dataclass(frozen=True)
+class Gap:
+    """A stored hole in a feed (ops.feed_gaps) to fill from the venue's REST history. Ids are the last seen
+    before and the first seen after the gap, both stored already: what is missing lies strictly between."""
+
+    id: int
+    venue: str
+    symbol: str
+    stream: str
+    from_id: int | None
+    to_id: int | None
+    missing: int | None
+    from_ts: datetime | None
+    to_ts: datetime | None
+
+
+@dataclass
+class BackfillPage:
+    """One REST history answer: the trades of the gap it held, and where the next page starts."""
+
+    trades: list[Trade] = field(default_factory=list)
+    next_cursor: str | None = None  # None: nothing more to ask for this gap
+    reaches_start: bool = False  # the history went back past the gap's start (venues without ids)
+
+
 @dataclass(slots=True)
 class Parsed:
     """What one frame meant: rows for the writer (data, rejections, gaps) and control information."""
@@ -116,12 +142,18 @@ class Venue(ABC):
     rotate_after_s: ClassVar[float | None] = None  # reconnect (with overlap) before the venue's age limit
     has_rest: ClassVar[bool] = False  # reads something over REST: takes rest_url
     counts_contracts: ClassVar[bool] = False  # sizes on the wire are contracts: prepare() needs sizes
+    # Trade history over REST, for gaps: None when the venue has it, else why not (stored nowhere, said in
+    # logs and docs); backfill_weight is one request's cost in the venue's REST weight.
+    no_backfill: ClassVar[str | None] = "the venue has no trade history over REST"
+    backfill_weight: ClassVar[int] = 1
+    rest_weight_per_min: ClassVar[int] = 600  # the share of the venue's per-IP REST limit backfill may use
 
     def __init__(self, symbols: list[str], heartbeat_s: float | None = None) -> None:
         if not symbols:
             raise ValueError(f"{self.name}: no symbols given")
         self.symbols = list(dict.fromkeys(symbols))
         self.counters: Counter[str] = Counter()
+        self.rest_budget = RestBudget(self.rest_weight_per_min)
         if heartbeat_s is not None:
             self.heartbeat_s = heartbeat_s
 
@@ -140,7 +172,17 @@ class Venue(ABC):
 
     def share_rest_budget(self, workers: int) -> None:
         """This adapter's REST polls run in `workers` processes at once: a per-IP budget is split."""
+        self.rest_budget.share(workers)
+
+    def backfill_url(self, gap: Gap, cursor: str | None) -> str | None:
+        """The REST request for the next page of the gap's trades (cursor None: the first); None when there
+        is nothing (more) to ask."""
         return None
+
+    def parse_backfill(self, gap: Gap, body: bytes, recv_ts: datetime) -> BackfillPage:
+        """The trades of a history page that fall inside the gap (source 'rest'), and the next cursor.
+        Raises ValueError for an answer that is not the venue's format."""
+        raise NotImplementedError(f"{self.name}: {self.no_backfill}")
 
     def poll_pause(self, headers: Mapping[str, str]) -> float:
         """Seconds to hold all polls back after a response, read from the venue's rate-limit headers."""

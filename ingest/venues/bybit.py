@@ -14,7 +14,9 @@ from pydantic import Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
 from ingest.venues.base import (
+    BackfillPage,
     FundingRate,
+    Gap,
     Message,
     NonNegative,
     Parsed,
@@ -29,6 +31,9 @@ from ingest.venues.base import (
 
 MAINNET = "wss://stream.bybit.com/v5/public/linear"
 TESTNET = "wss://stream-testnet.bybit.com/v5/public/linear"
+REST_MAINNET = "https://api.bybit.com"
+REST_TESTNET = "https://api-testnet.bybit.com"
+RECENT_TRADES = 1000  # what GET /v5/market/recent-trade returns at most (linear): the only history there is
 TOPICS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
 ARGS_PER_FRAME = 10  # the documented cap on args in one subscribe request
 MAX_TOPICS_PER_CONNECTION = 200  # well inside the 21,000-character args limit per connection
@@ -45,6 +50,17 @@ class TradeItem(Message):
     v: Positive
     p: Positive
     i: str
+
+
+class RecentTradeItem(Message):
+    """One item of GET /v5/market/recent-trade: publicTrade's fields under their REST names."""
+
+    execId: str
+    symbol: str
+    price: Positive
+    size: Positive
+    side: Literal["Buy", "Sell"]
+    time: VenueMs
 
 
 class BookData(Message):
@@ -107,6 +123,10 @@ class Bybit(Venue):
     example_symbols = ("BTCUSDT", "ETHUSDT")
     heartbeat_s = 20.0  # Bybit asks for a ping about every 20 s
     idle_close_s = 60.0  # not documented by Bybit: a conservative bound for the ping setting
+    has_rest = True  # recent trades, for gaps
+    # Best effort: trade ids (execId) are not sequential, so there are no id gaps, and REST keeps only the
+    # last 1000 trades. A gap with a time window (from_ts, to_ts) gets what of it those 1000 still hold.
+    no_backfill = None
 
     def __init__(
         self,
@@ -116,9 +136,11 @@ class Bybit(Venue):
         heartbeat_s: float | None = None,
         max_topics: int = MAX_TOPICS_PER_CONNECTION,
         derivs: bool = True,
+        rest_url: str | None = None,
     ) -> None:
         super().__init__([s.upper() for s in symbols], heartbeat_s)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
+        self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
         self.max_topics = max_topics
         self.topics = TOPICS if derivs else TOPICS[:2]
         self.known = set(self.symbols)
@@ -136,6 +158,34 @@ class Bybit(Venue):
 
     def heartbeat(self) -> bytes | None:
         return PING
+
+    def backfill_url(self, gap: Gap, cursor: str | None) -> str | None:
+        if cursor is not None or gap.from_ts is None or gap.to_ts is None:  # one page is all there is
+            return None
+        return f"{self.rest_root}/v5/market/recent-trade?category=linear&symbol={gap.symbol}&limit={RECENT_TRADES}"
+
+    def parse_backfill(self, gap: Gap, body: bytes, recv_ts: datetime) -> BackfillPage:
+        msg = orjson.loads(body)
+        result = msg.get("result") if isinstance(msg, dict) else None
+        if not isinstance(result, dict) or msg.get("retCode") != 0 or not isinstance(result.get("list"), list):
+            raise ValueError(f"recent-trade: {str(msg)[:200]}")
+        assert gap.from_ts is not None and gap.to_ts is not None  # backfill_url asked only for windows
+        lo, hi = gap.from_ts.timestamp() * 1000, gap.to_ts.timestamp() * 1000
+        page = BackfillPage()
+        oldest = None
+        for item in result["list"]:
+            try:
+                t = RecentTradeItem.model_validate(item)
+            except ValidationError as exc:
+                raise ValueError(f"recent-trade: {validation_reason(exc)}") from exc
+            oldest = t.time if oldest is None else min(oldest, t.time)
+            if lo <= t.time <= hi:  # the boundary trades themselves are stored already: dedup drops them
+                side = "buy" if t.side == "Buy" else "sell"
+                page.trades.append(
+                    Trade(self.name, gap.symbol, from_ms(t.time), recv_ts, t.execId, t.price, t.size, side, "rest")
+                )
+        page.reaches_start = oldest is not None and oldest <= lo
+        return page
 
     def routes(self) -> list[Route]:
         topics = [f"{t}.{s}" for s in self.symbols for t in self.topics]

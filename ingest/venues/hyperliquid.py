@@ -73,6 +73,10 @@ class Hyperliquid(Venue):
     heartbeat_s = 20.0  # well inside the venue's 60 s idle rule
     idle_close_s = 60.0  # the venue closes a connection it has sent nothing to for 60 s
 
+    # Its REST (POST /info recentTrades) returns only the latest trades, with no paging by id or time:
+    # a hole cannot be filled, so its gaps stay open, resolution 'unavailable'.
+    no_backfill = "Hyperliquid keeps no trade history by id over REST"
+
     def __init__(
         self,
         symbols: list[str],

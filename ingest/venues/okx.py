@@ -18,9 +18,11 @@ import httpx
 import orjson
 from pydantic import Field, ValidationError
 
-from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
+from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
+    BackfillPage,
     FundingRate,
+    Gap,
     Message,
     NonNegative,
     Parsed,
@@ -47,6 +49,7 @@ DERIVS_CHANNELS = ("mark-price", "index-tickers", "funding-rate", "open-interest
 ARGS_PER_FRAME = 100
 MAX_ARGS_PER_CONNECTION = 240
 TRADE_DEDUP_WINDOW = 20_000
+BACKFILL_PAGE = 100  # history-trades per REST page, the documented maximum
 LIQUIDATION_MEMORY = 512
 INDEX_PAIRING_MS = 5_000  # mark-price and index-tickers both push at least every second or so
 
@@ -58,6 +61,7 @@ class TradeItem(Message):
     sz: Positive
     side: Literal["buy", "sell"]  # the taker's side
     ts: VenueMs
+    count: int = Field(default=1, ge=1)  # trades aggregated into this push; tradeId is the last of them
 
 
 class BboItem(Message):
@@ -123,8 +127,10 @@ class Okx(Venue):
     example_symbols = ("BTC-USDT-SWAP", "ETH-USDT-SWAP")
     heartbeat_s = 20.0  # inside the venue's 30 s idle rule
     idle_close_s = 30.0  # OKX drops connections with no traffic for 30 s
-    has_rest = True  # instrument metadata (contract sizes)
+    has_rest = True  # instrument metadata (contract sizes), trade history
     counts_contracts = True
+    # GET /api/v5/market/history-trades with type=1 pages backwards by trade id (after=<id>: older ones).
+    no_backfill = None
 
     def __init__(
         self,
@@ -147,6 +153,7 @@ class Okx(Venue):
         self.contract_sizes: dict[str, float] = dict(contract_sizes or {})
         self.last_book: dict[str, tuple[int, int]] = {}  # symbol -> (ts, seqId)
         self.last_trade_ms: dict[str, int] = {}
+        self.last_trade_id: dict[str, int] = {}  # trade ids are sequential per instrument: jumps are gaps
         self.seen_trades = Recent(TRADE_DEDUP_WINDOW)
         self.last_derivs: dict[tuple[str, str], int] = {}  # (channel, symbol) -> last ts
         self.last_index: dict[str, tuple[int, float]] = {}  # symbol -> (ts, index price)
@@ -267,10 +274,71 @@ class Okx(Venue):
                 out.rows.append(self.reject(recv_ts, "trades", symbol, "out_of_order", orjson.dumps(item)))
                 continue
             self.seen_trades.add(symbol, t.tradeId)
+            if (gap := self._id_gap(symbol, t)) is not None:
+                out.rows.append(gap)
             self.last_trade_ms[symbol] = t.ts
             out.rows.append(Trade(self.name, symbol, from_ms(t.ts), recv_ts, t.tradeId, t.px, t.sz * ct, t.side))
             self.counters["trades"] += 1
         return out
+
+    def _id_gap(self, symbol: str, t: TradeItem) -> GapEvent | None:
+        """A gap when this push's first trade id is not the one after the last seen (ids are numeric)."""
+        if not t.tradeId.isdigit():
+            return None
+        tid = int(t.tradeId)
+        last = self.last_trade_id.get(symbol)
+        self.last_trade_id[symbol] = tid if last is None else max(last, tid)
+        first = tid - t.count + 1
+        if last is None or first <= last + 1:
+            return None
+        self.counters["gap"] += 1
+        since = self.last_trade_ms.get(symbol)
+        return GapEvent(
+            self.name,
+            symbol,
+            "trades",
+            last,
+            first,
+            first - last - 1,
+            from_ms(since) if since is not None else None,
+            from_ms(t.ts),
+            "id_jump",
+        )
+
+    def backfill_url(self, gap: Gap, cursor: str | None) -> str | None:
+        if gap.from_id is None or gap.to_id is None:
+            return None
+        before = int(cursor) if cursor is not None else gap.to_id
+        if before <= gap.from_id + 1:
+            return None
+        return (
+            f"{self.rest_root}/api/v5/market/history-trades?instId={gap.symbol}&type=1&after={before}"
+            f"&limit={BACKFILL_PAGE}"
+        )
+
+    def parse_backfill(self, gap: Gap, body: bytes, recv_ts: datetime) -> BackfillPage:
+        msg = orjson.loads(body)
+        if not isinstance(msg, dict) or msg.get("code") != "0" or not isinstance(msg.get("data"), list):
+            raise ValueError(f"history-trades: {str(msg)[:200]}")
+        ct = self.contract_size(gap.symbol)
+        if ct is None:
+            raise ValueError(f"history-trades: no contract size known for {gap.symbol}")
+        page = BackfillPage()
+        oldest = None
+        for item in msg["data"]:
+            try:
+                t = TradeItem.model_validate(item)
+                tid = int(t.tradeId)
+            except (ValidationError, ValueError) as exc:
+                raise ValueError(f"history-trades: {exc}"[:300]) from exc
+            oldest = tid if oldest is None else min(oldest, tid)
+            if gap.from_id < tid < gap.to_id:  # type: ignore[operator]  # backfill_url asked by id
+                page.trades.append(
+                    Trade(self.name, gap.symbol, from_ms(t.ts), recv_ts, t.tradeId, t.px, t.sz * ct, t.side, "rest")
+                )
+        if oldest is not None and oldest > gap.from_id + 1:  # type: ignore[operator]
+            page.next_cursor = str(oldest)
+        return page
 
     def _bbo(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
         ct = self.contract_size(symbol)

@@ -11,7 +11,8 @@ from ingest.rows import COLUMNS
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a fixed past minute: far outside any refresh window
 
 # Test rows are tuples in the writer's own column order (ingest.rows declares it once).
-TRADE_COLUMNS = COLUMNS["raw_trades"]
+# Test trades are streamed ones: `source` is left to its default 'ws'.
+TRADE_COLUMNS = tuple(c for c in COLUMNS["raw_trades"] if c != "source")
 BOOK_COLUMNS = COLUMNS["raw_book_l1"]
 DERIVS_COLUMNS = COLUMNS["raw_derivs"]
 LIQUIDATION_COLUMNS = COLUMNS["raw_liquidations"]

@@ -42,10 +42,13 @@ async def running(
     tmp_path: Path,
     runtime: RuntimeConfig = FAST,
     writer_config: WriterConfig | None = None,
+    backfill_every_s: float = 5.0,
 ):
     run = Running()
     run.writer = Writer(dsn, writer_config or WriterConfig(spill_path=tmp_path / "spill.jsonl", flush_s=0.05))
-    run.task = asyncio.create_task(ingest(dsn, venues, runtime=runtime, stop=run.stop, writer=run.writer))
+    run.task = asyncio.create_task(
+        ingest(dsn, venues, runtime=runtime, stop=run.stop, writer=run.writer, backfill_every_s=backfill_every_s)
+    )
     try:
         yield run
     finally:
