@@ -55,6 +55,8 @@ def as_expected(row: Row, venue: str, recv_ts: datetime) -> dict:
         value = getattr(row, f.name)
         if f.name in ("venue", "recv_ts"):
             assert value == (venue if f.name == "venue" else recv_ts), f"{f.name} of {row}"
+        elif f.name == "source":  # every row of a streamed (or polled) frame is a stream row, never a backfill
+            assert value == "ws", f"source of {row}"
         elif f.name == "detected_at" or (isinstance(row, Rejection) and f.name == "raw"):
             continue
         elif f.name == "funding_interval":

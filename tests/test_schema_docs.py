@@ -55,9 +55,9 @@ async def test_the_check_names_an_undescribed_table_and_column(conn):
 
 
 async def test_view_comments_survive_migrate_recreating_the_views(conn):
-    await conn.execute("DROP VIEW ops.features_1m, ops.features_1h, ops.derivs_features_1m")
+    views = ("ops.features_1m", "ops.features_1h", "ops.derivs_features_1m", "ops.completeness_daily")
+    await conn.execute(f"DROP VIEW {', '.join(views)}")
     report = await migrate(conn, log=lambda _: None)
-    views = ("ops.features_1m", "ops.features_1h", "ops.derivs_features_1m")
     assert set(report.views) == set(views)
     assert await undescribed(conn, views) == []
     assert "bps" in await conn.fetchval("SELECT col_description('ops.features_1h'::regclass, 6)")

@@ -34,6 +34,8 @@ LEFT JOIN gaps g USING (venue, symbol, day);
 
 COMMENT ON VIEW ops.completeness_daily IS
     'Completeness ledger per market and UTC day: minutes with data, complete minutes (ops.features_1m.complete), gaps and how they ended';
+COMMENT ON COLUMN ops.completeness_daily.venue IS 'binance, hyperliquid, bybit, okx';
+COMMENT ON COLUMN ops.completeness_daily.symbol IS 'venue symbol';
 COMMENT ON COLUMN ops.completeness_daily.day IS 'UTC day (start), data time';
 COMMENT ON COLUMN ops.completeness_daily.minutes_with_data IS 'minutes of the day with at least one book update or trade';
 COMMENT ON COLUMN ops.completeness_daily.minutes_complete IS
