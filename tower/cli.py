@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "jobs.cli",
     "metabase.cli",
     "ingest.cli",
+    "ingest.instruments_cli",
     "ingest.bench.cli",
 ]
 
