@@ -164,8 +164,11 @@ async def backfill_open(
 ) -> list[Outcome]:
     """Backfills every open gap of these venues' symbols detected since `since`, `concurrency` at a time."""
     limit = asyncio.Semaphore(concurrency)
+    # A venue with no REST root (a --ws-url without --rest-url) is asked nothing: its gaps stay open as
+    # they are, to be filled by a run that knows where the venue's REST is.
+    with_rest = [v for v in venues if v.rest_root is not None]
     async with pool.acquire() as conn:
-        work = [(v, g) for v in venues for g in await open_gaps(conn, v, since)]
+        work = [(v, g) for v in with_rest for g in await open_gaps(conn, v, since)]
     if not work:
         return []
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from ingest.service import ingest, tune_gc
+from ingest.service import NEVER_CONNECTED, ingest, tune_gc
 from ingest.settings import IngestSettings, VenueConfig, read_config
 from ingest.status import age, feed_status
+from ingest.universe import all_symbols, check_symbols, wants_all
 from ingest.venues import REGISTRY, make_venue
 from ingest.venues.base import Venue
 from tower.db import connect
@@ -32,11 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--symbols",
         type=_symbols,
         help="comma-separated venue symbols, e.g. BTCUSDT,ETHUSDT (binance, bybit), BTC,ETH (hyperliquid), "
-        "BTC-USDT-SWAP (okx)",
+        "BTC-USDT-SWAP (okx), checked against the venue's instrument list; `all`: every listed perpetual",
     )
     p.add_argument("--ws-url", help="replace the venue's base URL (Binance: the root; routes are appended)")
     p.add_argument("--testnet", action="store_true", help="use the venue's testnet endpoint")
-    p.add_argument("--rest-url", help="replace the venue's REST root (Binance open interest, OKX contract sizes)")
+    p.add_argument(
+        "--rest-url",
+        help="replace the venue's REST root (instrument list; Binance open interest, OKX contract sizes); "
+        "with --ws-url and no --rest-url, no REST at all",
+    )
     p.add_argument(
         "--no-derivs", action="store_true", help="trades and L1 only: no mark/index/funding/open interest/liquidations"
     )
@@ -87,10 +93,6 @@ def positive_number(text: str) -> float:
     return value
 
 
-def venues_from_args(args: argparse.Namespace, settings: IngestSettings) -> list[Venue]:
-    return [make_venue(c, settings) for c in configs_from_args(args)]
-
-
 def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     if args.config is not None:
         if args.venue or args.symbols or args.ws_url or args.testnet or args.rest_url or args.no_derivs:
@@ -126,15 +128,27 @@ def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     return configs
 
 
+async def resolved_configs(configs: list[VenueConfig], settings: IngestSettings) -> list[VenueConfig]:
+    """`--symbols all` replaced by every perpetual the venue lists as trading."""
+    out = []
+    for c in configs:
+        if wants_all(c.symbols):
+            c = c.model_copy(update={"symbols": await all_symbols(make_venue(c, settings))})
+        out.append(c)
+    return out
+
+
 async def run_ingest(args: argparse.Namespace) -> int:
     db = load(DatabaseSettings)
     settings = load(IngestSettings)
     metrics_port = load(MetricsSettings).metrics_port
-    venues = venues_from_args(args, settings)  # also what the workers build: settings errors surface here
+    configs = await resolved_configs(configs_from_args(args), settings)
+    venues = [make_venue(c, settings) for c in configs]  # also what the workers build: settings errors surface here
+    await check_symbols(venues)
     if args.processes > 1:
         from ingest.processes import ingest_processes
 
-        return await ingest_processes(db.dsn, configs_from_args(args), args.processes, args.duration, metrics_port)
+        return await ingest_processes(db.dsn, configs, args.processes, args.duration, metrics_port)
     serve_metrics(metrics_port)
     names = "-".join(v.name for v in venues)
     tune_gc()
@@ -153,7 +167,16 @@ async def run_ingest(args: argparse.Namespace) -> int:
             "and replayed by the next run"
         )
         return 3
+    if result.never_connected:
+        print(never_connected_message(result.never_connected, venues), file=sys.stderr)
+        return NEVER_CONNECTED
     return 0
+
+
+def never_connected_message(names: list[str], venues: list[Venue]) -> str:
+    urls = {v.name: sorted({r.url for r in v.routes()}) for v in venues}
+    where = "; ".join(f"{n} ({', '.join(urls.get(n, []))})" for n in names)
+    return f"tower ingest: never connected to {where}: check --ws-url / --testnet and the network"
 
 
 async def run_status(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import signal
 import sys
 from dataclasses import replace
 
+from ingest.service import NEVER_CONNECTED
 from ingest.settings import IngestSettings, VenueConfig
 from ingest.venues import make_venue
 
@@ -64,7 +65,7 @@ def _worker(
             writer_config=settings.writer_config(f"ingest-{names}-p{index}"),
         )
     )
-    sys.exit(0 if result.fully_written else 3)
+    sys.exit(3 if not result.fully_written else NEVER_CONNECTED if result.never_connected else 0)
 
 
 async def ingest_processes(
@@ -108,7 +109,8 @@ async def ingest_processes(
         log.error("%s exited with code %s", name, code)
     if not bad:
         return 0
-    return 3 if any(code == 3 for _, code in bad) else 1
+    codes = {code for _, code in bad}
+    return 3 if 3 in codes else NEVER_CONNECTED if codes == {NEVER_CONNECTED} else 1
 
 
 def _join(worker: multiprocessing.Process) -> int | None:

@@ -144,6 +144,7 @@ class RouteRunner:
         conn_id = f"{self.venue.name}-{self.route.name}{self.config.conn_tag}#{next(self._ids)}"
         ws = await wire.connect(self.route.url, self.config.open_timeout_s, self.config.ssl_context)
         link = Link(self, ws, conn_id)
+        self.venue.counters["connects"] += 1  # a run that never connects exits non-zero (a wrong URL)
         await self.event(conn_id, "connect")
         log.info("connected %s to %s", conn_id, self.route.url)
         for frame in self.route.subscribe:

@@ -12,13 +12,18 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from ingest.activation import Activation
 from ingest.backfill import run_backfill
 from ingest.poller import run_polls
 from ingest.runtime import RuntimeConfig, run_venue
+from ingest.universe import REGISTER_SQL
 from ingest.venues.base import Venue
 from ingest.writer import Writer, WriterConfig
 
 log = logging.getLogger("ingest")
+
+
+NEVER_CONNECTED = 4  # exit code of a run in which some venue's connections never opened (wrong URL, no network)
 
 
 @dataclass
@@ -26,6 +31,7 @@ class IngestResult:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
     writer_stats: dict[str, int] = field(default_factory=dict)
     fully_written: bool = True
+    never_connected: list[str] = field(default_factory=list)  # venues none of whose routes ever connected
 
 
 def tune_gc() -> None:
@@ -37,19 +43,10 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-# Ingesting a symbol makes it active (seeded venues start inactive so nobody is alerted about a feed
-# they never ran); a contract size read from the venue replaces the stored one.
-REGISTER_SQL = """
-INSERT INTO ops.instruments (venue, symbol, asset, quote, contract_size)
-VALUES ($1, $2, $3, $4, coalesce($5::float8, 1))
-ON CONFLICT (venue, symbol) DO UPDATE
-SET active = true, contract_size = coalesce($5::float8, ops.instruments.contract_size)
-"""
-
-
 async def register_instruments(dsn: str, venues: list[Venue], retry_cap_s: float = 30.0) -> None:
-    """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones. Runs
-    beside the connectors and retries: a database that starts after us must not stop the ingest."""
+    """Symbols we ingest must be in ops.instruments (features join on it); adds missing ones, inactive (they
+    become active when their first data is stored: `Activation`). Runs beside the connectors and retries: a
+    database that starts after us must not stop the ingest."""
     rows = [(v.name, s, *v.instrument(s), v.contract_size(s)) for v in venues for s in v.symbols]
     delay = 0.5
     while True:
@@ -108,6 +105,9 @@ async def ingest(
     await asyncio.gather(*(v.prepare(stored.get(v.name, {})) for v in venues))
     instruments = asyncio.create_task(register_instruments(dsn, venues))
     writer = writer or Writer(dsn, writer_config)
+    activation = Activation(dsn, venues)
+    writer.commit_hooks.append(activation.on_commit)
+    activating = asyncio.create_task(activation.run(), name="activation")
     await writer.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -135,10 +135,15 @@ async def ingest(
             t.cancel()
         await asyncio.gather(*tasks, *polls, return_exceptions=True)
         fully = await writer.close()
+        activating.cancel()
+        await asyncio.gather(activating, return_exceptions=True)
+        await activation.flush()  # what the last commits delivered
+        writer.commit_hooks.remove(activation.on_commit)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
-    result = IngestResult({v.name: dict(v.counters) for v in venues}, dict(writer.stats), fully)
+    never = [v.name for v in venues if not v.counters["connects"]]
+    result = IngestResult({v.name: dict(v.counters) for v in venues}, dict(writer.stats), fully, never)
     log.info("stopped: venues %s; writer %s", result.counters, result.writer_stats)
     return result
 

@@ -84,7 +84,8 @@ class Writer:
     ) -> None:
         self.dsn = dsn
         self.config = config or WriterConfig()
-        self.on_commit = on_commit
+        # Called after every commit with the batch (bench meters, instrument activation); never blocking.
+        self.commit_hooks: list[Callable[[Batch, float], None]] = [on_commit] if on_commit is not None else []
         self.queue: asyncio.Queue[list[Row]] = asyncio.Queue(self.config.queue_items)
         self.pending: deque[Batch] = deque()
         self.pending_rows = 0
@@ -342,8 +343,9 @@ class Writer:
         self.stats["batches"] += 1
         for table, records in batch.records.items():
             self.stats[f"rows.{table}"] += len(records)
-        if self.on_commit is not None:
-            self.on_commit(batch, time.time())
+        now = time.time()
+        for hook in self.commit_hooks:
+            hook(batch, now)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():

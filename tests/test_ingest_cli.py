@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
+from tests.support.fixtures import activate
 from tests.support.ingest_helpers import NOW_MS, env
 from tower.cagg_refresh import refresh_feature_caggs
 from tower.cli import main
@@ -81,6 +82,7 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
         "VALUES ('binance', 'BTCUSDT', $1, $1, $2, 1, 1, 'buy')",
         [(now - timedelta(seconds=30 + i), str(i)) for i in range(10)],
     )
+    await activate(conn, [("binance", "BTCUSDT"), ("hyperliquid", "BTC")])  # BTC: active, never delivered
     await conn.execute(
         "INSERT INTO ops.raw_derivs (venue, symbol, ts, recv_ts, mark_px) VALUES ('binance', 'BTCUSDT', $1, $1, 91000)",
         now - timedelta(seconds=5),
@@ -228,10 +230,8 @@ def test_the_example_config_is_valid():
     ]
 
 
-def test_rest_url_is_checked_where_it_means_something(monkeypatch, capsys):
+def test_rest_url_is_checked(monkeypatch, capsys):
     monkeypatch.setenv("TOWER_DSN", "postgresql://nobody@127.0.0.1:1/none")
-    assert main(["ingest", "hyperliquid", "--symbols", "BTC", "--rest-url", "https://api.hyperliquid.xyz"]) == 2
-    assert "--rest-url: hyperliquid reads nothing over REST" in capsys.readouterr().err
     assert main(["ingest", "okx", "--symbols", "BTC-USDT-SWAP", "--rest-url", "ftp://x"]) == 2
     assert "--rest-url: must start with http:// or https://" in capsys.readouterr().err
 

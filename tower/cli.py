@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "metabase.cli",
     "ingest.cli",
     "ingest.backfill_cli",
+    "ingest.instruments_cli",
     "ingest.bench.cli",
 ]
 

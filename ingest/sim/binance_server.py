@@ -100,10 +100,43 @@ def force_order(symbol: str, side: str, price: str, qty: str, trade_ms: int) -> 
     }
 
 
+def exchange_symbol(symbol: str, status: str = "TRADING", contract_type: str = "PERPETUAL", tick: str = "0.10") -> dict:
+    """One `symbols` entry of GET /fapi/v1/exchangeInfo, trimmed to the fields the venue always sends."""
+    base = symbol.split("_")[0].removesuffix("USDT")
+    return {
+        "symbol": symbol,
+        "pair": symbol.split("_")[0],
+        "contractType": contract_type,
+        "deliveryDate": 4133404800000,
+        "onboardDate": 1569398400000,
+        "status": status,
+        "baseAsset": base,
+        "quoteAsset": "USDT",
+        "marginAsset": "USDT",
+        "pricePrecision": 2,
+        "quantityPrecision": 3,
+        "underlyingType": "COIN",
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "1000000", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "stepSize": "0.001", "maxQty": "1000", "minQty": "0.001"},
+        ],
+        "orderTypes": ["LIMIT", "MARKET"],
+        "timeInForce": ["GTC", "IOC"],
+    }
+
+
+LISTED = [
+    exchange_symbol("BTCUSDT"),
+    exchange_symbol("ETHUSDT", tick="0.01"),
+    exchange_symbol("SOLUSDT", tick="0.0100"),
+    exchange_symbol("BTCUSDT_260327", contract_type="CURRENT_QUARTER"),  # a delivery contract: not a perp
+]
+
+
 class BinanceServer(LoopbackServer):
-    """Also answers REST `GET /fapi/v1/openInterest?symbol=X` and `GET /fapi/v1/fundingInfo` on the same port
-    (plain HTTP, no upgrade),
-    with the X-MBX-USED-WEIGHT-1M header; `rate_limited` answers the next N requests with 429. Trade history:
+    """Also answers REST `GET /fapi/v1/openInterest?symbol=X`, `GET /fapi/v1/fundingInfo` and
+    `GET /fapi/v1/exchangeInfo` on the same port (plain HTTP, no upgrade), with the X-MBX-USED-WEIGHT-1M
+    header; `rate_limited` answers the next N requests with 429. Trade history:
     `GET /fapi/v1/aggTrades?symbol=&fromId=&limit=` from `history` (symbol -> aggTrade payloads), at most
     `history_page` a page; `rest_down` answers every REST request with 503."""
 
@@ -118,11 +151,16 @@ class BinanceServer(LoopbackServer):
         self.funding_hours: dict[str, int] = {}  # symbol -> fundingIntervalHours, for the non-8 h ones
         self.history: dict[str, list[dict]] = {}  # symbol -> aggTrade payloads, ascending a
         self.history_page = 1000
+        self.listed = [dict(s) for s in LISTED]  # exchangeInfo `symbols`
         self.rest_down = False
 
     @property
     def root(self) -> str:
         return self.url
+
+    @property
+    def rest_url(self) -> str:
+        return self.url.replace("ws://", "http://")
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -138,6 +176,11 @@ class BinanceServer(LoopbackServer):
             response = connection.respond(429, '{"code":-1003,"msg":"Too many requests"}')
             response.headers["Retry-After"] = "1"
             return response
+        if url.path == "/fapi/v1/exchangeInfo":
+            return self._json(
+                connection,
+                {"timezone": "UTC", "serverTime": 1, "rateLimits": [], "assets": [], "symbols": self.listed},
+            )
         if url.path == "/fapi/v1/fundingInfo":  # only the symbols whose funding differs from the default
             body = [
                 {

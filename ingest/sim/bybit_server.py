@@ -1,7 +1,9 @@
 """A loopback Bybit v5 public linear stream: `op` subscribe/unsubscribe answered per request, the JSON
 ping answered with a pong, unknown topics refused, and an optional idle rule (a connection that sends
-nothing, not even a ping, for `idle_timeout_s` is closed), and REST `GET /v5/market/recent-trade` on the
-same port: the last `recent_limit` of `history` (symbol -> publicTrade tuples), newest first."""
+nothing, not even a ping, for `idle_timeout_s` is closed); and REST on the same port: `GET
+/v5/market/instruments-info?category=linear`, paginated by `cursor` / `nextPageCursor` like the venue,
+and `GET /v5/market/recent-trade`: the last `recent_limit` of `history` (symbol -> publicTrade tuples),
+newest first."""
 
 from __future__ import annotations
 
@@ -55,25 +57,74 @@ def liquidation(symbol: str, position_side: str, price: str, size: str, ts: int)
     }
 
 
+def linear_instrument(symbol: str, status: str = "Trading", contract_type: str = "LinearPerpetual", tick: str = "0.10"):
+    """One `result.list` entry of instruments-info (category linear), trimmed to what the venue always sends."""
+    base = symbol.split("-")[0].removesuffix("USDT")
+    return {
+        "symbol": symbol,
+        "contractType": contract_type,
+        "status": status,
+        "baseCoin": base,
+        "quoteCoin": "USDT",
+        "launchTime": "1585526400000",
+        "deliveryTime": "0",
+        "deliveryFeeRate": "",
+        "priceScale": "2",
+        "leverageFilter": {"minLeverage": "1", "maxLeverage": "100.00", "leverageStep": "0.01"},
+        "priceFilter": {"minPrice": "0.10", "maxPrice": "1999999.80", "tickSize": tick},
+        "lotSizeFilter": {"maxOrderQty": "1190.000", "minOrderQty": "0.001", "qtyStep": "0.001"},
+        "unifiedMarginTrade": True,
+        "fundingInterval": 480,
+        "settleCoin": "USDT",
+    }
+
+
+LISTED = [
+    linear_instrument("BTCUSDT"),
+    linear_instrument("ETHUSDT", tick="0.01"),
+    linear_instrument("SOLUSDT", tick="0.010"),
+    linear_instrument("BTC-27MAR26", contract_type="LinearFutures"),  # a dated future: not a perp
+]
+
+
 class BybitServer(LoopbackServer):
     path = "/v5/public/linear"
 
-    def __init__(self, idle_timeout_s: float | None = None) -> None:
+    def __init__(self, idle_timeout_s: float | None = None, page_size: int = 2) -> None:
         super().__init__(idle_timeout_s)
+        self.listed = [dict(i) for i in LISTED]
+        self.page_size = page_size  # small, so the client must follow nextPageCursor
+        self.rest_requests: list[str] = []
+        self.rest_down = False
         self.history: dict[str, list[tuple[str, str, str, int, str]]] = {}  # as public_trade() takes them
         self.recent_limit = 1000
 
     @property
     def rest_url(self) -> str:
-        return self.url.removesuffix(self.path).replace("ws://", "http://", 1)
+        return self.url.replace("ws://", "http://").removesuffix(self.path)
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
+        self.rest_requests.append(request.path)
         url = urlsplit(request.path)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
-        if url.path != "/v5/market/recent-trade" or query.get("category") != "linear":
-            return connection.respond(404, '{"retCode":10001,"retMsg":"params error"}')
+        if self.rest_down:
+            return connection.respond(503, "Service Unavailable")
+        if query.get("category") != "linear":
+            return self._json(connection, {"retCode": 10001, "retMsg": "params error", "result": {}, "time": 1})
+        if url.path == "/v5/market/recent-trade":
+            return self._json(connection, self._recent_trades(query))
+        if url.path != "/v5/market/instruments-info":
+            return self._json(connection, {"retCode": 10001, "retMsg": "params error", "result": {}, "time": 1})
+        limit = min(int(query.get("limit", "500")), self.page_size)
+        start = int(query["cursor"].removeprefix("page-")) if query.get("cursor") else 0
+        page = self.listed[start : start + limit]
+        cursor = f"page-{start + limit}" if start + limit < len(self.listed) else ""
+        result = {"category": "linear", "list": page, "nextPageCursor": cursor}
+        return self._json(connection, {"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": 1})
+
+    def _recent_trades(self, query: dict[str, str]) -> dict:
         symbol = query.get("symbol", "")
         trades = sorted(self.history.get(symbol, []), key=lambda t: -t[3])
         limit = min(int(query.get("limit", 500)), self.recent_limit)
@@ -89,7 +140,9 @@ class BybitServer(LoopbackServer):
             }
             for side, px, size, t, tid in trades[:limit]
         ]
-        body = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": items}, "time": 0}
+        return {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": items}, "time": 0}
+
+    def _json(self, connection: ServerConnection, body: object) -> Response:
         response = connection.respond(200, orjson.dumps(body).decode())
         response.headers["Content-Type"] = "application/json"
         return response

@@ -1,15 +1,26 @@
 """A loopback Hyperliquid websocket server: subscribe/unsubscribe with subscriptionResponse, ping/pong,
 errors on an unknown method, and the idle rule: a connection the server has heard nothing from for
-`idle_timeout_s` is closed."""
+`idle_timeout_s` is closed; and REST `POST /info {"type":"meta"}` (the perp universe) on its own port
+(`rest_url`), since the WebSocket server cannot take request bodies."""
 
 from __future__ import annotations
 
+import ssl
+
 import orjson
 
+from ingest.sim.rest import HttpRequest, LoopbackRest
 from ingest.sim.server import Client, LoopbackServer
 from ingest.venues.hyperliquid import GREETING
 
 KINDS = ("trades", "bbo", "l2Book", "activeAssetCtx")
+UNIVERSE = {"BTC": 5, "ETH": 4, "SOL": 2}  # name -> szDecimals
+
+
+def perp_asset(name: str, sz_decimals: int, delisted: bool = False) -> dict:
+    """One `universe` entry of the meta answer, as the venue sends it (isDelisted only when true)."""
+    entry = {"name": name, "szDecimals": sz_decimals, "maxLeverage": 40, "marginTableId": 56, "onlyIsolated": False}
+    return entry | ({"isDelisted": True} if delisted else {})
 
 
 def trade(coin: str, side: str, px: str, sz: str, ms: int, tid: int) -> dict:
@@ -54,6 +65,33 @@ class HyperliquidServer(LoopbackServer):
 
     def __init__(self, idle_timeout_s: float = 60.0) -> None:
         super().__init__(idle_timeout_s)
+        self.universe = [perp_asset(n, d) for n, d in UNIVERSE.items()]
+        self.rest_down = False
+        self.rest = LoopbackRest(self._info)
+
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> HyperliquidServer:
+        await self.rest.start()
+        await super().start(ssl_context)
+        return self
+
+    async def stop(self) -> None:
+        await self.rest.stop()
+        await super().stop()
+
+    @property
+    def rest_url(self) -> str:
+        return self.rest.url
+
+    def _info(self, request: HttpRequest) -> tuple[int, object]:
+        if self.rest_down:
+            return 503, {"error": "service unavailable"}
+        try:
+            kind = orjson.loads(request.body).get("type")
+        except (orjson.JSONDecodeError, AttributeError):
+            return 422, "Failed to deserialize the JSON body into the target type"
+        if request.method != "POST" or request.path != "/info" or kind != "meta":
+            return 422, "Failed to deserialize the JSON body into the target type"
+        return 200, {"universe": self.universe, "marginTables": [[56, {"description": "", "marginTiers": []}]]}
 
     async def on_connect(self, client: Client) -> None:
         await self.send(client, GREETING)  # plain text, before anything is asked (seen on the live venue)

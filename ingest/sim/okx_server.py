@@ -124,6 +124,8 @@ class OkxServer(LoopbackServer):
     def __init__(self, idle_timeout_s: float | None = 30.0) -> None:
         super().__init__(idle_timeout_s)
         self.contract_values = dict(CONTRACT_VALUES)
+        self.states: dict[str, str] = {}  # instId -> state when not "live" (suspend, preopen...)
+        self.tick_sizes: dict[str, str] = {"BTC-USDT-SWAP": "0.1", "ETH-USDT-SWAP": "0.01", "SOL-USDT-SWAP": "0.001"}
         self.instrument_requests = 0
         self.rest_down = False
         self.history: dict[str, list[dict]] = {}  # instId -> trade items as `trade()` pushes them, any order
@@ -148,7 +150,10 @@ class OkxServer(LoopbackServer):
                 "ctValCcy": inst.split("-")[0],
                 "ctType": "linear",
                 "settleCcy": "USDT",
-                "state": "live",
+                "uly": inst.removesuffix("-SWAP"),
+                "tickSz": self.tick_sizes.get(inst, "0.0001"),
+                "lotSz": "1",
+                "state": self.states.get(inst, "live"),
             }
             for inst, ct in self.contract_values.items()
         ]

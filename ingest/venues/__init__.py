@@ -28,10 +28,8 @@ REGISTRY: dict[str, type[Venue]] = {
 def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
     """The adapter a validated venue config describes, with the heartbeat the settings ask for."""
     cls = REGISTRY[config.name]
-    extra: dict[str, object] = {"derivs": config.derivs}
+    extra: dict[str, object] = {"derivs": config.derivs, "rest_url": config.rest_url}
     ping_s = settings.ping_s(cls)
     if ping_s is not None:
         extra["heartbeat_s"] = ping_s
-    if config.rest_url is not None:
-        extra["rest_url"] = config.rest_url
     return cls(config.symbols, ws_url=config.ws_url, testnet=config.testnet, **extra)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, ClassVar, TypeVar
 
+import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -117,6 +118,20 @@ class BackfillPage:
     reaches_start: bool = False  # the history went back past the gap's start (venues without ids)
 
 
+@dataclass(frozen=True)
+class ListedInstrument:
+    """One perpetual from a venue's own instrument list (REST), for the symbol check, `--symbols all` and
+    `tower instruments sync`."""
+
+    symbol: str
+    asset: str
+    quote: str
+    contract_size: float  # base units per contract (1 where sizes are already base units)
+    tick_size: float | None  # price increment; None when the venue does not say
+    status: str  # the venue's own word: TRADING, Trading, live, delisted...
+    trading: bool  # open for trading now (False: delisted, settling, pre-launch, suspended)
+
+
 @dataclass(slots=True)
 class Parsed:
     """What one frame meant: rows for the writer (data, rejections, gaps) and control information."""
@@ -141,6 +156,9 @@ class Venue(ABC):
     idle_close_s: ClassVar[float | None] = None  # the venue closes connections silent this long
     rotate_after_s: ClassVar[float | None] = None  # reconnect (with overlap) before the venue's age limit
     has_rest: ClassVar[bool] = False  # reads something over REST: takes rest_url
+    rest_mainnet: ClassVar[str | None] = None  # REST roots, for venues with REST
+    rest_testnet: ClassVar[str | None] = None
+    rest_uses: ClassVar[str] = "the instrument check"  # what turns off without a REST root (for the notice)
     counts_contracts: ClassVar[bool] = False  # sizes on the wire are contracts: prepare() needs sizes
     # Trade history over REST, for gaps: None when the venue has it, else why not (stored nowhere, said in
     # logs and docs); backfill_weight is one request's cost in the venue's REST weight.
@@ -156,6 +174,24 @@ class Venue(ABC):
         self.rest_budget = RestBudget(self.rest_weight_per_min)
         if heartbeat_s is not None:
             self.heartbeat_s = heartbeat_s
+
+    rest_root: str | None = None  # None: no REST calls at all (a --ws-url without --rest-url)
+
+    @classmethod
+    def rest_root_for(cls, rest_url: str | None, ws_url: str | None, testnet: bool) -> str | None:
+        """The REST root to use: the one given; the testnet's with --testnet; none at all when only the
+        WebSocket URL was replaced (where it points says nothing certain about REST: guessing mainnet would
+        send a test site's requests to the live venue); else mainnet."""
+        if rest_url is not None:
+            return rest_url.rstrip("/")
+        if testnet:
+            return cls.rest_testnet
+        return None if ws_url is not None else cls.rest_mainnet
+
+    async def listed_instruments(self, client: httpx.AsyncClient) -> list[ListedInstrument]:
+        """Every perpetual the venue lists (its REST instrument list, from `rest_root`). Raises httpx.HTTPError
+        or OSError when the venue cannot be reached, ValueError when the answer is not the venue's format."""
+        raise NotImplementedError(f"{self.name} has no instrument list")
 
     @abstractmethod
     def routes(self) -> list[Route]: ...
@@ -232,6 +268,16 @@ class Venue(ABC):
         text = bytes(raw).decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else raw
         text = text.replace("\x00", "\\x00")  # PostgreSQL text cannot hold NUL; keep it visible instead
         return Rejection(recv_ts, self.name, _label(stream), _label(symbol), reason, text)
+
+
+def rest_answer(response: httpx.Response, model: type[M]) -> M:
+    """A REST answer as `model`: httpx.HTTPStatusError for an error status, ValueError naming the model and
+    the first problem for a body that is not the venue's format."""
+    response.raise_for_status()
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise ValueError(f"not a {model.__name__} answer: {validation_reason(exc)}") from None
 
 
 def _label(value: object) -> str | None:

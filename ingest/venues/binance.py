@@ -22,6 +22,7 @@ from ingest.venues.base import (
     BackfillPage,
     FundingRate,
     Gap,
+    ListedInstrument,
     Message,
     NonNegative,
     Parsed,
@@ -32,6 +33,7 @@ from ingest.venues.base import (
     Venue,
     VenueId,
     VenueMs,
+    rest_answer,
     validation_reason,
 )
 
@@ -131,11 +133,34 @@ class FundingInfoMsg(Message):
     fundingIntervalHours: Annotated[int, Field(ge=1, le=24)]
 
 
+class PriceFilter(Message):
+    filterType: str
+    tickSize: Positive | None = None
+
+
+class ExchangeSymbol(Message):
+    """One entry of GET /fapi/v1/exchangeInfo `symbols` (USD-M: perpetuals and delivery contracts)."""
+
+    symbol: str
+    contractType: str  # PERPETUAL, CURRENT_QUARTER, ... ("" for a delisted one)
+    status: str  # TRADING, PENDING_TRADING, SETTLING, CLOSE, ...
+    baseAsset: str
+    quoteAsset: str
+    filters: list[PriceFilter] = []
+
+
+class ExchangeInfo(Message):
+    symbols: list[ExchangeSymbol]
+
+
 class Binance(Venue):
     name = "binance"
     example_symbols = ("BTCUSDT", "ETHUSDT")
     rotate_after_s = 23 * 3600  # Binance closes every connection at 24 h: rotate (overlap, then switch) at 23 h
-    has_rest = True  # open interest polls, funding intervals
+    has_rest = True  # open interest polls, funding intervals, the instrument list
+    rest_mainnet = REST_MAINNET
+    rest_testnet = REST_TESTNET
+    rest_uses = "the instrument check, open-interest polls and funding intervals (fundingInfo)"
     # GET /fapi/v1/aggTrades?fromId= pages forward by aggregate id, 1000 a page, weight 20. Backfill may
     # spend 480 of the IP's 2400 weight a minute (24 pages, 24k trades), beside the 120 of the OI polls.
     no_backfill = None
@@ -155,7 +180,7 @@ class Binance(Venue):
     ) -> None:
         super().__init__([s.upper() for s in symbols])
         self.root = (ws_url or (TESTNET if testnet else MAINNET)).rstrip("/")
-        self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
+        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
         self.max_streams = max_streams
         self.derivs = derivs
         self.oi_weight_per_min = oi_weight_per_min
@@ -194,7 +219,7 @@ class Binance(Venue):
 
     def polls(self) -> list[Poll]:
         """Open interest per symbol from REST, spread so the whole set stays inside the weight budget."""
-        if not self.derivs or self.oi_weight_per_min <= 0:
+        if not self.derivs or self.oi_weight_per_min <= 0 or self.rest_root is None:
             return []
         every_s = max(self.oi_min_interval_s, 60.0 * len(self.symbols) / self.oi_weight_per_min)
         return [
@@ -204,7 +229,7 @@ class Binance(Venue):
 
     async def prepare(self, stored_sizes: Mapping[str, float]) -> None:
         """Funding intervals that differ from 8 h (GET /fapi/v1/fundingInfo, weight 1, once at start)."""
-        if not self.derivs:
+        if not self.derivs or self.rest_root is None:
             return
         try:
             async with httpx.AsyncClient(timeout=5) as client:
@@ -218,6 +243,23 @@ class Binance(Venue):
             log.warning(
                 "binance: cannot read funding intervals from %s (%s); assuming 8 h for all symbols", self.rest_root, exc
             )
+
+    async def listed_instruments(self, client: httpx.AsyncClient) -> list[ListedInstrument]:
+        """Perpetuals from GET /fapi/v1/exchangeInfo (weight 1); delivery contracts are left out."""
+        info = rest_answer(await client.get(f"{self.rest_root}/fapi/v1/exchangeInfo"), ExchangeInfo)
+        return [
+            ListedInstrument(
+                s.symbol,
+                s.baseAsset,
+                s.quoteAsset,
+                1.0,
+                next((f.tickSize for f in s.filters if f.filterType == "PRICE_FILTER"), None),
+                s.status,
+                s.status == "TRADING",
+            )
+            for s in info.symbols
+            if s.contractType == "PERPETUAL"
+        ]
 
     def share_rest_budget(self, workers: int) -> None:
         super().share_rest_budget(workers)

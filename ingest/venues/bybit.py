@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
+import httpx
 import orjson
 from pydantic import Field, ValidationError
 
@@ -17,6 +18,7 @@ from ingest.venues.base import (
     BackfillPage,
     FundingRate,
     Gap,
+    ListedInstrument,
     Message,
     NonNegative,
     Parsed,
@@ -26,6 +28,7 @@ from ingest.venues.base import (
     Venue,
     VenueId,
     VenueMs,
+    rest_answer,
     validation_reason,
 )
 
@@ -34,6 +37,7 @@ TESTNET = "wss://stream-testnet.bybit.com/v5/public/linear"
 REST_MAINNET = "https://api.bybit.com"
 REST_TESTNET = "https://api-testnet.bybit.com"
 RECENT_TRADES = 1000  # what GET /v5/market/recent-trade returns at most (linear): the only history there is
+INSTRUMENTS_PAGE = 1000  # the documented maximum `limit` of instruments-info
 TOPICS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
 ARGS_PER_FRAME = 10  # the documented cap on args in one subscribe request
 MAX_TOPICS_PER_CONNECTION = 200  # well inside the 21,000-character args limit per connection
@@ -118,12 +122,40 @@ def _apply(level: tuple[float, float] | None, entries: list[tuple[float, float]]
     return level
 
 
+class PriceFilter(Message):
+    tickSize: Positive
+
+
+class LinearInstrument(Message):
+    """One entry of GET /v5/market/instruments-info?category=linear `result.list`."""
+
+    symbol: str
+    contractType: str  # LinearPerpetual, LinearFutures
+    status: str  # Trading, PreLaunch, Delivering, Closed
+    baseCoin: str
+    quoteCoin: str
+    priceFilter: PriceFilter | None = None
+
+
+class InstrumentsPage(Message):
+    list: list[LinearInstrument]
+    nextPageCursor: str = ""
+
+
+class InstrumentsAnswer(Message):
+    retCode: int
+    retMsg: str = ""
+    result: InstrumentsPage | None = None
+
+
 class Bybit(Venue):
     name = "bybit"
     example_symbols = ("BTCUSDT", "ETHUSDT")
     heartbeat_s = 20.0  # Bybit asks for a ping about every 20 s
     idle_close_s = 60.0  # not documented by Bybit: a conservative bound for the ping setting
-    has_rest = True  # recent trades, for gaps
+    has_rest = True  # the instrument list, recent trades for gaps
+    rest_mainnet = REST_MAINNET
+    rest_testnet = REST_TESTNET
     # Best effort: trade ids (execId) are not sequential, so there are no id gaps, and REST keeps only the
     # last 1000 trades. A gap with a time window (from_ts, to_ts) gets what of it those 1000 still hold.
     no_backfill = None
@@ -139,8 +171,8 @@ class Bybit(Venue):
         rest_url: str | None = None,
     ) -> None:
         super().__init__([s.upper() for s in symbols], heartbeat_s)
+        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
-        self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
         self.max_topics = max_topics
         self.topics = TOPICS if derivs else TOPICS[:2]
         self.known = set(self.symbols)
@@ -186,6 +218,32 @@ class Bybit(Venue):
                 )
         page.reaches_start = oldest is not None and oldest <= lo
         return page
+
+    async def listed_instruments(self, client: httpx.AsyncClient) -> list[ListedInstrument]:
+        """Linear perpetuals from GET /v5/market/instruments-info?category=linear, page by page (cursor)."""
+        listed, cursor = [], ""
+        while True:
+            params = {"category": "linear", "limit": str(INSTRUMENTS_PAGE)} | ({"cursor": cursor} if cursor else {})
+            url = f"{self.rest_root}/v5/market/instruments-info"
+            answer = rest_answer(await client.get(url, params=params), InstrumentsAnswer)
+            if answer.retCode != 0 or answer.result is None:
+                raise ValueError(f"Bybit says {answer.retCode}: {answer.retMsg}")
+            listed += [
+                ListedInstrument(
+                    i.symbol,
+                    i.baseCoin,
+                    i.quoteCoin,
+                    1.0,
+                    i.priceFilter.tickSize if i.priceFilter else None,
+                    i.status,
+                    i.status == "Trading",
+                )
+                for i in answer.result.list
+                if i.contractType == "LinearPerpetual"
+            ]
+            if not answer.result.nextPageCursor or answer.result.nextPageCursor == cursor:
+                return listed
+            cursor = answer.result.nextPageCursor
 
     def routes(self) -> list[Route]:
         topics = [f"{t}.{s}" for s in self.symbols for t in self.topics]

@@ -5,14 +5,16 @@ nothing from for 60 s)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
+import httpx
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from ingest.rows import BookL1, Derivs, Trade, from_ms
 from ingest.venues.base import (
     FundingRate,
+    ListedInstrument,
     Message,
     NonNegative,
     Parsed,
@@ -22,11 +24,15 @@ from ingest.venues.base import (
     Venue,
     VenueId,
     VenueMs,
+    rest_answer,
     validation_reason,
 )
 
 MAINNET = "wss://api.hyperliquid.xyz/ws"
 TESTNET = "wss://api.hyperliquid-testnet.xyz/ws"
+REST_MAINNET = "https://api.hyperliquid.xyz"
+REST_TESTNET = "https://api.hyperliquid-testnet.xyz"
+PRICE_DECIMALS = 6  # perps: a price has at most 6 - szDecimals decimals (and 5 significant figures)
 GREETING = "Websocket connection established."
 GREETINGS = (GREETING, GREETING.encode())
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 200
@@ -67,11 +73,26 @@ class AssetCtxMsg(Message):
     ctx: AssetCtx
 
 
+class PerpAsset(Message):
+    """One entry of POST /info {"type":"meta"} `universe`."""
+
+    name: str
+    szDecimals: Annotated[int, Field(ge=0, le=PRICE_DECIMALS)]
+    isDelisted: bool = False
+
+
+class PerpMeta(Message):
+    universe: list[PerpAsset]
+
+
 class Hyperliquid(Venue):
     name = "hyperliquid"
     example_symbols = ("BTC", "ETH")
     heartbeat_s = 20.0  # well inside the venue's 60 s idle rule
     idle_close_s = 60.0  # the venue closes a connection it has sent nothing to for 60 s
+    has_rest = True  # the instrument list (POST /info meta)
+    rest_mainnet = REST_MAINNET
+    rest_testnet = REST_TESTNET
 
     # Its REST (POST /info recentTrades) returns only the latest trades, with no paging by id or time:
     # a hole cannot be filled, so its gaps stay open, resolution 'unavailable'.
@@ -85,8 +106,10 @@ class Hyperliquid(Venue):
         heartbeat_s: float | None = None,
         max_subscriptions: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
         derivs: bool = True,
+        rest_url: str | None = None,
     ) -> None:
         super().__init__(symbols, heartbeat_s)
+        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
         self.kinds = ("trades", "bbo", "activeAssetCtx") if derivs else ("trades", "bbo")
         self.last_ctx: dict[str, tuple[float, float, float, float]] = {}
         self.url = ws_url or (TESTNET if testnet else MAINNET)
@@ -102,6 +125,23 @@ class Hyperliquid(Venue):
 
     def heartbeat(self) -> bytes | None:
         return PING
+
+    async def listed_instruments(self, client: httpx.AsyncClient) -> list[ListedInstrument]:
+        """Perps from POST /info {"type":"meta"}. Tick size: the finest price step the decimals rule allows
+        (prices are also held to 5 significant figures, so high prices step more coarsely)."""
+        meta = rest_answer(await client.post(f"{self.rest_root}/info", json={"type": "meta"}), PerpMeta)
+        return [
+            ListedInstrument(
+                a.name,
+                a.name,
+                "USD",
+                1.0,
+                10.0 ** -(PRICE_DECIMALS - a.szDecimals),
+                "delisted" if a.isDelisted else "listed",
+                not a.isDelisted,
+            )
+            for a in meta.universe
+        ]
 
     def routes(self) -> list[Route]:
         subs = [(kind, coin) for coin in self.symbols for kind in self.kinds]

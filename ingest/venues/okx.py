@@ -23,6 +23,7 @@ from ingest.venues.base import (
     BackfillPage,
     FundingRate,
     Gap,
+    ListedInstrument,
     Message,
     NonNegative,
     Parsed,
@@ -32,6 +33,7 @@ from ingest.venues.base import (
     Venue,
     VenueId,
     VenueMs,
+    rest_answer,
     validation_reason,
 )
 
@@ -117,6 +119,24 @@ class InstrumentMeta(Message):
     ctType: str = "linear"
 
 
+class SwapListing(Message):
+    """One entry of GET /api/v5/public/instruments?instType=SWAP."""
+
+    instId: str
+    ctVal: Positive
+    ctType: str  # linear or inverse
+    ctValCcy: str  # the coin one contract is worth ctVal of (the asset of a linear swap)
+    settleCcy: str  # the margin and quote currency of a linear swap
+    state: str  # live, suspend, preopen, test
+    tickSz: Positive | None = None
+
+
+class SwapListings(Message):
+    code: str
+    msg: str = ""
+    data: list[SwapListing]
+
+
 def index_of(symbol: str) -> str:
     """BTC-USDT-SWAP is priced against the BTC-USDT index."""
     return symbol.removesuffix("-SWAP")
@@ -128,6 +148,9 @@ class Okx(Venue):
     heartbeat_s = 20.0  # inside the venue's 30 s idle rule
     idle_close_s = 30.0  # OKX drops connections with no traffic for 30 s
     has_rest = True  # instrument metadata (contract sizes), trade history
+    rest_mainnet = REST_MAINNET
+    rest_testnet = REST_TESTNET
+    rest_uses = "the instrument check and contract sizes from the venue (ops.instruments is used instead)"
     counts_contracts = True
     # GET /api/v5/market/history-trades with type=1 pages backwards by trade id (after=<id>: older ones).
     no_backfill = None
@@ -145,7 +168,7 @@ class Okx(Venue):
     ) -> None:
         super().__init__([s.upper() for s in symbols], heartbeat_s)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
-        self.rest_root = (rest_url or (REST_TESTNET if testnet else REST_MAINNET)).rstrip("/")
+        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
         self.derivs = derivs
         self.max_args = max_args
         self.known = set(self.symbols)
@@ -174,10 +197,13 @@ class Okx(Venue):
         missing = [s for s in self.symbols if s not in self.contract_sizes]
         if not missing:
             return
-        try:
-            self.contract_sizes.update(await self._rest_contract_sizes(missing))
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            log.warning("okx: cannot read instrument metadata from %s (%s); using ops.instruments", self.rest_root, exc)
+        if self.rest_root is not None:  # no REST root: ops.instruments only
+            try:
+                self.contract_sizes.update(await self._rest_contract_sizes(missing))
+            except (httpx.HTTPError, OSError, ValueError) as exc:
+                log.warning(
+                    "okx: cannot read instrument metadata from %s (%s); using ops.instruments", self.rest_root, exc
+                )
         self.contract_sizes.update(
             {s: stored_sizes[s] for s in self.symbols if s not in self.contract_sizes and s in stored_sizes}
         )
@@ -188,6 +214,18 @@ class Okx(Venue):
                 "until ops.instruments has one and ingest restarts",
                 ", ".join(missing),
             )
+
+    async def listed_instruments(self, client: httpx.AsyncClient) -> list[ListedInstrument]:
+        """Linear swaps from GET /api/v5/public/instruments?instType=SWAP (inverse swaps count in USD)."""
+        url = f"{self.rest_root}/api/v5/public/instruments"
+        body = rest_answer(await client.get(url, params={"instType": "SWAP"}), SwapListings)
+        if body.code != "0":
+            raise ValueError(f"OKX says {body.code}: {body.msg}")
+        return [
+            ListedInstrument(i.instId, i.ctValCcy, i.settleCcy, i.ctVal, i.tickSz, i.state, i.state == "live")
+            for i in body.data
+            if i.ctType == "linear"
+        ]
 
     async def _rest_contract_sizes(self, symbols: list[str]) -> dict[str, float]:
         async with httpx.AsyncClient(timeout=10) as client:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from tests.support import tsdb
-from tests.support.fixtures import BOOK_COLUMNS, DERIVS_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS
+from tests.support.fixtures import BOOK_COLUMNS, DERIVS_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, activate
 from tower.cagg_refresh import refresh_feature_caggs
 
 MARKETS = [
@@ -148,6 +148,8 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
         )
     await conn.copy_records_to_table("raw_book_l1", schema_name="ops", records=book, columns=BOOK_COLUMNS)
     await conn.copy_records_to_table("raw_trades", schema_name="ops", records=trades, columns=TRADE_COLUMNS)
+    # As ingest marks them on first data; binance SOLUSDT activated by a user, never delivered ("no data").
+    await activate(conn, [(venue, symbol) for venue, symbol, *_ in MARKETS] + [("binance", "SOLUSDT")])
     await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=derivs, columns=DERIVS_COLUMNS)
     await conn.copy_records_to_table(
         "raw_liquidations",

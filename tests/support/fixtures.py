@@ -28,3 +28,14 @@ async def insert_book(conn: asyncpg.Connection, rows: list[tuple]) -> None:
 
 async def insert_trades(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     await conn.copy_records_to_table("raw_trades", schema_name="ops", records=rows, columns=TRADE_COLUMNS)
+
+
+async def activate(conn: asyncpg.Connection, instruments: list[tuple[str, str]]) -> None:
+    """What ingest does when an instrument's first data is stored, for tests that write rows directly."""
+    await conn.execute(
+        "UPDATE ops.instruments i SET active = true, first_data_at = now(), deactivated_at = NULL, "
+        "deactivated_by = NULL FROM unnest($1::text[], $2::text[]) AS d (venue, symbol) "
+        "WHERE i.venue = d.venue AND i.symbol = d.symbol",
+        [v for v, _ in instruments],
+        [s for _, s in instruments],
+    )

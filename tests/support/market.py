@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tests.support.fixtures import T0, insert_book, insert_trades
+from tests.support.fixtures import T0, activate, insert_book, insert_trades
 
 INSTRUMENTS = [
     ("binance", "BTCUSDT", 50_000.0),
@@ -93,3 +93,4 @@ async def write_market(
                     trades.append((venue, symbol, ts, ts + latency_ms * MS, f"{minute}-{second}", q.mid, 0.1, side))
     await insert_book(conn, book)
     await insert_trades(conn, trades)
+    await activate(conn, [(venue, symbol) for venue, symbol, _ in INSTRUMENTS])
