@@ -1,0 +1,60 @@
+"""User mistakes in how `tower` is run get one clear line and exit code 2, never a traceback: a bad log
+level, a malformed TOWER_DSN, a role without the grants a command needs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.tsdb import with_user
+from tower.cli import main
+
+
+def test_bad_log_level_names_the_variable(monkeypatch, capsys):
+    monkeypatch.setenv("TOWER_LOG_LEVEL", "LOUD")
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "TOWER_LOG_LEVEL='LOUD' is not a log level" in err and "INFO" in err
+    assert "Traceback" not in err
+
+
+def test_bad_log_level_flag_names_the_flag(monkeypatch, capsys):
+    monkeypatch.delenv("TOWER_LOG_LEVEL", raising=False)
+    assert main(["--log-level", "chatty", "status"]) == 2
+    assert "--log-level='chatty' is not a log level" in capsys.readouterr().err
+
+
+def test_dsn_with_a_non_numeric_port_names_tower_dsn_and_the_port(monkeypatch, capsys):
+    monkeypatch.setenv("TOWER_DSN", "postgresql://u@localhost:abc/db")
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "TOWER_DSN" in err and "port 'abc' is not a number" in err
+
+
+async def grant(conn, *statements: str) -> None:
+    for statement in statements:
+        await conn.execute(statement)
+
+
+@pytest.mark.parametrize("command", [["status"], ["jobs", "--once"], ["migrate"]])
+async def test_role_without_usage_on_ops_is_told_the_grant(command, bare_role, conn, db_dsn, monkeypatch, capsys):
+    role, password = bare_role
+    monkeypatch.setenv("TOWER_DSN", with_user(db_dsn, role, password))
+    assert await asyncio.to_thread(main, command) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if command == ["migrate"]:
+        assert "tower migrate needs the schema owner" in err and f"TOWER_DSN connects as {role}" in err
+    else:
+        assert f"role {role} may not use schema ops (USAGE): GRANT USAGE ON SCHEMA ops TO {role}" in err
+
+
+async def test_role_that_may_only_read_is_told_which_write_it_lacks(bare_role, conn, db_dsn, monkeypatch, capsys):
+    role, password = bare_role
+    await grant(conn, f"GRANT USAGE ON SCHEMA ops TO {role}", f"GRANT SELECT ON ALL TABLES IN SCHEMA ops TO {role}")
+    monkeypatch.setenv("TOWER_DSN", with_user(db_dsn, role, password))
+    assert await asyncio.to_thread(main, ["jobs", "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"role {role} may not INSERT into ops." in err and "GRANT INSERT ON ops." in err, err
