@@ -4,7 +4,13 @@ level, a malformed TOWER_DSN, a role without the grants a command needs."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from tests.support.tsdb import with_user
@@ -58,3 +64,48 @@ async def test_role_that_may_only_read_is_told_which_write_it_lacks(bare_role, c
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"role {role} may not INSERT into ops." in err and "GRANT INSERT ON ops." in err, err
+
+
+@contextmanager
+def not_found_server() -> Iterator[str]:
+    """A loopback HTTP server that answers 404 to everything."""
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        do_POST = do_PUT = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def root_at_info():
+    """The root logger as a user's `tower` has it (pytest's own handlers keep basicConfig from setting it)."""
+    loggers = [logging.getLogger(name) for name in ("", "httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    logging.getLogger().setLevel(logging.INFO)
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+@pytest.mark.parametrize(("level", "logged"), [("INFO", False), ("DEBUG", True)])
+def test_http_requests_are_logged_only_at_debug(level, logged, root_at_info, monkeypatch, caplog):
+    """One line per HTTP request at INFO was most of a demo's log."""
+    monkeypatch.delenv("TOWER_DSN", raising=False)
+    assert main(["--log-level", level, "status"]) == 2  # sets up logging, then stops: no TOWER_DSN
+    with not_found_server() as url:
+        httpx.get(url + "/api/health")
+    requests = [r for r in caplog.records if r.name == "httpx" and "HTTP Request" in r.getMessage()]
+    assert bool(requests) == logged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
 from tests.support.ingest_helpers import NOW_MS, env
@@ -102,6 +103,7 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
 
 async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):
     env(monkeypatch, db_dsn, tmp_path)
+    monkeypatch.setattr(demo, "DISCONNECT_EVERY_S", 1e9)  # a simulated venue restart may really lose trades
     assert await asyncio.to_thread(main, ["demo", "--duration", "3"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out.splitlines()[1]
@@ -111,6 +113,9 @@ async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch
         assert [r["venue"] for r in venues] == four and all(r["n"] > 0 for r in venues), table
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
+    # Binance numbers trades per symbol: contiguous ids, so no gap is recorded.
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE venue = 'binance'") > 0
+    assert await conn.fetch("SELECT venue, symbol, stream, missing FROM ops.feed_gaps") == []
     # The same asset lines up across venues once OKX contracts are converted: depth in base units.
     depth = await conn.fetch(
         "SELECT venue, avg(bid_qty * bid_px) AS notional FROM ops.raw_book_l1 WHERE symbol LIKE 'BTC%' GROUP BY venue"
