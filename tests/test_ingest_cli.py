@@ -9,6 +9,7 @@ from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
 from tests.support.ingest_helpers import NOW_MS, env
+from tests.support.tsdb import with_user
 from tower.cli import main
 
 
@@ -333,3 +334,24 @@ def test_only_binance_connections_rotate_before_the_venues_age_limit():
         "bybit": None,
         "okx": None,
     }
+
+
+async def test_ingest_as_a_role_that_may_not_write_stops_with_the_grant_it_lacks(
+    bare_role, monkeypatch, conn, db_dsn, tmp_path, capsys
+):
+    """Retrying a permission error would look like a database that is away, for ever."""
+    role, password = bare_role
+    await conn.execute(f"GRANT USAGE ON SCHEMA ops TO {role}")
+    await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA ops TO {role}")
+    env(monkeypatch, with_user(db_dsn, role, password), tmp_path)
+    server = await BinanceServer().start()
+    try:
+        code = await asyncio.to_thread(
+            main, ["ingest", "binance", "--symbols", "BTCUSDT", "--ws-url", server.root, "--duration", "30"]
+        )
+    finally:
+        await server.stop()
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert f"role {role} may not INSERT into ops." in err and "ops.raw_trades" in err and "GRANT INSERT ON" in err
+    assert "Traceback" not in err

@@ -14,7 +14,7 @@ import asyncpg
 from tower import logs
 from tower.migrate import MigrationError
 from tower.policies import PolicyError
-from tower.privileges import explain, role_of
+from tower.privileges import MissingGrant, explain, role_of
 from tower.settings import ConfigError
 
 # One line per command module; each has register(subparsers).
@@ -26,7 +26,7 @@ COMMAND_MODULES = [
     "ingest.bench.cli",
 ]
 
-USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueError)
+USER_ERRORS = (ConfigError, MigrationError, PolicyError, MissingGrant, ConnectionError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:

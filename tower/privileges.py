@@ -22,6 +22,32 @@ _TABLE_VERBS = {
 }
 
 
+class MissingGrant(Exception):
+    """A command checked, before starting, that its role may do what it will do, and it may not."""
+
+
+async def require(conn: asyncpg.Connection, privilege: str, relations: list[str]) -> None:
+    """Raise MissingGrant unless the connection's role holds `privilege` (e.g. INSERT) on every relation."""
+    role = await conn.fetchval("SELECT current_user")
+    schemas = sorted({r.split(".", 1)[0] for r in relations})
+    for schema in schemas:
+        if not await conn.fetchval("SELECT has_schema_privilege($1, 'USAGE')", schema):
+            raise MissingGrant(_line(role, f"use schema {schema} (USAGE)", f"USAGE ON SCHEMA {schema}"))
+    lacking = await conn.fetchval(
+        "SELECT array_agg(r ORDER BY r) FROM unnest($1::text[]) r WHERE NOT has_table_privilege(r, $2)",
+        relations,
+        privilege,
+    )
+    if lacking:
+        verb = _TABLE_VERBS.get(privilege, (privilege, privilege))[0]
+        names = ", ".join(lacking)
+        raise MissingGrant(_line(role, f"{verb} {names}", f"{privilege} ON {names}"))
+
+
+def _line(role: str, action: str, grant: str) -> str:
+    return f"role {role} may not {action}: GRANT {grant} TO {role}, or use the schema owner's DSN in TOWER_DSN"
+
+
 def role_of(dsn: str | None) -> str:
     """The role a DSN logs in as; like libpq, the OS user when the DSN names none."""
     user = urlsplit(dsn).username if dsn else None
@@ -31,22 +57,21 @@ def role_of(dsn: str | None) -> str:
 def explain(exc: asyncpg.InsufficientPrivilegeError, role: str) -> str:
     found = _DENIED.search(exc.message or str(exc))
     query = getattr(exc, "query", None) or ""
-    fix = "or use the schema owner's DSN in TOWER_DSN"
     if not found:
-        return f"role {role} lacks a privilege: {exc}; {fix}"
+        return f"role {role} lacks a privilege ({exc}), or use the schema owner's DSN in TOWER_DSN"
     kind, name = found.group(1), found.group(2).strip('"')
     if kind == "schema":
         grant = "CREATE" if _statement(query) in ("CREATE", "ALTER", "DROP", "COMMENT") else "USAGE"
-        return f"role {role} may not use schema {name} ({grant}): GRANT {grant} ON SCHEMA {name} TO {role}, {fix}"
+        return _line(role, f"use schema {name} ({grant})", f"{grant} ON SCHEMA {name}")
     if kind == "database":
-        return f"role {role} may not connect to database {name}: GRANT CONNECT ON DATABASE {name} TO {role}, {fix}"
+        return _line(role, f"connect to database {name}", f"CONNECT ON DATABASE {name}")
     if kind == "function":
-        return f"role {role} may not call {name}: GRANT EXECUTE ON FUNCTION {name} TO {role}, {fix}"
+        return _line(role, f"call {name}", f"EXECUTE ON FUNCTION {name}")
     relation = _qualified(name, query, exc)
     if kind == "sequence":
-        return f"role {role} may not use sequence {relation}: GRANT USAGE ON SEQUENCE {relation} TO {role}, {fix}"
+        return _line(role, f"use sequence {relation}", f"USAGE ON SEQUENCE {relation}")
     verb, grant = _TABLE_VERBS.get(_statement(query), ("change", "SELECT, INSERT, UPDATE, DELETE"))
-    return f"role {role} may not {verb} {relation}: GRANT {grant} ON {relation} TO {role}, {fix}"
+    return _line(role, f"{verb} {relation}", f"{grant} ON {relation}")
 
 
 def _statement(query: str) -> str:
