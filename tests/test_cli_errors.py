@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.support.tsdb import with_user
 from tower.cli import main
+from tower.privileges import explain
 
 
 def test_bad_log_level_names_the_variable(monkeypatch, capsys):
@@ -109,3 +111,19 @@ def test_http_requests_are_logged_only_at_debug(level, logged, root_at_info, mon
         httpx.get(url + "/api/health")
     requests = [r for r in caplog.records if r.name == "httpx" and "HTTP Request" in r.getMessage()]
     assert bool(requests) == logged
+
+
+async def test_role_that_may_not_create_schemas_is_told_so(bare_role, conn, db_dsn, capsys):
+    """What the shared handler says for a permission error a command did not check for itself."""
+    role, password = bare_role
+    other = await asyncpg.connect(with_user(db_dsn, role, password))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError) as denied:
+            await other.execute("CREATE SCHEMA ops_scratch")
+    finally:
+        await other.close()
+    database = db_dsn.rsplit("/", 1)[1]
+    assert explain(denied.value, role) == (
+        f"role {role} may not create schemas in database {database}: GRANT CREATE ON DATABASE {database} "
+        f"TO {role}, or use the schema owner's DSN in TOWER_DSN"
+    )

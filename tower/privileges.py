@@ -64,6 +64,8 @@ def explain(exc: asyncpg.InsufficientPrivilegeError, role: str) -> str:
         grant = "CREATE" if _statement(query) in ("CREATE", "ALTER", "DROP", "COMMENT") else "USAGE"
         return _line(role, f"use schema {name} ({grant})", f"{grant} ON SCHEMA {name}")
     if kind == "database":
+        if _statement(query) == "CREATE":  # CREATE SCHEMA / EXTENSION
+            return _line(role, f"create schemas in database {name}", f"CREATE ON DATABASE {name}")
         return _line(role, f"connect to database {name}", f"CONNECT ON DATABASE {name}")
     if kind == "function":
         return _line(role, f"call {name}", f"EXECUTE ON FUNCTION {name}")
