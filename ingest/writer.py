@@ -30,6 +30,7 @@ import orjson
 
 from ingest import metrics
 from ingest.rows import COLUMNS, Row, record
+from tower.privileges import require
 
 log = logging.getLogger("ingest.writer")
 
@@ -119,12 +120,25 @@ class Writer:
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._check_grants()
         self.config.spill_path.parent.mkdir(parents=True, exist_ok=True)
         if self._spill_files():
             log.warning("found spilled rows from an earlier run in %s; replaying them", self.config.spill_path)
         metrics.watch(self)
         self._collector = asyncio.create_task(self._collect(), name="writer-collector")
         self._committer = asyncio.create_task(self._commit_loop(), name="writer-committer")
+
+    async def _check_grants(self) -> None:
+        """A role that may not write would be retried for ever, as if the database were away: refuse it now.
+        A database that is away now is not checked (the committer waits for it)."""
+        try:
+            conn = await asyncpg.connect(self.dsn, timeout=self.config.connect_timeout_s)
+        except DB_ERRORS:
+            return
+        try:
+            await require(conn, "INSERT", [f"ops.{table}" for table in COLUMNS])
+        finally:
+            await conn.close()
 
     async def close(self, drain_timeout_s: float = 30.0) -> bool:
         """Write everything received; returns False if some rows could only be kept in the spill file."""

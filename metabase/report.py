@@ -216,10 +216,9 @@ section h2 { margin: 0; font-size: 18px; }
 .table { overflow: auto; flex: 1; }
 table { border-collapse: collapse; width: 100%; font-size: 12px; }
 th { text-align: left; color: #696e7b; font-weight: 600; border-bottom: 1px solid #e6e8ea; padding: 3px 6px;
-     white-space: nowrap; }
-td { border-bottom: 1px solid #f0f0f0; padding: 3px 6px; white-space: nowrap; max-width: 320px; overflow: hidden;
-     text-overflow: ellipsis; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+     overflow-wrap: anywhere; }
+td { border-bottom: 1px solid #f0f0f0; padding: 3px 6px; overflow-wrap: break-word; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .scalar { font-size: 40px; font-weight: 700; padding: 12px 0; }
 .empty { color: #949aab; padding: 24px 0; text-align: center; }
 .error { color: #a33; background: #fdeeee; padding: 8px; border-radius: 4px; white-space: pre-wrap; }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 
 import asyncpg
 import pytest
@@ -49,7 +50,16 @@ async def _build_template(conn: asyncpg.Connection) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_db(server_dsn):
+def readonly_password(server_dsn) -> str:
+    """A password for the server-wide tower_readonly role, new every run; at the end of the session the
+    role gets back the state it had (or is dropped, if this run created it)."""
+    before = asyncio.run(tsdb.readonly_state(server_dsn))
+    yield f"ro-{secrets.token_urlsafe(18)}"
+    asyncio.run(tsdb.restore_readonly(server_dsn, before))
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn, readonly_password):
     name = asyncio.run(tsdb.create_template(server_dsn, _build_template))
     yield name
     asyncio.run(tsdb.drop(server_dsn, name, template=True))
@@ -86,3 +96,12 @@ def _tsl_only(request):
             f"needs the TimescaleDB community (TSL) build: continuous aggregates, compression and "
             f"policies; this server's timescaledb.license is {license!r}"
         )
+
+
+@pytest.fixture
+def bare_role(server_dsn):
+    """(name, password) of a login role with no grants on anything, dropped after the test (the test must
+    drop the databases or revoke what it granted first: a role that holds grants cannot be dropped)."""
+    name, password = asyncio.run(tsdb.create_login_role(server_dsn))
+    yield name, password
+    asyncio.run(tsdb.drop_role(server_dsn, name))

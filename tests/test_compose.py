@@ -56,3 +56,22 @@ def test_no_secret_values_in_compose():
     for line in text.splitlines():
         if re.search(r"(PASSWORD|SECRET|PASS)\w*:\s*\S", line):
             assert "${" in line, f"secret written into docker-compose.yml: {line.strip()}"
+
+
+def test_database_healthchecks_test_tcp_not_the_init_socket():
+    """During its first boot the image's init scripts run on a server listening only on the Unix socket;
+    a socket check passes then, and the migrate one-shot would meet a server about to restart."""
+    checks = {
+        name: " ".join(s["healthcheck"]["test"])
+        for name, s in COMPOSE["services"].items()
+        if "pg_isready" in " ".join(s.get("healthcheck", {}).get("test", []))
+    }
+    assert {"timescale"} <= set(checks)
+    for name, check in checks.items():
+        assert "-h 127.0.0.1" in check, f"{name}: pg_isready must test TCP (-h 127.0.0.1)"
+
+
+def test_migrate_one_shot_waits_for_the_database():
+    command = COMPOSE["services"]["migrate"]["command"]
+    args = build_parser().parse_args(command)
+    assert args.command == "migrate" and args.wait is not None and args.wait.total_seconds() >= 60

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
 from tests.support.fixtures import activate
 from tests.support.ingest_helpers import NOW_MS, env
+from tests.support.tsdb import with_user
 from tower.cagg_refresh import refresh_feature_caggs
 from tower.cli import main
 
@@ -119,6 +121,7 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
 
 async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):
     env(monkeypatch, db_dsn, tmp_path)
+    monkeypatch.setattr(demo, "DISCONNECT_EVERY_S", 1e9)  # a simulated venue restart may really lose trades
     assert await asyncio.to_thread(main, ["demo", "--duration", "3"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out.splitlines()[1]
@@ -128,6 +131,9 @@ async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch
         assert [r["venue"] for r in venues] == four and all(r["n"] > 0 for r in venues), table
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
+    # Binance numbers trades per symbol: contiguous ids, so no gap is recorded.
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE venue = 'binance'") > 0
+    assert await conn.fetch("SELECT venue, symbol, stream, missing FROM ops.feed_gaps") == []
     # The same asset lines up across venues once OKX contracts are converted: depth in base units.
     depth = await conn.fetch(
         "SELECT venue, avg(bid_qty * bid_px) AS notional FROM ops.raw_book_l1 WHERE symbol LIKE 'BTC%' GROUP BY venue"
@@ -343,3 +349,24 @@ def test_only_binance_connections_rotate_before_the_venues_age_limit():
         "bybit": None,
         "okx": None,
     }
+
+
+async def test_ingest_as_a_role_that_may_not_write_stops_with_the_grant_it_lacks(
+    bare_role, monkeypatch, conn, db_dsn, tmp_path, capsys
+):
+    """Retrying a permission error would look like a database that is away, for ever."""
+    role, password = bare_role
+    await conn.execute(f"GRANT USAGE ON SCHEMA ops TO {role}")
+    await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA ops TO {role}")
+    env(monkeypatch, with_user(db_dsn, role, password), tmp_path)
+    server = await BinanceServer().start()
+    try:
+        code = await asyncio.to_thread(
+            main, ["ingest", "binance", "--symbols", "BTCUSDT", "--ws-url", server.root, "--duration", "30"]
+        )
+    finally:
+        await server.stop()
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert f"role {role} may not INSERT into ops." in err and "ops.raw_trades" in err and "GRANT INSERT ON" in err
+    assert "Traceback" not in err

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import importlib.util
 import io
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support import tsdb
 from tests.support.fixtures import DERIVS_COLUMNS, LIQUIDATION_COLUMNS, T0, at, insert_book, insert_trades
 from tests.support.market import quiesce_background_jobs
 from tests.support.tsdb import with_database, with_user
@@ -220,9 +225,9 @@ def test_cli_db_info_lists_hypertables_and_license(db_dsn, monkeypatch, capsys, 
     assert "ops.raw_trades" in out and "ops.raw_book_l1" in out
 
 
-async def test_readonly_role_reads_but_cannot_write(conn, db_dsn):
-    await migrate(conn, readonly_password="ro-test-Secret-7", log=lambda _: None)
-    ro = await asyncpg.connect(with_user(db_dsn, "tower_readonly", "ro-test-Secret-7"))
+async def test_readonly_role_reads_but_cannot_write(conn, db_dsn, readonly_password):
+    await migrate(conn, readonly_password=readonly_password, log=lambda _: None)
+    ro = await asyncpg.connect(with_user(db_dsn, "tower_readonly", readonly_password))
     try:
         assert await ro.fetchval("SELECT count(*) FROM ops.features_1m") == 0
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
@@ -532,3 +537,77 @@ async def test_fresh_views_have_the_shape_of_the_old_numbered_files(conn, tmp_pa
         await conn.execute(body)
         old_shape = await view_shape(conn, relation + "_old")
         assert new_shape[: len(old_shape)] == old_shape, relation  # later columns only ever appended
+
+
+# --- first boot and the wrong role -----------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens on it once the socket is closed
+
+
+def test_migrate_wait_retries_then_says_the_database_did_not_answer(monkeypatch, capsys):
+    monkeypatch.setenv("TOWER_DSN", f"postgresql://tower@127.0.0.1:{closed_port()}/tower")
+    started = time.monotonic()
+    assert main(["migrate", "--wait", "2s"]) == 2
+    waited = time.monotonic() - started
+    captured = capsys.readouterr()
+    assert "waiting for the database" in captured.out  # progress while it retries
+    assert "did not answer within 2s" in captured.err and "TOWER_DSN" in captured.err
+    assert "Traceback" not in captured.err
+    assert waited < 30  # it gives up at the deadline instead of hanging
+
+
+def test_migrate_wait_connects_once_the_database_is_up(db_dsn, monkeypatch, capsys):
+    monkeypatch.setenv("TOWER_DSN", db_dsn)
+    assert main(["migrate", "--wait", "60s"]) == 0
+    assert "done:" in capsys.readouterr().out
+
+
+def test_migrate_wait_needs_a_duration(capsys):
+    with pytest.raises(SystemExit):
+        main(["migrate", "--wait", "soon"])
+    assert "bad duration 'soon'" in capsys.readouterr().err
+
+
+async def test_migrate_as_the_readonly_role_is_refused_before_it_does_anything(
+    conn, db_dsn, readonly_password, monkeypatch, capsys
+):
+    await migrate(conn, readonly_password=readonly_password, log=lambda _: None)
+    before = await records(conn)
+    monkeypatch.setenv("TOWER_DSN", with_user(db_dsn, "tower_readonly", readonly_password))
+    assert await asyncio.to_thread(main, ["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "tower migrate needs the schema owner" in err and "TOWER_DSN connects as tower_readonly" in err
+    assert "Traceback" not in err
+    assert await records(conn) == before
+
+
+def test_suite_puts_the_readonly_role_back_as_it_found_it(server_dsn):
+    """The password a test run sets on the server-wide role is random and undone at the end of the run."""
+    ours = asyncio.run(tsdb.readonly_state(server_dsn))
+    asyncio.run(tsdb.restore_readonly(server_dsn, (False, f"before-{uuid.uuid4().hex}")))
+    try:
+        before = asyncio.run(tsdb.readonly_state(server_dsn))
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"{__file__}::test_readonly_role_reads_but_cannot_write",
+            ],
+            env={**os.environ, "TOWER_TEST_DSN": server_dsn},
+            cwd=DB_DIR.parent,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert asyncio.run(tsdb.readonly_state(server_dsn)) == before
+    finally:
+        asyncio.run(tsdb.restore_readonly(server_dsn, ours))

@@ -15,11 +15,9 @@ from tower.cli import main
 from tower.migrate import migrate
 from tower.settings import ConfigError, ReadonlySettings, load
 
-PASSWORD = "ro-test-Secret-7"  # the one test_migrate gives the role too: the role is shared by the server
 
-
-async def _login(dsn: str) -> asyncpg.Connection:
-    return await asyncpg.connect(tsdb.with_user(dsn, "tower_readonly", PASSWORD))
+async def _login(dsn: str, password: str) -> asyncpg.Connection:
+    return await asyncpg.connect(tsdb.with_user(dsn, "tower_readonly", password))
 
 
 @pytest.fixture
@@ -29,39 +27,41 @@ def other_db_dsn(server_dsn, template_db):
     asyncio.run(tsdb.drop(server_dsn, name))
 
 
-async def _show(dsn: str, setting: str) -> str:
-    ro = await _login(dsn)
+async def _show(dsn: str, password: str, setting: str) -> str:
+    ro = await _login(dsn, password)
     try:
         return await ro.fetchval(f"SHOW {setting}")
     finally:
         await ro.close()
 
 
-async def test_migrate_sets_the_timeouts_in_its_database_only(conn, db_dsn, other_db_dsn):
+async def test_migrate_sets_the_timeouts_in_its_database_only(conn, db_dsn, other_db_dsn, readonly_password):
     await migrate(
         conn,
-        readonly_password=PASSWORD,
+        readonly_password=readonly_password,
         readonly_statement_timeout=timedelta(seconds=7),
         readonly_idle_timeout=timedelta(minutes=3),
         log=lambda _: None,
     )
-    assert await _show(db_dsn, "statement_timeout") == "7s"
-    assert await _show(db_dsn, "idle_in_transaction_session_timeout") == "3min"
-    assert await _show(other_db_dsn, "statement_timeout") != "7s"
-    assert await _show(other_db_dsn, "idle_in_transaction_session_timeout") != "3min"
+    assert await _show(db_dsn, readonly_password, "statement_timeout") == "7s"
+    assert await _show(db_dsn, readonly_password, "idle_in_transaction_session_timeout") == "3min"
+    assert await _show(other_db_dsn, readonly_password, "statement_timeout") != "7s"
+    assert await _show(other_db_dsn, readonly_password, "idle_in_transaction_session_timeout") != "3min"
 
 
-async def test_defaults_are_60_s_and_5_min_and_a_rerun_applies_a_change(conn, db_dsn):
-    await migrate(conn, readonly_password=PASSWORD, log=lambda _: None)
-    assert await _show(db_dsn, "statement_timeout") == "1min"
-    assert await _show(db_dsn, "idle_in_transaction_session_timeout") == "5min"
+async def test_defaults_are_60_s_and_5_min_and_a_rerun_applies_a_change(conn, db_dsn, readonly_password):
+    await migrate(conn, readonly_password=readonly_password, log=lambda _: None)
+    assert await _show(db_dsn, readonly_password, "statement_timeout") == "1min"
+    assert await _show(db_dsn, readonly_password, "idle_in_transaction_session_timeout") == "5min"
     await migrate(conn, readonly_statement_timeout=timedelta(0), log=lambda _: None)
-    assert await _show(db_dsn, "statement_timeout") == "0"  # off: no limit
+    assert await _show(db_dsn, readonly_password, "statement_timeout") == "0"  # off: no limit
 
 
-async def test_a_long_query_through_tower_readonly_is_cancelled(conn, db_dsn):
-    await migrate(conn, readonly_password=PASSWORD, readonly_statement_timeout=timedelta(seconds=1), log=lambda _: None)
-    ro = await _login(db_dsn)
+async def test_a_long_query_through_tower_readonly_is_cancelled(conn, db_dsn, readonly_password):
+    await migrate(
+        conn, readonly_password=readonly_password, readonly_statement_timeout=timedelta(seconds=1), log=lambda _: None
+    )
+    ro = await _login(db_dsn, readonly_password)
     try:
         with pytest.raises(asyncpg.QueryCanceledError, match="statement timeout"):
             await ro.fetchval("SELECT pg_sleep(30)")
@@ -70,9 +70,11 @@ async def test_a_long_query_through_tower_readonly_is_cancelled(conn, db_dsn):
         await ro.close()
 
 
-async def test_a_transaction_left_open_through_tower_readonly_is_ended(conn, db_dsn):
-    await migrate(conn, readonly_password=PASSWORD, readonly_idle_timeout=timedelta(seconds=1), log=lambda _: None)
-    ro = await _login(db_dsn)
+async def test_a_transaction_left_open_through_tower_readonly_is_ended(conn, db_dsn, readonly_password):
+    await migrate(
+        conn, readonly_password=readonly_password, readonly_idle_timeout=timedelta(seconds=1), log=lambda _: None
+    )
+    ro = await _login(db_dsn, readonly_password)
     try:
         await ro.execute("BEGIN")
         await ro.fetchval("SELECT count(*) FROM ops.instruments")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import html
+import json
 import os
 import re
 import shutil
@@ -140,3 +142,56 @@ def screenshot(html: Path, shot: Path, width: int, height: int) -> None:
             timeout=180,
         )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# Run in the page after layout: the tables whose content is wider than their card (columns cut off or
+# only reachable by scrolling, which a screenshot or a printed page cannot do).
+_OVERFLOW_PROBE = """<script>
+window.addEventListener("load", () => {
+  const cut = [...document.querySelectorAll(".card")].filter(card => {
+    const t = card.querySelector("table");
+    return t && t.getBoundingClientRect().right > card.getBoundingClientRect().right + 1;
+  }).map(card => card.querySelector("h3").textContent);
+  document.body.dataset.cut = JSON.stringify(cut);
+});
+</script>"""
+
+
+@pytest.mark.skipif(
+    not shutil.which(CHROMIUM),
+    reason=f"headless Chromium not found at {CHROMIUM} (Debian package `chromium`; scripts/bootstrap installs it)",
+)
+def test_wide_tables_wrap_so_every_column_stays_visible(loaded, tmp_path):
+    code, page = report(tmp_path)
+    assert code == 0
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", _OVERFLOW_PROBE + "</body>"))
+    dom = dump_dom(probed, 1400, 2000)
+    found = re.search(r'<body[^>]* data-cut="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    assert json.loads(html.unescape(found.group(1))) == []
+
+
+def dump_dom(page: Path, width: int, height: int) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout

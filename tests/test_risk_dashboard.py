@@ -54,9 +54,11 @@ async def test_risk_cards_show_the_scorers_components(conn):
     d, c = card("risk_monitor", "score_components")
     parts = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
     shown = {r[parts.columns.index("component")]: r[parts.columns.index("component_score")] for r in parts.rows}
-    assert set(shown) == set(components)
-    assert all(v is not None for v in shown.values())
-    assert max(shown, key=lambda k: shown[k]) == "spread"
+    points = {k: round(v["points"], 1) for k, v in components.items() if round(v["points"], 1) > 0}
+    top = sorted(points, key=lambda k: (-points[k], k))[:3]
+    assert len(components) > 3 and list(shown) == top  # the largest few, not every zero
+    assert list(shown.values()) == [points[k] for k in top]
+    assert top[0] == "spread"
 
 
 async def test_score_components_show_funding_basis_and_liquidations(conn):
@@ -88,15 +90,6 @@ async def test_score_components_show_funding_basis_and_liquidations(conn):
     none = await run_as_readonly(
         conn, *card("risk_monitor", "score_components"), {"hours": hours, "venue": "hyperliquid", "symbol": "SOL"}
     )
-    shown = {
-        r[none.columns.index("component")]: (
-            r[none.columns.index("component_score")],
-            r[none.columns.index("component_value")],
-        )
-        for r in none.rows
-    }
-    assert {k: shown[k] for k in ("funding", "basis", "liquidations")} == {
-        "funding": (0.0, None),
-        "basis": (0.0, None),
-        "liquidations": (0.0, None),
-    }
+    shown = none.column("component")
+    assert not {"funding", "basis", "liquidations"} & set(shown)  # no derivs feed: 0 points, not listed
+    assert all(score > 0 for score in none.column("component_score")) and len(shown) <= 3

@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import importlib
 import inspect
-import logging
 import os
 import sys
 
+import asyncpg
+
+from tower import logs
 from tower.migrate import MigrationError
 from tower.policies import PolicyError
+from tower.privileges import MissingGrant, explain, role_of
 from tower.settings import ConfigError
 
 # One line per command module; each has register(subparsers).
@@ -26,14 +29,13 @@ COMMAND_MODULES = [
     "ingest.bench.cli",
 ]
 
-USER_ERRORS = (ConfigError, MigrationError, PolicyError, ConnectionError, ValueError)
+USER_ERRORS = (ConfigError, MigrationError, PolicyError, MissingGrant, ConnectionError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tower", description="Perps ops control tower")
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("TOWER_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING (default: $TOWER_LOG_LEVEL or INFO)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,19 +48,34 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.raw_argv = argv
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     try:
+        if args.log_level is not None:
+            logs.setup(args.log_level, "--log-level")
+        else:
+            logs.setup(os.environ.get("TOWER_LOG_LEVEL", "INFO"), "TOWER_LOG_LEVEL")
         result = args.run(args)
         if inspect.isawaitable(result):
             result = asyncio.run(result)
         return int(result or 0)
-    except USER_ERRORS as exc:
-        print(f"tower {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        denied = _permission_error(exc)
+        if denied is None and not isinstance(exc, USER_ERRORS):
+            raise
+        message = explain(denied, role_of(os.environ.get("TOWER_DSN"))) if denied else exc
+        print(f"tower {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _permission_error(exc: BaseException) -> asyncpg.InsufficientPrivilegeError | None:
+    """The permission error behind exc, when a command wrapped it (e.g. as a ConnectionError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, asyncpg.InsufficientPrivilegeError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 if __name__ == "__main__":

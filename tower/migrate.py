@@ -41,6 +41,7 @@ _OPS_RELATION = re.compile(r"\bops\.([a-z_][a-z0-9_]*)")
 _LOCK_KEY = 0x70657270  # advisory lock: one migrate at a time per database
 
 TSL, APACHE = "timescale", "apache"
+READONLY_ROLE = "tower_readonly"
 
 
 class MigrationError(Exception):
@@ -187,6 +188,7 @@ async def migrate(
     log: Callable[[str], None] = print,
 ) -> MigrateReport:
     files = discover() if files is None else files
+    await check_owner(conn)
     await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
@@ -253,6 +255,27 @@ async def migrate(
         return report
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+# Who we are, and whether we own (or may act as the owner of) the ops schema, or may create it.
+_OWNER_CHECK = """
+SELECT current_user AS role, n.nspowner IS NOT NULL AS schema_exists,
+       coalesce(pg_has_role(current_user, n.nspowner, 'USAGE'), has_database_privilege(current_database(), 'CREATE'))
+       OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS may_migrate,
+       coalesce(pg_get_userbyid(n.nspowner), '') AS owner
+FROM (SELECT 1) one LEFT JOIN pg_namespace n ON n.nspname = 'ops'"""
+
+
+async def check_owner(conn: asyncpg.Connection) -> None:
+    """Refuse, before changing anything, a role that cannot own the schema (the dashboards' read-only one)."""
+    row = await conn.fetchrow(_OWNER_CHECK)
+    if row["role"] == READONLY_ROLE or not row["may_migrate"]:
+        owner = f"the schema owner ({row['owner']})" if row["schema_exists"] else "the schema owner"
+        what = "the dashboards' read-only role" if row["role"] == READONLY_ROLE else "a role that does not own ops"
+        raise MigrationError(
+            f"tower migrate needs {owner} or a role that may create schemas in this database; "
+            f"TOWER_DSN connects as {row['role']}, {what}. Run it with the owner's DSN."
+        )
 
 
 def describe_mode(mode: str) -> str:

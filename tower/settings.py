@@ -30,6 +30,7 @@ class DatabaseSettings(BaseSettings):
     def _postgres_url(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgres://")):
             raise ValueError("must be a postgresql:// URL, e.g. postgresql://tower:secret@localhost:5432/tower")
+        _check_ports(value)
         return value
 
 
@@ -46,6 +47,17 @@ class ReadonlySettings(BaseSettings):
     @classmethod
     def _timeout(cls, value: object) -> object:
         return parse_timeout(value) if isinstance(value, str) else value
+
+
+def _check_ports(dsn: str) -> None:
+    """Each host:port of the DSN (libpq allows several, comma-separated) has a numeric port in range."""
+    hosts = dsn.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+    for host in hosts.split(","):
+        port = host.rsplit("]", 1)[-1].partition(":")[2]  # after an [IPv6] literal's brackets
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(
+                f"port {port!r} is not a number from 1 to 65535, e.g. postgresql://tower:secret@localhost:5432/tower"
+            )
 
 
 class MetricsSettings(BaseSettings):
@@ -71,5 +83,5 @@ def load(cls: type[S], **overrides: object) -> S:
             if err["type"] == "missing":
                 problems.append(f"{name} is not set")
             else:
-                problems.append(f"{name}: {err['msg']}")
+                problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigError("; ".join(problems)) from None

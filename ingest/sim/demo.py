@@ -10,7 +10,8 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -75,13 +76,15 @@ async def drive(name: str, server, books: dict[str, Market], emit: Emit, stop: a
 
 
 def binance_emitter(server: bn.BinanceServer) -> Emit:
-    agg_ids, update_ids = itertools.count(1), itertools.count(1)
+    # Binance numbers aggregate trades per symbol, and the connector reads a jump as lost trades.
+    agg_ids: dict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
+    update_ids = itertools.count(1)
 
     async def emit(asset, m, now, trades, derivs_due):
         symbol = f"{asset}USDT"
         for side, price, qty in trades:
             await server.publish(
-                bn.agg_trade(symbol, next(agg_ids), _px(price), _px(qty), now, buyer_is_maker=side == "sell")
+                bn.agg_trade(symbol, next(agg_ids[symbol]), _px(price), _px(qty), now, buyer_is_maker=side == "sell")
             )
         b, bq, a, aq = m.quote()
         await server.publish(bn.book_ticker(symbol, next(update_ids), _px(b), _px(bq), _px(a), _px(aq), now))

@@ -98,3 +98,62 @@ def with_user(dsn: str, user: str, password: str) -> str:
     parts = urlsplit(dsn)
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
+# --- the server-wide tower_readonly role: the suite changes it, and puts it back at the end ----------
+
+READONLY = "tower_readonly"
+
+
+async def readonly_state(server_dsn: str) -> tuple[bool, str | None] | None:
+    """(may log in, password hash) of the role, or None when the server has no such role yet."""
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        row = await admin.fetchrow("SELECT rolcanlogin, rolpassword FROM pg_authid WHERE rolname = $1", READONLY)
+    finally:
+        await admin.close()
+    return None if row is None else (row["rolcanlogin"], row["rolpassword"])
+
+
+async def restore_readonly(server_dsn: str, before: tuple[bool, str | None] | None) -> None:
+    """Give the role back the login and password it had; drop it if this run created it (when no other
+    database still grants it something, else leave it unable to log in)."""
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        if before is None:
+            try:
+                await admin.execute(f"DROP ROLE IF EXISTS {READONLY}")
+                return
+            except asyncpg.DependentObjectsStillExistError:
+                before = (False, None)
+        login, password = before
+        # A stored SCRAM/MD5 hash given as the password is kept as it is, not hashed again.
+        stmt = await admin.fetchval(
+            "SELECT format('ALTER ROLE %I WITH %s PASSWORD %s', $1::text, $2::text, "
+            "coalesce(quote_literal($3::text), 'NULL'))",
+            READONLY,
+            "LOGIN" if login else "NOLOGIN",
+            password,
+        )
+        await admin.execute(stmt)
+    finally:
+        await admin.close()
+
+
+async def create_login_role(server_dsn: str) -> tuple[str, str]:
+    """A new role that may log in and holds no grants at all: (name, password); drop it with drop_role."""
+    name, password = f"tower_test_role_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+    finally:
+        await admin.close()
+    return name, password
+
+
+async def drop_role(server_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+    finally:
+        await admin.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tower import dbinfo, policies
-from tower.db import connect
+from tower.db import connect, connect_waiting
 from tower.durations import parse_duration
 from tower.migrate import migrate
 from tower.settings import DatabaseSettings, ReadonlySettings, load
@@ -14,6 +14,11 @@ from tower.table import human_bytes, render
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("migrate", help="create or upgrade the ops schema (idempotent)")
+    p.add_argument(
+        "--wait",
+        type=_wait,
+        help="retry connecting for this long while the database starts (e.g. 60s; default: try once)",
+    )
     p.set_defaults(run=run_migrate)
 
     p = sub.add_parser("policies", help="show or tune retention, compression and refresh policies")
@@ -48,10 +53,17 @@ def _duration(text: str):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _wait(text: str):
+    value = _duration(text)
+    if value is None:
+        raise argparse.ArgumentTypeError("--wait needs a duration such as 60s (omit it to try once)")
+    return value
+
+
 async def run_migrate(args: argparse.Namespace) -> int:
     settings = load(DatabaseSettings)
     limits = load(ReadonlySettings)
-    conn = await connect(settings.dsn)
+    conn = await (connect_waiting(settings.dsn, args.wait) if args.wait else connect(settings.dsn))
     try:
         await migrate(
             conn,
