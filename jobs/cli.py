@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from jobs import silence_cli
 from jobs.rules import load_rules
 from jobs.service import Jobs, run_once, serve
 from jobs.settings import JobsSettings
@@ -43,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(run=run_events)
+    silence_cli.register_ack(p)
+    silence_cli.register(sub, _duration, _timestamp)
 
 
 def _duration(text: str) -> timedelta:

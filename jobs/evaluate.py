@@ -10,12 +10,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import asyncpg
 import orjson
 
+from jobs import history
 from jobs.lifecycle import Event, Step, step
 from jobs.rules import Rule, RuleSet
+from jobs.silences import Silencer, silencer_at
 from jobs.sqlfiles import sql
 
 CURSOR = "risk"
@@ -54,10 +57,34 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100_000 else f"{value:.4g}"
 
 
-def payload(rule: Rule, event: Event, kind: str, minute: datetime) -> dict:
+def payload(rule: Rule, event: Event, kind: str, minute: datetime, links: Links) -> dict:
     body = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(event).items()}
     body.update(metric=rule.metric, description=rule.description)
-    return {"kind": kind, "data_time": minute.isoformat(), "text": slack_text(kind, body), "event": body}
+    return {
+        "kind": kind,
+        "data_time": minute.isoformat(),
+        "text": slack_text(kind, body),
+        "event": body,
+        "runbook_url": rule.runbook_url,
+        "dashboard_url": links.dashboard(rule.dashboard),
+    }
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where notifications point: the Metabase people open (its search finds the dashboard by name)."""
+
+    metabase_url: str | None = None
+
+    def dashboard(self, name: str) -> str | None:
+        if not self.metabase_url:
+            return None
+        return f"{self.metabase_url.rstrip('/')}/search?q={quote(name)}"
+
+
+def group_key(labels: tuple[str, ...], event: Event, asset: str | None) -> str:
+    values = {"venue": event.venue, "rule": event.rule, "symbol": event.symbol, "asset": asset or "-"}
+    return " ".join(values.get(label, event.severity) for label in labels)
 
 
 def slack_text(kind: str, e: dict) -> str:
@@ -66,18 +93,32 @@ def slack_text(kind: str, e: dict) -> str:
         "escalated": ":fire:",
         "resolved": ":white_check_mark:",
         "reminder": ":bell:",
+        "acknowledged": ":eyes:",
     }[kind]
     return f"{icon} [{e['severity'].upper()}] {kind}: {e['message']} (event {e['id']}, since {e['opened_at']})"
 
 
+@dataclass
+class _Minute:
+    """What every market's step in one minute's evaluation shares."""
+
+    conn: asyncpg.Connection
+    rules: RuleSet
+    minute: datetime
+    sinks: list[str]
+    links: Links
+    silencer: Silencer
+    report: MinuteReport
+
+
 async def evaluate_minute(
-    conn: asyncpg.Connection, minute: datetime, rules: RuleSet, sinks: Iterable[str]
+    conn: asyncpg.Connection, minute: datetime, rules: RuleSet, sinks: Iterable[str], links: Links = Links()
 ) -> MinuteReport:
     """Evaluate `minute` (its scores must exist). Call inside a transaction."""
     report = MinuteReport(minute)
-    sinks = list(sinks)
+    ctx = _Minute(conn, rules, minute, list(sinks), links, await silencer_at(conn, minute), report)
     rows = await conn.fetch(sql("minute_scores"), minute)
-    open_events = {(r["rule"], r["venue"], r["symbol"]): _event(r) for r in await conn.fetch(sql("open_events"))}
+    open_events = {(r["rule"], r["venue"], r["symbol"]): event_of(r) for r in await conn.fetch(sql("open_events"))}
 
     # Venue-wide rules first: their state decides what the per-symbol rules are inhibited by. A pending
     # source already inhibits, so symbol rules faster than it cannot slip out a storm of alerts first;
@@ -89,18 +130,7 @@ async def evaluate_minute(
         for venue in sorted(markets):
             value = venues.get(venue, {}).get(rule.metric)
             result = await _advance(
-                conn,
-                rules,
-                name,
-                rule,
-                open_events.get((name, venue, VENUE_WIDE)),
-                venue,
-                VENUE_WIDE,
-                minute,
-                value,
-                None,
-                sinks,
-                report,
+                ctx, name, rule, open_events.get((name, venue, VENUE_WIDE)), venue, VENUE_WIDE, value
             )
             active[(name, venue)] = result is not None and result.open
 
@@ -111,20 +141,7 @@ async def evaluate_minute(
             row = by_market.get((venue, symbol))
             value = row[rule.metric] if row is not None else None
             inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
-            await _advance(
-                conn,
-                rules,
-                name,
-                rule,
-                open_events.get((name, venue, symbol)),
-                venue,
-                symbol,
-                minute,
-                value,
-                inhibitor,
-                sinks,
-                report,
-            )
+            await _advance(ctx, name, rule, open_events.get((name, venue, symbol)), venue, symbol, value, inhibitor)
 
     await _close_orphans(conn, rules, open_events.values(), minute, report)
     await conn.execute(
@@ -137,19 +154,16 @@ async def evaluate_minute(
 
 
 async def _advance(
-    conn: asyncpg.Connection,
-    rules: RuleSet,
+    ctx: _Minute,
     name: str,
     rule: Rule,
     event: Event | None,
     venue: str,
     symbol: str,
-    minute: datetime,
     value: float | None,
-    inhibitor: str | None,
-    sinks: list[str],
-    report: MinuteReport,
+    inhibitor: str | None = None,
 ) -> Event | None:
+    conn, rules, minute = ctx.conn, ctx.rules, ctx.minute
     result: Step = step(
         name,
         rule,
@@ -161,6 +175,7 @@ async def _advance(
         inhibitor,
         repeat=timedelta(minutes=rules.repeat_minutes(rule)),
         send_resolved=rules.notify.send_resolved,
+        silenced_by=ctx.silencer.silenced_by(name, venue, symbol),
     )
     if result.event is None or not result.changed:
         return result.event
@@ -185,6 +200,7 @@ async def _advance(
             new.inhibited_by,
             new.message,
             new.last_notified_at,
+            new.silenced_by,
         )
         new = Event(**{**asdict(new), "id": new_id})
     else:
@@ -201,22 +217,54 @@ async def _advance(
             new.inhibited_by,
             new.message,
             new.last_notified_at,
+            new.silenced_by,
         )
+    reason = history.why(rule, event, new)
+    if reason is not None:
+        old_state = event.state if event is not None and event.open else None
+        await history.record(conn, new.id, old_state, new.state, new.severity, minute, reason)
     if event is None or event.state != new.state:
-        report.transitions[new.state] += 1
+        ctx.report.transitions[new.state] += 1
     if result.notify:
-        body = orjson.dumps(payload(rule, new, result.notify, minute)).decode()
-        for sink in sinks:
-            await conn.execute(
-                "INSERT INTO ops.alert_outbox (event_id, sink, kind, data_time, payload) VALUES ($1, $2, $3, $4, $5)",
-                new.id,
-                sink,
-                result.notify,
-                minute,
-                body,
-            )
-            report.notifications += 1
+        await queue(conn, ctx, rule, new, result.notify)
     return new
+
+
+async def queue(conn: asyncpg.Connection, ctx: _Minute, rule: Rule, event: Event, kind: str) -> None:
+    asset = ctx.silencer.assets.get((event.venue, event.symbol))
+    ctx.report.notifications += await queue_notification(
+        conn, ctx.rules, rule, event, kind, ctx.minute, ctx.sinks, ctx.links, asset
+    )
+
+
+async def queue_notification(
+    conn: asyncpg.Connection,
+    rules: RuleSet,
+    rule: Rule,
+    event: Event,
+    kind: str,
+    minute: datetime,
+    sinks: Iterable[str],
+    links: Links,
+    asset: str | None,
+) -> int:
+    """One outbox row per sink (rows of one group are sent together, jobs/notify.py); returns how many."""
+    body = orjson.dumps(payload(rule, event, kind, minute, links)).decode()
+    key = group_key(rules.notify.group_by, event, asset)
+    n = 0
+    for sink in sinks:
+        await conn.execute(
+            "INSERT INTO ops.alert_outbox (event_id, sink, kind, data_time, payload, group_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            event.id,
+            sink,
+            kind,
+            minute,
+            body,
+            key,
+        )
+        n += 1
+    return n
 
 
 async def _close_orphans(
@@ -232,8 +280,11 @@ async def _close_orphans(
                 event.id,
                 minute,
             )
+            await history.record(
+                conn, event.id, event.state, "resolved", event.severity, minute, "rule disabled or removed"
+            )
             report.transitions["resolved"] += 1
 
 
-def _event(r: asyncpg.Record) -> Event:
+def event_of(r: asyncpg.Record) -> Event:
     return Event(**{k: r[k] for k in Event.__dataclass_fields__})

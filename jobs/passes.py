@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 
 from jobs import notify
-from jobs.evaluate import CURSOR, evaluate_minute
+from jobs.evaluate import CURSOR, Links, evaluate_minute
 from jobs.rules import RuleSet
 from jobs.scoring import score_minutes
 from jobs.settings import JobsSettings
@@ -99,6 +99,7 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
             report.first, report.last = first, last
             transitions: dict[str, int] = {}
             sinks = list(settings.sinks())
+            links = Links(settings.metabase_public_url)
             chunk_start = first
             while chunk_start <= last:
                 chunk_end = min(chunk_start + CHUNK, last + MINUTE)
@@ -107,7 +108,7 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
                 minute = chunk_start
                 while minute < chunk_end:
                     async with conn.transaction():
-                        m = await evaluate_minute(conn, minute, rules, sinks)
+                        m = await evaluate_minute(conn, minute, rules, sinks, links)
                     for state, n in m.transitions.items():
                         transitions[state] = transitions.get(state, 0) + n
                     report.notifications += m.notifications
@@ -120,7 +121,9 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
             await conn.execute("SELECT pg_advisory_unlock($1)", _PASS_LOCK)
 
 
-async def deliver_pass(pool: asyncpg.Pool, settings: JobsSettings) -> notify.DeliveryReport:
+async def deliver_pass(
+    pool: asyncpg.Pool, settings: JobsSettings, rules: RuleSet | None = None
+) -> notify.DeliveryReport:
     """Send queued notifications; a second service on the same database waits its turn (nothing sent twice)."""
     policy = notify.DeliveryPolicy(
         timeout_s=settings.alert_timeout_s, max_attempts=settings.alert_max_attempts, backoff_s=settings.alert_backoff_s
@@ -129,7 +132,12 @@ async def deliver_pass(pool: asyncpg.Pool, settings: JobsSettings) -> notify.Del
         if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", _DELIVER_LOCK):
             return notify.DeliveryReport(skipped="another delivery run is in progress")
         try:
-            return await notify.deliver_queued(pool, settings.sinks(), policy)
+            grouping = notify.Grouping()
+            if rules is not None:
+                grouping = notify.Grouping(rules.notify.group_wait, rules.notify.group_interval)
+            return await notify.deliver_queued(
+                pool, settings.sinks(), policy, secrets=settings.sink_secrets(), grouping=grouping
+            )
         finally:
             await lock.execute("SELECT pg_advisory_unlock($1)", _DELIVER_LOCK)
 

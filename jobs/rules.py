@@ -6,12 +6,14 @@ Errors name the field to fix, e.g. `rules.spread_blowout.for_minutes: must be >=
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.metric_names import STORED_METRICS
+from tower.durations import parse_duration
 from tower.settings import ConfigError
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
@@ -87,9 +89,27 @@ class Scoring(_Strict):
         return self
 
 
+GROUP_LABELS = ("venue", "rule", "symbol", "asset", "severity")
+
+
 class Notify(_Strict):
     repeat_minutes: int = Field(240, ge=1)
     send_resolved: bool = True
+    # Grouping: queued notifications of one sink and kind whose group_by labels agree and whose data
+    # times lie within group_interval of the first go out as one; group_wait holds a fresh one back (wall
+    # time) so its group can fill up. One minute's evaluation is always queued at once.
+    group_by: tuple[Literal[GROUP_LABELS], ...] = ("venue", "rule")  # type: ignore[valid-type]
+    group_wait: timedelta = timedelta(0)
+    group_interval: timedelta = timedelta(minutes=1)
+
+    @field_validator("group_wait", "group_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip() in ("0", "0s"):
+                return timedelta(0)
+            return parse_duration(value) or timedelta(0)
+        return value
 
 
 class Rule(_Strict):
@@ -107,6 +127,8 @@ class Rule(_Strict):
     clear_minutes: int = Field(1, ge=1, le=24 * 60)
     repeat_minutes: int | None = Field(None, ge=1)
     inhibited_by: tuple[str, ...] = ()
+    runbook_url: str | None = None  # sent with every notification of the rule
+    dashboard: str = "Risk Monitor"  # the Metabase dashboard a notification links to
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:

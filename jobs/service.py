@@ -51,7 +51,7 @@ class Jobs:
 
     async def deliver(self) -> None:
         async with recorded(self.pool, "deliver") as run:
-            report = await passes.deliver_pass(self.pool, self.settings)
+            report = await passes.deliver_pass(self.pool, self.settings, self.rules)
             run.detail = report.__dict__
         if report.attempts:
             log.info(
