@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from ingest.heartbeat import heartbeat_every
 from ingest.poller import run_polls
 from ingest.runtime import RuntimeConfig, run_venue
 from ingest.venues.base import Venue
@@ -116,6 +117,7 @@ async def ingest(
     # Polls are cancelled at stop, not awaited: a request in flight has nothing worth waiting for.
     polls = [asyncio.create_task(run_polls(v, writer, stop), name=f"polls {v.name}") for v in venues if v.polls()]
     report = asyncio.create_task(_report_every(venues, writer, 60.0, stop))
+    beat = asyncio.create_task(heartbeat_every(dsn, venues, writer, 60.0, stop))
     try:
         if duration_s is not None:
             with contextlib.suppress(TimeoutError):
@@ -125,6 +127,7 @@ async def ingest(
     finally:
         stop.set()
         report.cancel()
+        beat.cancel()
         instruments.cancel()
         for t in tasks + polls:
             t.cancel()

@@ -15,8 +15,9 @@ from urllib.parse import quote
 import asyncpg
 import orjson
 
-from jobs import history
+from jobs import history, pipeline
 from jobs.lifecycle import Event, Step, step
+from jobs.pipeline import PIPELINE_VENUE
 from jobs.rules import Rule, RuleSet
 from jobs.silences import Silencer, silencer_at
 from jobs.sqlfiles import sql
@@ -112,9 +113,18 @@ class _Minute:
 
 
 async def evaluate_minute(
-    conn: asyncpg.Connection, minute: datetime, rules: RuleSet, sinks: Iterable[str], links: Links = Links()
+    conn: asyncpg.Connection,
+    minute: datetime,
+    rules: RuleSet,
+    sinks: Iterable[str],
+    links: Links = Links(),
+    job_failures: dict[str, float] | None = None,
 ) -> MinuteReport:
-    """Evaluate `minute` (its scores must exist). Call inside a transaction."""
+    """Evaluate `minute` (its scores must exist). Call inside a transaction.
+
+    `job_failures` (jobs/pipeline.py) is the pipeline's job state now; None leaves job_failed rules
+    untouched this minute (a catch-up's older minutes: that state was not observed then).
+    """
     report = MinuteReport(minute)
     ctx = _Minute(conn, rules, minute, list(sinks), links, await silencer_at(conn, minute), report)
     rows = await conn.fetch(sql("minute_scores"), minute)
@@ -142,6 +152,18 @@ async def evaluate_minute(
             value = row[rule.metric] if row is not None else None
             inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
             await _advance(ctx, name, rule, open_events.get((name, venue, symbol)), venue, symbol, value, inhibitor)
+
+    pipeline_values = {"ingest_backlog": await pipeline.ingest_backlog(conn, minute)}
+    if job_failures is not None:
+        pipeline_values["job_failed"] = job_failures
+    for name, rule in rules.enabled("pipeline").items():
+        values = pipeline_values.get(rule.metric)
+        if values is None:
+            continue
+        names = set(values) | {s for (r, v, s) in open_events if r == name and v == PIPELINE_VENUE}
+        for what in sorted(names):
+            event = open_events.get((name, PIPELINE_VENUE, what))
+            await _advance(ctx, name, rule, event, PIPELINE_VENUE, what, values.get(what))
 
     await _close_orphans(conn, rules, open_events.values(), minute, report)
     await conn.execute(
@@ -271,7 +293,7 @@ async def _close_orphans(
     conn: asyncpg.Connection, rules: RuleSet, events: Iterable[Event], minute: datetime, report: MinuteReport
 ) -> None:
     """Open events of rules since disabled or removed from the rules file: resolved, not left open forever."""
-    enabled = set(rules.enabled("venue")) | set(rules.enabled("symbol"))
+    enabled = set(rules.enabled("venue")) | set(rules.enabled("symbol")) | set(rules.enabled("pipeline"))
     for event in events:
         if event.rule not in enabled:
             await conn.execute(

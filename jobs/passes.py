@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import orjson
 
-from jobs import notify
+from jobs import notify, pipeline
 from jobs.evaluate import CURSOR, Links, evaluate_minute
 from jobs.rules import RuleSet
 from jobs.scoring import score_minutes
@@ -108,7 +109,9 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
                 minute = chunk_start
                 while minute < chunk_end:
                     async with conn.transaction():
-                        m = await evaluate_minute(conn, minute, rules, sinks, links)
+                        newest = minute == last
+                        failures = await pipeline.job_failures(conn, now) if newest else None
+                        m = await evaluate_minute(conn, minute, rules, sinks, links, failures)
                     for state, n in m.transitions.items():
                         transitions[state] = transitions.get(state, 0) + n
                     report.notifications += m.notifications
@@ -171,11 +174,30 @@ async def housekeeping(pool: asyncpg.Pool, settings: JobsSettings) -> dict:
         "SELECT count(*) FROM gone",
         settings.jobs_runs_keep,
     )
+    heartbeats = await pool.fetchval(
+        "WITH gone AS (DELETE FROM ops.ingest_heartbeats WHERE ts < now() - $1::interval RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        settings.jobs_runs_keep,
+    )
     return {
         "license": license,
         "chunks_dropped": {r["relation"]: r["chunks_dropped"] for r in dropped},
         "job_runs_pruned": pruned,
+        "ingest_heartbeats_pruned": heartbeats,
     }
+
+
+async def ping(url: str, timeout_s: float) -> bool:
+    """One dead-man's-switch request; a failure is logged, never raised (the monitor will notice)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            resp = await client.get(url)
+        if resp.status_code < 300:
+            return True
+        log.warning("heartbeat URL answered HTTP %d", resp.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("heartbeat URL not reached: %s", exc.__class__.__name__)
+    return False
 
 
 def utcnow() -> datetime:

@@ -38,6 +38,7 @@ HISTORY_ONLY_METRICS = frozenset({"depth_notional", "mid", "last_update_ts"})
 # order); venue rules watch venue-wide aggregates.
 SYMBOL_METRICS = ("score", *(m for m in STORED_METRICS if m not in HISTORY_ONLY_METRICS))
 VENUE_METRICS = ("stale_fraction",)
+PIPELINE_METRICS = ("job_failed", "ingest_backlog")  # the tower's own health (jobs/pipeline.py)
 
 
 class RulesError(ConfigError):
@@ -115,7 +116,7 @@ class Notify(_Strict):
 class Rule(_Strict):
     description: str = ""
     enabled: bool = True
-    scope: Literal["symbol", "venue"] = "symbol"
+    scope: Literal["symbol", "venue", "pipeline"] = "symbol"
     metric: str
     direction: Literal["above", "below"] = "above"
     absolute: bool = False
@@ -132,7 +133,7 @@ class Rule(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
-        allowed = SYMBOL_METRICS if self.scope == "symbol" else VENUE_METRICS
+        allowed = {"symbol": SYMBOL_METRICS, "venue": VENUE_METRICS, "pipeline": PIPELINE_METRICS}[self.scope]
         if self.metric not in allowed:
             raise ValueError(f"metric {self.metric!r} is not a {self.scope} metric; use one of {', '.join(allowed)}")
         levels = self.thresholds()
