@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from jobs import silence_cli
+from jobs import backtest_cli, silence_cli
 from jobs.rules import load_rules
 from jobs.service import Jobs, run_once, serve
 from jobs.settings import JobsSettings
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_events)
     silence_cli.register_ack(p)
     silence_cli.register(sub, _duration, _timestamp)
+    backtest_cli.register(sub, _duration, _timestamp)
 
 
 def _duration(text: str) -> timedelta:

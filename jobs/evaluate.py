@@ -7,7 +7,7 @@ the 'risk' cursor, so a minute is evaluated exactly once however often passes ru
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote
@@ -33,7 +33,7 @@ class MinuteReport:
     notifications: int = 0
 
 
-def venue_values(rows: Iterable[asyncpg.Record], stale_after_s: float) -> dict[str, dict[str, float]]:
+def venue_values(rows: Iterable[Mapping], stale_after_s: float) -> dict[str, dict[str, float]]:
     """Venue-wide metrics: stale_fraction = share of the venue's active symbols that are stale."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for r in rows:
@@ -99,6 +99,70 @@ def slack_text(kind: str, e: dict) -> str:
     return f"{icon} [{e['severity'].upper()}] {kind}: {e['message']} (event {e['id']}, since {e['opened_at']})"
 
 
+Advance = Callable[
+    [str, Rule, Event | None, str, str, float | None, str | None], Awaitable[Event | None]
+]  # (rule name, rule, open event, venue, symbol, value, inhibitor) -> the event after the minute
+
+
+async def walk_markets(
+    rules: RuleSet, rows: Sequence[Mapping], open_events: dict[tuple[str, str, str], Event], advance: Advance
+) -> None:
+    """Step every market of one minute's scores (and every open event) through the venue and symbol rules.
+
+    Shared by the live pass (which stores each step) and the backtest (which keeps them in memory).
+    Venue-wide rules first: their state decides what the per-symbol rules are inhibited by. A pending
+    source already inhibits, so symbol rules faster than it cannot slip out a storm of alerts first;
+    if the source is cancelled, its targets are announced on the next minute.
+    """
+    active: dict[tuple[str, str], bool] = {}
+    venues = venue_values(rows, rules.scoring.stale_after_s)
+    for name, rule in rules.enabled("venue").items():
+        markets = set(venues) | {v for (r, v, _s) in open_events if r == name}
+        for venue in sorted(markets):
+            value = venues.get(venue, {}).get(rule.metric)
+            result = await advance(
+                name, rule, open_events.get((name, venue, VENUE_WIDE)), venue, VENUE_WIDE, value, None
+            )
+            active[(name, venue)] = result is not None and result.open
+
+    by_market = {(r["venue"], r["symbol"]): r for r in rows}
+    for name, rule in rules.enabled("symbol").items():
+        markets = set(by_market) | {(v, s) for (r, v, s) in open_events if r == name}
+        for venue, symbol in sorted(markets):
+            row = by_market.get((venue, symbol))
+            value = row[rule.metric] if row is not None else None
+            inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
+            await advance(name, rule, open_events.get((name, venue, symbol)), venue, symbol, value, inhibitor)
+
+
+def step_with(
+    rules: RuleSet,
+    name: str,
+    rule: Rule,
+    event: Event | None,
+    venue: str,
+    symbol: str,
+    minute: datetime,
+    value: float | None,
+    inhibitor: str | None,
+    silenced_by: int | None = None,
+) -> Step:
+    """One lifecycle step with the rule set's notification settings."""
+    return step(
+        name,
+        rule,
+        event,
+        venue,
+        symbol,
+        minute,
+        value,
+        inhibitor,
+        repeat=timedelta(minutes=rules.repeat_minutes(rule)),
+        send_resolved=rules.notify.send_resolved,
+        silenced_by=silenced_by,
+    )
+
+
 @dataclass
 class _Minute:
     """What every market's step in one minute's evaluation shares."""
@@ -130,28 +194,10 @@ async def evaluate_minute(
     rows = await conn.fetch(sql("minute_scores"), minute)
     open_events = {(r["rule"], r["venue"], r["symbol"]): event_of(r) for r in await conn.fetch(sql("open_events"))}
 
-    # Venue-wide rules first: their state decides what the per-symbol rules are inhibited by. A pending
-    # source already inhibits, so symbol rules faster than it cannot slip out a storm of alerts first;
-    # if the source is cancelled, its targets are announced on the next minute.
-    active: dict[tuple[str, str], bool] = {}
-    venues = venue_values(rows, rules.scoring.stale_after_s)
-    for name, rule in rules.enabled("venue").items():
-        markets = set(venues) | {v for (r, v, _s) in open_events if r == name}
-        for venue in sorted(markets):
-            value = venues.get(venue, {}).get(rule.metric)
-            result = await _advance(
-                ctx, name, rule, open_events.get((name, venue, VENUE_WIDE)), venue, VENUE_WIDE, value
-            )
-            active[(name, venue)] = result is not None and result.open
+    async def advance(name, rule, event, venue, symbol, value, inhibitor):
+        return await _advance(ctx, name, rule, event, venue, symbol, value, inhibitor)
 
-    by_market = {(r["venue"], r["symbol"]): r for r in rows}
-    for name, rule in rules.enabled("symbol").items():
-        markets = set(by_market) | {(v, s) for (r, v, s) in open_events if r == name}
-        for venue, symbol in sorted(markets):
-            row = by_market.get((venue, symbol))
-            value = row[rule.metric] if row is not None else None
-            inhibitor = next((f"{src} {venue}" for src in rule.inhibited_by if active.get((src, venue))), None)
-            await _advance(ctx, name, rule, open_events.get((name, venue, symbol)), venue, symbol, value, inhibitor)
+    await walk_markets(rules, rows, open_events, advance)
 
     pipeline_values = {"ingest_backlog": await pipeline.ingest_backlog(conn, minute)}
     if job_failures is not None:
@@ -186,19 +232,8 @@ async def _advance(
     inhibitor: str | None = None,
 ) -> Event | None:
     conn, rules, minute = ctx.conn, ctx.rules, ctx.minute
-    result: Step = step(
-        name,
-        rule,
-        event,
-        venue,
-        symbol,
-        minute,
-        value,
-        inhibitor,
-        repeat=timedelta(minutes=rules.repeat_minutes(rule)),
-        send_resolved=rules.notify.send_resolved,
-        silenced_by=ctx.silencer.silenced_by(name, venue, symbol),
-    )
+    silence = ctx.silencer.silenced_by(name, venue, symbol)
+    result = step_with(rules, name, rule, event, venue, symbol, minute, value, inhibitor, silence)
     if result.event is None or not result.changed:
         return result.event
     new = result.event

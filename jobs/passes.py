@@ -60,6 +60,17 @@ class RiskReport:
         }
 
 
+async def first_data_minute(conn: asyncpg.Connection, start: datetime, end: datetime) -> datetime | None:
+    """The first minute in [start, end) with market data. Raw tables, not the features: under Apache
+    those are views that would aggregate the window."""
+    return await conn.fetchval(
+        "SELECT date_trunc('minute', least((SELECT min(ts) FROM ops.raw_book_l1 WHERE ts >= $1 AND ts < $2), "
+        "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))",
+        start,
+        end,
+    )
+
+
 async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) -> tuple[datetime | None, datetime]:
     """(first minute to evaluate or None, last closed minute)."""
     last = last_closed_minute(now, settings.jobs_settle_s)
@@ -67,14 +78,7 @@ async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) 
     cursor = await conn.fetchval("SELECT position FROM ops.job_cursors WHERE name = $1", CURSOR)
     if cursor is None:
         # First run: start where data starts, so the empty past does not read as "every feed down".
-        # Raw tables, not the features: under Apache those are views that would aggregate the window.
-        first = await conn.fetchval(
-            "SELECT date_trunc('minute', least((SELECT min(ts) FROM ops.raw_book_l1 WHERE ts >= $1 AND ts < $2), "
-            "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))",
-            window_start,
-            last + MINUTE,
-        )
-        return first, last
+        return await first_data_minute(conn, window_start, last + MINUTE), last
     if cursor + MINUTE < window_start:
         log.warning(
             "risk: minutes %s .. %s are older than the catch-up window (%s) and stay unscored",
