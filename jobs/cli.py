@@ -117,7 +117,7 @@ async def run_jobs(args: argparse.Namespace) -> int:
 
 EVENTS_SQL = """
 SELECT id, state, severity, rule, venue, symbol, opened_at, fired_at, resolved_at, last_seen, peak_value,
-       inhibited_by, message
+       inhibited_by, message, silenced_by, acked_by
 FROM ops.risk_events
 WHERE ($1::text IS NULL OR venue = $1) AND ($2::text IS NULL OR rule = $2)
   AND (state IN ('pending', 'firing')
@@ -153,6 +153,8 @@ async def run_events(args: argparse.Namespace) -> int:
                 "last seen",
                 "peak",
                 "inhibited by",
+                "silenced by",
+                "acked by",
             ],
             [
                 [
@@ -168,6 +170,8 @@ async def run_events(args: argparse.Namespace) -> int:
                     r["last_seen"],
                     r["peak_value"],
                     r["inhibited_by"],
+                    r["silenced_by"],
+                    r["acked_by"],
                 ]
                 for r in rows
             ],
