@@ -47,8 +47,8 @@ async def acknowledge(
         why = f"acknowledged by {by}" + (f": {comment}" if comment else "")
         await history.record(conn, event_id, event.state, event.state, event.severity, None, why)
         rule = rules.rules.get(event.rule)
-        if rule is None or event.last_notified_at is None:
-            return 0  # never announced (pending, inhibited or silenced): nothing to acknowledge outside
+        if rule is None or event.last_notified_at is None or event.muted:
+            return 0  # never announced, or muted now (inhibited, silenced): nothing to send
         asset = await conn.fetchval(
             "SELECT asset FROM ops.instruments WHERE venue = $1 AND symbol = $2", event.venue, event.symbol
         )

@@ -16,6 +16,7 @@ CREATE TABLE ops.risk_event_transitions (
 CREATE INDEX risk_event_transitions_event ON ops.risk_event_transitions (event_id, id);
 COMMENT ON TABLE ops.risk_event_transitions IS
     'History of ops.risk_events: one row per state change, escalation or acknowledgement, written in the same transaction as the change.';
+COMMENT ON COLUMN ops.risk_event_transitions.id IS 'Row id, increasing in the order the changes were written.';
 COMMENT ON COLUMN ops.risk_event_transitions.event_id IS 'The event (ops.risk_events.id).';
 COMMENT ON COLUMN ops.risk_event_transitions.from_state IS 'State before the change; NULL when the event was opened.';
 COMMENT ON COLUMN ops.risk_event_transitions.to_state IS 'State after the change: pending, firing, resolved or cancelled.';
