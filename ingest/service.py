@@ -14,6 +14,7 @@ import asyncpg
 
 from ingest.activation import Activation
 from ingest.backfill import run_backfill
+from ingest.heartbeat import heartbeat_every
 from ingest.poller import run_polls
 from ingest.runtime import RuntimeConfig, run_venue
 from ingest.universe import REGISTER_SQL
@@ -121,6 +122,7 @@ async def ingest(
     # `tower backfill` picks up what is left open).
     polls.append(asyncio.create_task(run_backfill(dsn, venues, stop, backfill_every_s), name="backfill"))
     report = asyncio.create_task(_report_every(venues, writer, 60.0, stop))
+    beat = asyncio.create_task(heartbeat_every(dsn, venues, writer, 60.0, stop))
     try:
         if duration_s is not None:
             with contextlib.suppress(TimeoutError):
@@ -130,6 +132,7 @@ async def ingest(
     finally:
         stop.set()
         report.cancel()
+        beat.cancel()
         instruments.cancel()
         for t in tasks + polls:
             t.cancel()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from jobs import backtest_cli, silence_cli
 from jobs.rules import load_rules
 from jobs.service import Jobs, run_once, serve
 from jobs.settings import JobsSettings
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(run=run_events)
+    silence_cli.register_ack(p)
+    silence_cli.register(sub, _duration, _timestamp)
+    backtest_cli.register(sub, _duration, _timestamp)
 
 
 def _duration(text: str) -> timedelta:
@@ -113,7 +117,7 @@ async def run_jobs(args: argparse.Namespace) -> int:
 
 EVENTS_SQL = """
 SELECT id, state, severity, rule, venue, symbol, opened_at, fired_at, resolved_at, last_seen, peak_value,
-       inhibited_by, message
+       inhibited_by, message, silenced_by, acked_by
 FROM ops.risk_events
 WHERE ($1::text IS NULL OR venue = $1) AND ($2::text IS NULL OR rule = $2)
   AND (state IN ('pending', 'firing')
@@ -149,6 +153,8 @@ async def run_events(args: argparse.Namespace) -> int:
                 "last seen",
                 "peak",
                 "inhibited by",
+                "silenced by",
+                "acked by",
             ],
             [
                 [
@@ -164,6 +170,8 @@ async def run_events(args: argparse.Namespace) -> int:
                     r["last_seen"],
                     r["peak_value"],
                     r["inhibited_by"],
+                    r["silenced_by"],
+                    r["acked_by"],
                 ]
                 for r in rows
             ],

@@ -4,8 +4,10 @@
                          \\--clear before firing--> cancelled
 
 Severity only rises while an event is open (escalation). Notifications go out on firing, escalation,
-resolution and as reminders, unless the event is inhibited (its venue's feed is down); an event whose
-inhibition lifts while firing is announced then. `minute` is a bucket start (data time).
+resolution and as reminders, unless the event is inhibited (its venue's feed is down) or silenced (a
+matching ops.silences row; then not even its resolution is sent); an event whose inhibition or silence
+lifts while firing is announced then. An acknowledged event sends no reminders, but still escalations
+and its resolution. `minute` is a bucket start (data time).
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ class Event:
     last_notified_at: datetime | None = None
     message: str | None = None
     id: int | None = None
+    silenced_by: int | None = None
+    acked_at: datetime | None = None
+
+    @property
+    def muted(self) -> bool:
+        return bool(self.inhibited_by or self.silenced_by)
 
     @property
     def open(self) -> bool:
@@ -72,6 +80,7 @@ def step(
     inhibited_by: str | None,
     repeat: timedelta,
     send_resolved: bool = True,
+    silenced_by: int | None = None,
 ) -> Step:
     """Advance one market's event for `rule` by one data minute."""
     severity = rule.severity_of(value)
@@ -92,13 +101,20 @@ def step(
             last_value=value,
             threshold=rule.first_threshold(),
             inhibited_by=inhibited_by,
+            silenced_by=silenced_by,
         )
         return _maybe_fire(rule, new, minute)
 
     if event.state == "pending":
         if severity is None:
             return Step(
-                replace(event, state="cancelled", inhibited_by=inhibited_by or event.inhibited_by), changed=True
+                replace(
+                    event,
+                    state="cancelled",
+                    inhibited_by=inhibited_by or event.inhibited_by,
+                    silenced_by=silenced_by or event.silenced_by,
+                ),
+                changed=True,
             )
         assert value is not None
         held = replace(
@@ -108,6 +124,7 @@ def step(
             peak_value=_peak(rule, event.peak_value, value),
             severity=max(event.severity, severity, key=rank),
             inhibited_by=inhibited_by,
+            silenced_by=silenced_by,
         )
         return _maybe_fire(rule, held, minute)
 
@@ -124,12 +141,12 @@ def step(
         )
     else:
         if minute - event.last_seen >= rule.clear_minutes * MINUTE:
-            resolved = replace(event, state="resolved", resolved_at=minute)
-            announce = send_resolved and event.last_notified_at is not None
+            resolved = replace(event, state="resolved", resolved_at=minute, silenced_by=silenced_by)
+            announce = send_resolved and event.last_notified_at is not None and silenced_by is None
             return Step(resolved, notify="resolved" if announce else None, changed=True)
         escalated = False
         updated = event
-    return _while_firing(updated, minute, escalated, inhibited_by, repeat)
+    return _while_firing(replace(updated, silenced_by=silenced_by), minute, escalated, inhibited_by, repeat)
 
 
 def _maybe_fire(rule: Rule, event: Event, minute: datetime) -> Step:
@@ -137,20 +154,20 @@ def _maybe_fire(rule: Rule, event: Event, minute: datetime) -> Step:
     if held_minutes < rule.for_minutes:
         return Step(event, changed=True)
     fired = replace(event, state="firing", fired_at=minute)
-    if fired.inhibited_by:
+    if fired.muted:
         return Step(fired, changed=True)
     return Step(replace(fired, last_notified_at=minute), notify="firing", changed=True)
 
 
 def _while_firing(event: Event, minute: datetime, escalated: bool, inhibited_by: str | None, repeat: timedelta) -> Step:
-    if inhibited_by:
+    if inhibited_by or event.silenced_by:
         return Step(replace(event, inhibited_by=inhibited_by), changed=True)
     if event.last_notified_at is None:
-        # Inhibited until now: announce it as it stands.
+        # Inhibited or silenced until now: announce it as it stands.
         return Step(replace(event, inhibited_by=None, last_notified_at=minute), notify="firing", changed=True)
     event = replace(event, inhibited_by=None)
     if escalated:
         return Step(replace(event, last_notified_at=minute), notify="escalated", changed=True)
-    if minute - event.last_notified_at >= repeat:
+    if event.acked_at is None and minute - event.last_notified_at >= repeat:
         return Step(replace(event, last_notified_at=minute), notify="reminder", changed=True)
     return Step(event, changed=True)

@@ -1,9 +1,12 @@
 """Sending queued notifications (ops.alert_outbox) to the configured sinks, recording every attempt.
 
-Sinks: `webhook` posts the generic JSON payload; `slack` posts {"text": ...} (Slack incoming-webhook
-compatible). Each attempt has a bounded timeout; failures are retried with exponential backoff and
-recorded in ops.alert_deliveries. A sink that keeps failing gives up on its oldest notification and
-leaves the rest queued for the next run, so one dead sink neither blocks the others nor scoring.
+Each sink type's payload format is its own module in jobs/sinks/. Queued rows of one sink, kind and
+notification group (ops.alert_outbox.group_key) whose data times lie within `group_interval` of the
+first go out as one request, for sinks that group (PagerDuty alerts are per event). Each attempt
+has a bounded timeout; failures are retried with exponential backoff and recorded in
+ops.alert_deliveries (one row per notification of a group). A sink that keeps failing gives up on
+its oldest notification and leaves the rest queued for the next run, so one dead sink neither blocks
+the others nor scoring.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
+from types import ModuleType
 
 import asyncpg
 import httpx
 import orjson
 
 from jobs import prometheus
+from jobs.sinks import SINKS
 
 log = logging.getLogger("tower.jobs.notify")
+MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -39,28 +46,67 @@ class DeliveryReport:
     by_sink: dict[str, str] = field(default_factory=dict)
 
 
-def body_for(sink: str, payload: dict) -> dict:
-    if sink == "slack":
-        return {"text": payload["text"]}
-    return payload
+@dataclass(frozen=True)
+class Grouping:
+    wait: timedelta = timedelta(0)  # wall time a fresh row waits for others of its group
+    interval: timedelta = timedelta(minutes=1)  # data-time span of one grouped notification
+
+
+QUEUED_SQL = """
+SELECT id, event_id, sink, kind, payload, attempts, data_time, group_key, created_at < now() - $1::interval AS ripe
+FROM ops.alert_outbox WHERE status = 'queued' ORDER BY id
+"""
+
+
+def batches(rows: list[asyncpg.Record], grouping: Grouping, groups: bool) -> list[list[asyncpg.Record]]:
+    """A sink's queued rows as the notifications to send, in the order of each one's first row.
+
+    A batch whose newest row is younger than group_wait is left for the next run (it may still grow).
+    """
+    out: list[list[asyncpg.Record]] = []
+    open_batches: dict[tuple[str, str], list[asyncpg.Record]] = {}
+    for r in rows:
+        key = (r["kind"], r["group_key"])
+        batch = open_batches.get(key) if groups and r["group_key"] is not None else None
+        if batch is not None and r["data_time"] - batch[0]["data_time"] < max(grouping.interval, MINUTE):
+            batch.append(r)
+            continue
+        batch = [r]
+        out.append(batch)
+        open_batches[key] = batch
+    if grouping.wait:
+        ready = []
+        for batch in out:
+            if not all(r["ripe"] for r in batch):
+                break  # keep the sink's order: later batches wait too
+            ready.append(batch)
+        return ready
+    return out
 
 
 async def deliver_queued(
-    pool: asyncpg.Pool, sinks: dict[str, str], policy: DeliveryPolicy, client: httpx.AsyncClient | None = None
+    pool: asyncpg.Pool,
+    sinks: dict[str, str],
+    policy: DeliveryPolicy,
+    client: httpx.AsyncClient | None = None,
+    secrets: dict[str, str] | None = None,
+    grouping: Grouping = Grouping(),
 ) -> DeliveryReport:
     """Send every queued notification, sinks in parallel, each sink's queue in order."""
     report = DeliveryReport()
-    rows = await pool.fetch(
-        "SELECT id, event_id, sink, kind, payload, attempts FROM ops.alert_outbox WHERE status = 'queued' ORDER BY id"
-    )
+    rows = await pool.fetch(QUEUED_SQL, grouping.wait)
     queues: dict[str, list[asyncpg.Record]] = {}
     for r in rows:
         queues.setdefault(r["sink"], []).append(r)
     own = client is None
     client = client or httpx.AsyncClient(timeout=policy.timeout_s)
+    secrets = secrets or {}
     try:
         await asyncio.gather(
-            *(_drain(pool, client, sink, sinks.get(sink), queue, policy, report) for sink, queue in queues.items())
+            *(
+                _drain(pool, client, Target(sink, sinks.get(sink), secrets.get(sink)), queue, policy, grouping, report)
+                for sink, queue in queues.items()
+            )
         )
     finally:
         if own:
@@ -68,28 +114,47 @@ async def deliver_queued(
     return report
 
 
+@dataclass(frozen=True)
+class Target:
+    sink: str
+    url: str | None
+    secret: str | None = None
+
+
 async def _drain(
     pool: asyncpg.Pool,
     client: httpx.AsyncClient,
-    sink: str,
-    url: str | None,
+    target: Target,
     queue: list[asyncpg.Record],
     policy: DeliveryPolicy,
+    grouping: Grouping,
     report: DeliveryReport,
 ) -> None:
-    for i, row in enumerate(queue):
-        if url is None:
-            await _finish(pool, row["id"], "failed", row["attempts"])
-            await _record(
-                pool, row, sink, row["attempts"] + 1, "failed", None, f"sink {sink} is not configured any more", None
-            )
-            report.failed += 1
+    sink = target.sink
+    module = SINKS.get(sink)
+    todo = batches(queue, grouping, groups=module is not None and module.GROUPS)
+    for i, batch in enumerate(todo):
+        if target.url is None or module is None:
+            for row in batch:
+                await _finish(pool, row["id"], "failed", row["attempts"])
+                await _record(
+                    pool,
+                    row,
+                    sink,
+                    row["attempts"] + 1,
+                    "failed",
+                    None,
+                    f"sink {sink} is not configured any more",
+                    None,
+                )
+                report.failed += 1
             continue
-        ok = await _send(pool, client, sink, url, row, policy, report)
+        ok = await _send(pool, client, target, module, batch, policy, report)
         if not ok:
-            report.left_queued += len(queue) - i - 1
+            left = sum(len(b) for b in todo[i + 1 :])
+            report.left_queued += left
             report.by_sink[sink] = "failing"
-            log.warning("sink %s failing; %d notification(s) left queued for the next run", sink, len(queue) - i - 1)
+            log.warning("sink %s failing; %d notification(s) left queued for the next run", sink, left)
             return
     report.by_sink.setdefault(sink, "ok")
 
@@ -97,42 +162,48 @@ async def _drain(
 async def _send(
     pool: asyncpg.Pool,
     client: httpx.AsyncClient,
-    sink: str,
-    url: str,
-    row: asyncpg.Record,
+    target: Target,
+    module: ModuleType,
+    batch: list[asyncpg.Record],
     policy: DeliveryPolicy,
     report: DeliveryReport,
 ) -> bool:
-    payload = orjson.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
-    content = orjson.dumps(body_for(sink, payload))
-    attempt = row["attempts"]
+    payloads = [orjson.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"] for r in batch]
+    contents = [orjson.dumps(body) for body in module.render(payloads, target.secret)]
+    first = batch[0]
+    attempt = first["attempts"]
     for n in range(policy.max_attempts):
         attempt += 1
         started = time.perf_counter()
         status, error = None, None
         try:
-            resp = await client.post(
-                url, content=content, headers={"content-type": "application/json"}, timeout=policy.timeout_s
-            )
-            status = resp.status_code
-            if not 200 <= status < 300:
-                error = f"HTTP {status}: {resp.text[:200]}"
+            for content in contents:
+                resp = await client.post(
+                    target.url, content=content, headers={"content-type": "application/json"}, timeout=policy.timeout_s
+                )
+                status = resp.status_code
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}: {resp.text[:200]}"
+                    break
         except httpx.HTTPError as exc:
             error = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
         elapsed_ms = (time.perf_counter() - started) * 1000
         report.attempts += 1
         last = n == policy.max_attempts - 1
         outcome = "sent" if error is None else ("failed" if last else "retrying")
-        await _record(pool, row, sink, attempt, outcome, status, error, elapsed_ms)
+        for row in batch:
+            await _record(pool, row, target.sink, attempt, outcome, status, error, elapsed_ms)
         if error is None:
-            await _finish(pool, row["id"], "sent", attempt)
-            report.sent += 1
+            for row in batch:
+                await _finish(pool, row["id"], "sent", attempt)
+            report.sent += len(batch)
             return True
-        log.warning("alert %s to %s attempt %d failed: %s", row["kind"], sink, attempt, error)
+        log.warning("alert %s to %s attempt %d failed: %s", first["kind"], target.sink, attempt, error)
         if not last:
             await asyncio.sleep(policy.backoff_s * 2**n)
-    await _finish(pool, row["id"], "failed", attempt)
-    report.failed += 1
+    for row in batch:
+        await _finish(pool, row["id"], "failed", attempt)
+    report.failed += len(batch)
     return False
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import orjson
 
-from jobs import notify
-from jobs.evaluate import CURSOR, evaluate_minute
+from jobs import notify, pipeline
+from jobs.evaluate import CURSOR, Links, evaluate_minute
 from jobs.rules import RuleSet
 from jobs.scoring import score_minutes
 from jobs.settings import JobsSettings
@@ -59,6 +60,17 @@ class RiskReport:
         }
 
 
+async def first_data_minute(conn: asyncpg.Connection, start: datetime, end: datetime) -> datetime | None:
+    """The first minute in [start, end) with market data. Raw tables, not the features: under Apache
+    those are views that would aggregate the window."""
+    return await conn.fetchval(
+        "SELECT date_trunc('minute', least((SELECT min(ts) FROM ops.raw_book_l1 WHERE ts >= $1 AND ts < $2), "
+        "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))",
+        start,
+        end,
+    )
+
+
 async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) -> tuple[datetime | None, datetime]:
     """(first minute to evaluate or None, last closed minute)."""
     last = last_closed_minute(now, settings.jobs_settle_s)
@@ -66,14 +78,7 @@ async def plan(conn: asyncpg.Connection, now: datetime, settings: JobsSettings) 
     cursor = await conn.fetchval("SELECT position FROM ops.job_cursors WHERE name = $1", CURSOR)
     if cursor is None:
         # First run: start where data starts, so the empty past does not read as "every feed down".
-        # Raw tables, not the features: under Apache those are views that would aggregate the window.
-        first = await conn.fetchval(
-            "SELECT date_trunc('minute', least((SELECT min(ts) FROM ops.raw_book_l1 WHERE ts >= $1 AND ts < $2), "
-            "(SELECT min(ts) FROM ops.raw_trades WHERE ts >= $1 AND ts < $2)))",
-            window_start,
-            last + MINUTE,
-        )
-        return first, last
+        return await first_data_minute(conn, window_start, last + MINUTE), last
     if cursor + MINUTE < window_start:
         log.warning(
             "risk: minutes %s .. %s are older than the catch-up window (%s) and stay unscored",
@@ -99,6 +104,7 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
             report.first, report.last = first, last
             transitions: dict[str, int] = {}
             sinks = list(settings.sinks())
+            links = Links(settings.metabase_public_url)
             chunk_start = first
             while chunk_start <= last:
                 chunk_end = min(chunk_start + CHUNK, last + MINUTE)
@@ -107,7 +113,9 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
                 minute = chunk_start
                 while minute < chunk_end:
                     async with conn.transaction():
-                        m = await evaluate_minute(conn, minute, rules, sinks)
+                        newest = minute == last
+                        failures = await pipeline.job_failures(conn, now) if newest else None
+                        m = await evaluate_minute(conn, minute, rules, sinks, links, failures)
                     for state, n in m.transitions.items():
                         transitions[state] = transitions.get(state, 0) + n
                     report.notifications += m.notifications
@@ -120,7 +128,9 @@ async def risk_pass(pool: asyncpg.Pool, rules: RuleSet, settings: JobsSettings, 
             await conn.execute("SELECT pg_advisory_unlock($1)", _PASS_LOCK)
 
 
-async def deliver_pass(pool: asyncpg.Pool, settings: JobsSettings) -> notify.DeliveryReport:
+async def deliver_pass(
+    pool: asyncpg.Pool, settings: JobsSettings, rules: RuleSet | None = None
+) -> notify.DeliveryReport:
     """Send queued notifications; a second service on the same database waits its turn (nothing sent twice)."""
     policy = notify.DeliveryPolicy(
         timeout_s=settings.alert_timeout_s, max_attempts=settings.alert_max_attempts, backoff_s=settings.alert_backoff_s
@@ -129,7 +139,12 @@ async def deliver_pass(pool: asyncpg.Pool, settings: JobsSettings) -> notify.Del
         if not await lock.fetchval("SELECT pg_try_advisory_lock($1)", _DELIVER_LOCK):
             return notify.DeliveryReport(skipped="another delivery run is in progress")
         try:
-            return await notify.deliver_queued(pool, settings.sinks(), policy)
+            grouping = notify.Grouping()
+            if rules is not None:
+                grouping = notify.Grouping(rules.notify.group_wait, rules.notify.group_interval)
+            return await notify.deliver_queued(
+                pool, settings.sinks(), policy, secrets=settings.sink_secrets(), grouping=grouping
+            )
         finally:
             await lock.execute("SELECT pg_advisory_unlock($1)", _DELIVER_LOCK)
 
@@ -163,11 +178,30 @@ async def housekeeping(pool: asyncpg.Pool, settings: JobsSettings) -> dict:
         "SELECT count(*) FROM gone",
         settings.jobs_runs_keep,
     )
+    heartbeats = await pool.fetchval(
+        "WITH gone AS (DELETE FROM ops.ingest_heartbeats WHERE ts < now() - $1::interval RETURNING 1) "
+        "SELECT count(*) FROM gone",
+        settings.jobs_runs_keep,
+    )
     return {
         "license": license,
         "chunks_dropped": {r["relation"]: r["chunks_dropped"] for r in dropped},
         "job_runs_pruned": pruned,
+        "ingest_heartbeats_pruned": heartbeats,
     }
+
+
+async def ping(url: str, timeout_s: float) -> bool:
+    """One dead-man's-switch request; a failure is logged, never raised (the monitor will notice)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as client:
+            resp = await client.get(url)
+        if resp.status_code < 300:
+            return True
+        log.warning("heartbeat URL answered HTTP %d", resp.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("heartbeat URL not reached: %s", exc.__class__.__name__)
+    return False
 
 
 def utcnow() -> datetime:

@@ -6,12 +6,14 @@ Errors name the field to fix, e.g. `rules.spread_blowout.for_minutes: must be >=
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jobs.metric_names import STORED_METRICS
+from tower.durations import parse_duration
 from tower.settings import ConfigError
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.default.toml"
@@ -36,6 +38,7 @@ HISTORY_ONLY_METRICS = frozenset({"depth_notional", "mid", "last_update_ts"})
 # order); venue rules watch venue-wide aggregates.
 SYMBOL_METRICS = ("score", *(m for m in STORED_METRICS if m not in HISTORY_ONLY_METRICS))
 VENUE_METRICS = ("stale_fraction",)
+PIPELINE_METRICS = ("job_failed", "ingest_backlog")  # the tower's own health (jobs/pipeline.py)
 
 
 class RulesError(ConfigError):
@@ -87,15 +90,33 @@ class Scoring(_Strict):
         return self
 
 
+GROUP_LABELS = ("venue", "rule", "symbol", "asset", "severity")
+
+
 class Notify(_Strict):
     repeat_minutes: int = Field(240, ge=1)
     send_resolved: bool = True
+    # Grouping: queued notifications of one sink and kind whose group_by labels agree and whose data
+    # times lie within group_interval of the first go out as one; group_wait holds a fresh one back (wall
+    # time) so its group can fill up. One minute's evaluation is always queued at once.
+    group_by: tuple[Literal[GROUP_LABELS], ...] = ("venue", "rule")  # type: ignore[valid-type]
+    group_wait: timedelta = timedelta(0)
+    group_interval: timedelta = timedelta(minutes=1)
+
+    @field_validator("group_wait", "group_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip() in ("0", "0s"):
+                return timedelta(0)
+            return parse_duration(value) or timedelta(0)
+        return value
 
 
 class Rule(_Strict):
     description: str = ""
     enabled: bool = True
-    scope: Literal["symbol", "venue"] = "symbol"
+    scope: Literal["symbol", "venue", "pipeline"] = "symbol"
     metric: str
     direction: Literal["above", "below"] = "above"
     absolute: bool = False
@@ -110,10 +131,12 @@ class Rule(_Strict):
     # A minute with an open gap or thin coverage (ops.features_1m.complete false) proves nothing about the
     # market: such rules skip it (neither fire nor clear). Feed-health rules set this to fire anyway.
     fire_on_incomplete: bool = False
+    runbook_url: str | None = None  # sent with every notification of the rule
+    dashboard: str = "Risk Monitor"  # the Metabase dashboard a notification links to
 
     @model_validator(mode="after")
     def _consistent(self) -> Rule:
-        allowed = SYMBOL_METRICS if self.scope == "symbol" else VENUE_METRICS
+        allowed = {"symbol": SYMBOL_METRICS, "venue": VENUE_METRICS, "pipeline": PIPELINE_METRICS}[self.scope]
         if self.metric not in allowed:
             raise ValueError(f"metric {self.metric!r} is not a {self.scope} metric; use one of {', '.join(allowed)}")
         levels = self.thresholds()

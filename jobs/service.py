@@ -51,7 +51,7 @@ class Jobs:
 
     async def deliver(self) -> None:
         async with recorded(self.pool, "deliver") as run:
-            report = await passes.deliver_pass(self.pool, self.settings)
+            report = await passes.deliver_pass(self.pool, self.settings, self.rules)
             run.detail = report.__dict__
         if report.attempts:
             log.info(
@@ -64,6 +64,11 @@ class Jobs:
 
     async def heartbeat(self) -> None:
         await passes.heartbeat(self.pool, self.started_at)
+
+    async def deadman(self) -> None:
+        """Request TOWER_HEARTBEAT_URL: an external monitor alerts when these requests stop."""
+        if self.settings.heartbeat_url:
+            await passes.ping(self.settings.heartbeat_url, self.settings.alert_timeout_s)
 
     async def housekeeping(self) -> None:
         async with recorded(self.pool, "retention") as run:
@@ -113,6 +118,10 @@ def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
         next_run_time=now,
         **common,
     )
+    if s.heartbeat_url:
+        scheduler.add_job(
+            jobs.deadman, IntervalTrigger(seconds=60), id="deadman", name="deadman", next_run_time=now, **common
+        )
     scheduler.add_job(
         jobs.housekeeping,
         IntervalTrigger(seconds=s.jobs_retention_every.total_seconds()),

@@ -110,6 +110,25 @@ async def test_job_health_shows_the_heartbeat_and_failures_under_either_license(
         assert policies == []
 
 
+async def test_ops_overview_shows_the_towers_own_alerts_and_each_ingest_backlog(data):
+    conn, _ = data
+    d, c = _card("ops_overview", "pipeline_alerts")
+    result = await run_as_readonly(conn, d, c)
+    rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+    assert [(r["rule"], r["what"], r["state"]) for r in rows] == [
+        ("pipeline_job_failed", "retention (jobs service)", "firing")
+    ]
+    d, c = _card("ops_overview", "ingest_backlog")
+    result = await run_as_readonly(conn, d, c)
+    rows = {r[0]: dict(zip(result.columns, r, strict=True)) for r in result.rows}
+    assert (rows["ingest-2"]["health"], rows["ingest-2"]["spill_mb"], rows["ingest-2"]["queued_groups"]) == (
+        "spilling",
+        3.0,
+        40,
+    )
+    assert rows["ingest-1"]["health"] == "ok" and rows["ingest-1"]["venues"] == "binance, okx"
+
+
 async def test_storage_shows_every_hypertable_and_a_ratio_only_where_compressed(data, license):
     conn, _ = data
     d, c = _card("ops_overview", "storage")

@@ -295,6 +295,8 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
         ],
     )
 
+    await _tower_watching_itself(conn, now)
+
     runs = []
     for m in range(MINUTES, 0, -1):
         start = _s(now, m * 60)
@@ -344,6 +346,23 @@ def loaded_clone(server_dsn: str, template: str):
         yield dsn, asyncio.run(fill())
     finally:
         asyncio.run(tsdb.drop(server_dsn, name))
+
+
+async def _tower_watching_itself(conn: asyncpg.Connection, now: datetime) -> None:
+    """A firing pipeline alert, and two ingest processes' heartbeats: one healthy, one spilling."""
+    await conn.execute(
+        "INSERT INTO ops.risk_events (venue, symbol, rule, severity, state, opened_at, fired_at, first_seen, "
+        "last_seen, peak_value, last_value, threshold, message) VALUES ('tower', 'retention (jobs service)', "
+        "'pipeline_job_failed', 'critical', 'firing', $1, $1, $1, $2, 1, 1, 1, 'pipeline_job_failed on tower')",
+        _s(now, 600),
+        _s(now, 60),
+    )
+    await conn.executemany(
+        "INSERT INTO ops.ingest_heartbeats (host, pid, venues, queued_groups, pending_rows, spill_bytes, ts) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [("ingest-1", 11, ["binance", "okx"], 0, 0, 0, _s(now, m * 60 + 5)) for m in range(5, 0, -1)]
+        + [("ingest-2", 22, ["bybit"], 40, 9000, 3 * 1048576, _s(now, m * 60 + 7)) for m in range(5, 0, -1)],
+    )
 
 
 def _next_funding(ts: datetime, interval: timedelta) -> datetime:

@@ -38,6 +38,14 @@ def webhook_receiver() -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(b"ok" if code < 300 else b"sink unavailable")
 
+        def do_GET(self) -> None:
+            receiver.received.append((self.path, None))
+            code = receiver.status.get(self.path, 200)
+            self.send_response(code)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
         def log_message(self, *args: object) -> None:
             pass
 
