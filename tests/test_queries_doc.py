@@ -3,6 +3,7 @@ dashboards' realistic hour of data, and the ones with a known answer in that dat
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -65,8 +66,17 @@ def _basis_peaks(rows: Rows) -> None:
 
 def _fired_and_silenced(rows: Rows) -> None:
     by_rule = {r["rule"]: r for r in rows}
-    # The pending spread_wide never fired and the 30-hour-old one is outside the window.
-    assert set(by_rule) == {"stale_feed", "feed_down", "divergence", "depth_drop"}
+    # The pending spread_wide never fired and the 30-hour-old one is outside the window; the tower's own
+    # pipeline alert fired inside it.
+    assert set(by_rule) == {
+        "stale_feed",
+        "feed_down",
+        "divergence",
+        "depth_drop",
+        "pipeline_job_failed",
+        "spread_blowout",
+    }
+    assert by_rule["spread_blowout"]["outcome"] == "silenced by maria: venue maintenance"
     assert by_rule["depth_drop"]["outcome"] == "inhibited: feed_down binance"
     stale = by_rule["stale_feed"]
     assert (stale["outcome"], stale["notifications_sent"], stale["failed_attempts"]) == ("fired", 2, 1)
@@ -127,9 +137,33 @@ EXPECTED: dict[str, Callable[[Rows], None]] = {
 }
 
 
+# A desk muted Hyperliquid SOL's spread for maintenance; the event it caught stayed silent.
+SILENCED = """
+WITH s AS (
+    INSERT INTO ops.silences (venue, symbol, rule, starts_at, ends_at, created_by, comment)
+    VALUES ('hyperliquid', 'SOL', 'spread_blowout', now() - INTERVAL '3 hours', now() + INTERVAL '1 hour', 'maria',
+            'venue maintenance') RETURNING id)
+INSERT INTO ops.risk_events (venue, symbol, rule, severity, state, opened_at, fired_at, first_seen, last_seen,
+                             peak_value, last_value, threshold, message, silenced_by)
+SELECT 'hyperliquid', 'SOL', 'spread_blowout', 'warning', 'firing', now() - INTERVAL '2 hours',
+       now() - INTERVAL '2 hours', now() - INTERVAL '2 hours', now() - INTERVAL '1 hour', 9, 8, 6,
+       'spread_blowout on hyperliquid SOL', s.id FROM s
+"""
+
+
 @pytest.fixture(scope="module")
 def loaded_dsn(server_dsn, template_db):
-    yield from dashboard_data.loaded_clone(server_dsn, template_db)
+    for dsn, now in dashboard_data.loaded_clone(server_dsn, template_db):
+        asyncio.run(_execute(dsn, SILENCED))
+        yield dsn, now
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 async def run_as_readonly(dsn: str, sql: str) -> Rows:

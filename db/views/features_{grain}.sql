@@ -51,13 +51,14 @@ SELECT
     m.trade_active_seconds::float8 / greatest(1, least(extract(epoch FROM INTERVAL '{grain}')::float8,
                                                           extract(epoch FROM now() - m.bucket)::float8)) AS trade_coverage,
     m.book_updates + m.trade_count                                     AS sample_count,
-    -- Quality (appended: existing columns keep their positions). Gaps and rejections are few, read per
+    -- Quality (appended: existing columns keep their positions). A quiet market changes its top of book
+    -- rarely, so "thin" is only a bucket where almost no second had a book update (under 5 %: 3 of 60 s). Gaps and rejections are few, read per
     -- bucket through indexes (feed_gaps_venue_symbol, rejected_messages_venue_symbol, raw_trades_rest).
     q.gaps,
     q.rejected,
     q.backfilled_trades,
     q.open_gaps = 0 AND coalesce(m.book_active_seconds::float8 / greatest(1, least(extract(epoch FROM INTERVAL '{grain}')::float8,
-        extract(epoch FROM now() - m.bucket)::float8)), 0) >= 0.5                AS complete
+        extract(epoch FROM now() - m.bucket)::float8)), 0) >= 0.05               AS complete
 FROM (
     SELECT
         u.bucket, u.venue, u.symbol,
@@ -185,5 +186,5 @@ COMMENT ON COLUMN ops.features_{grain}.rejected IS
 COMMENT ON COLUMN ops.features_{grain}.backfilled_trades IS
     'trades of the bucket recovered from the venue''s REST after a gap (ops.raw_trades.source = ''rest'')';
 COMMENT ON COLUMN ops.features_{grain}.complete IS
-    'the bucket can be trusted: no open gap overlaps it and book_coverage (seconds with a book update) >= 0.5; '
+    'the bucket can be trusted: no open gap overlaps it and book_coverage (seconds with a book update) >= 0.05; '
     'market rules do not fire on an incomplete minute unless they set fire_on_incomplete';

@@ -165,7 +165,9 @@ def bybit_emitter(server: by.BybitServer) -> Emit:
 
 
 def okx_emitter(server: ok.OkxServer) -> Emit:
-    ids, seq = itertools.count(1), itertools.count(1)
+    # OKX numbers trades per instrument: one shared counter would look like gaps in every one.
+    ids: dict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
+    seq = itertools.count(1)
 
     def contracts(inst: str, qty: float) -> str:
         return _px(max(0.01, round(qty / float(server.contract_values[inst]), 2)))
@@ -173,7 +175,7 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
     async def emit(asset, m, now, trades, derivs_due):
         inst = f"{asset}-USDT-SWAP"
         for side, price, qty in trades:
-            await server.publish(ok.trade(inst, str(next(ids)), _px(price), contracts(inst, qty), side, now))
+            await server.publish(ok.trade(inst, str(next(ids[inst])), _px(price), contracts(inst, qty), side, now))
         b, bq, a, aq = m.quote()
         await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now, next(seq)))
         if derivs_due:

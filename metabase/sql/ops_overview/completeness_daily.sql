@@ -1,5 +1,5 @@
 -- Completeness ledger (ops.completeness_daily): per market and UTC day of the last 7 days, the share of
--- the day's minutes that were complete (no open gap, book coverage >= 0.5) and how its gaps ended.
+-- the day's minutes that were complete (no open gap, book coverage >= 0.05) and how its gaps ended.
 SELECT
     c.venue,
     c.symbol,
