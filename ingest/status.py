@@ -20,7 +20,7 @@ class FeedStatus:
     reconnects_today: int
     open_gaps: int
     rejected_today: int
-    complete_24h_pct: float  # minutes of the last 24 h that were complete (ops.features_1m.complete), %
+    complete_24h_pct: float  # closed minutes of the last 24 h since the market's first data that were complete, %
 
 
 async def feed_status(conn: asyncpg.Connection) -> list[FeedStatus]:

@@ -112,7 +112,7 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
     assert "complete 24h" in out.splitlines()[0]
     lines = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
     age, derivs_age, per_min, reconnects, gaps, rejected, complete = lines[("binance", "BTCUSDT")]
-    assert complete == f"{100 * 2 / 1440:.1f}%"
+    assert complete == f"{100 * 2 / 3:.1f}%"  # of the 3 minutes since its first data, not of all 1440
     assert age.endswith("s") and 30 <= float(age[:-1]) < 120
     assert derivs_age.endswith("s") and 5 <= float(derivs_age[:-1]) < 30
     assert (per_min, reconnects, gaps, rejected) == ("38.0", "2", "1", "0")  # 10 trades + 180 books in 5 min

@@ -102,6 +102,7 @@ async def test_idle_close_is_recorded_then_resubscribed(conn, db_dsn, tmp_path):
     assert await conn.fetchval("SELECT count(*) FROM ops.connection_events WHERE event = 'subscribed'") >= 2
     # Every connection opened with the venue's plain-text greeting: control, never a rejection.
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
+    assert [k for k in venue.counters if k.startswith("rejected")] == []  # nor counted as one (progress logs)
 
 
 async def test_control_channels_and_bad_input(conn, db_dsn, tmp_path):

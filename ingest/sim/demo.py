@@ -75,6 +75,16 @@ async def drive(name: str, server, books: dict[str, Market], emit: Emit, stop: a
         await asyncio.sleep(STEP_S)
 
 
+HISTORY_KEPT = 5_000  # trades per symbol the simulated venues keep for REST history (backfill)
+
+
+def keep(history: list, item: object) -> None:
+    """Appends to a simulated venue's trade history, bounded so a long demo does not grow without end."""
+    history.append(item)
+    if len(history) > 2 * HISTORY_KEPT:
+        del history[:HISTORY_KEPT]
+
+
 def binance_emitter(server: bn.BinanceServer) -> Emit:
     # Binance numbers aggregate trades per symbol, and the connector reads a jump as lost trades.
     agg_ids: dict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
@@ -83,9 +93,10 @@ def binance_emitter(server: bn.BinanceServer) -> Emit:
     async def emit(asset, m, now, trades, derivs_due):
         symbol = f"{asset}USDT"
         for side, price, qty in trades:
-            await server.publish(
-                bn.agg_trade(symbol, next(agg_ids[symbol]), _px(price), _px(qty), now, buyer_is_maker=side == "sell")
-            )
+            sell = side == "sell"
+            trade = bn.agg_trade(symbol, next(agg_ids[symbol]), _px(price), _px(qty), now, buyer_is_maker=sell)
+            keep(server.history.setdefault(symbol, []), trade)  # what GET /fapi/v1/aggTrades backfills gaps from
+            await server.publish(trade)
         b, bq, a, aq = m.quote()
         await server.publish(bn.book_ticker(symbol, next(update_ids), _px(b), _px(bq), _px(a), _px(aq), now))
         if derivs_due:
@@ -175,7 +186,9 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
     async def emit(asset, m, now, trades, derivs_due):
         inst = f"{asset}-USDT-SWAP"
         for side, price, qty in trades:
-            await server.publish(ok.trade(inst, str(next(ids[inst])), _px(price), contracts(inst, qty), side, now))
+            pushed = ok.trade(inst, str(next(ids[inst])), _px(price), contracts(inst, qty), side, now)
+            keep(server.history.setdefault(inst, []), pushed["data"][0])  # history-trades backfills gaps from it
+            await server.publish(pushed)
         b, bq, a, aq = m.quote()
         await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now, next(seq)))
         if derivs_due:

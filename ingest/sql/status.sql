@@ -32,8 +32,12 @@ gaps AS (
     SELECT venue, symbol, count(*) AS n FROM ops.feed_gaps WHERE resolved_at IS NULL GROUP BY venue, symbol
 ),
 complete AS (
-    -- Of the last 24 h's 1440 minutes, those ops.features_1m counts complete (no open gap, book coverage).
-    SELECT venue, symbol, count(*) FILTER (WHERE complete) AS n FROM ops.features_1m
+    -- Of the closed minutes of the last 24 h since the market's first data in them, those ops.features_1m
+    -- counts complete (no open gap, book coverage): a feed down for hours shows, a fresh install does not
+    -- look 99 % broken for its first day.
+    SELECT venue, symbol, count(*) FILTER (WHERE complete) AS n,
+           extract(epoch FROM date_trunc('minute', now()) - min(bucket))::float8 / 60 AS minutes
+    FROM ops.features_1m
     WHERE bucket >= date_trunc('minute', now()) - INTERVAL '24 hours' AND bucket < date_trunc('minute', now())
     GROUP BY venue, symbol
 ),
@@ -48,7 +52,7 @@ SELECT l.venue, l.symbol,
        coalesce(c.n, 0)                                AS reconnects_today,
        coalesce(g.n, 0)                                AS open_gaps,
        coalesce(j.n, 0)                                AS rejected_today,
-       100.0 * coalesce(k.n, 0) / 1440                 AS complete_24h_pct
+       coalesce(100.0 * k.n / nullif(k.minutes, 0), 0) AS complete_24h_pct
 FROM last_msg l
 JOIN last_derivs d USING (venue, symbol)
 LEFT JOIN recent r USING (venue, symbol)

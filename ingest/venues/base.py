@@ -160,6 +160,7 @@ class Venue(ABC):
     rest_testnet: ClassVar[str | None] = None
     rest_uses: ClassVar[str] = "the instrument check"  # what turns off without a REST root (for the notice)
     counts_contracts: ClassVar[bool] = False  # sizes on the wire are contracts: prepare() needs sizes
+    text_controls: ClassVar[tuple[str | bytes, ...]] = ()  # plain-text frames that are control, not JSON
     # Trade history over REST, for gaps: None when the venue has it, else why not (stored nowhere, said in
     # logs and docs); backfill_weight is one request's cost in the venue's REST weight.
     no_backfill: ClassVar[str | None] = "the venue has no trade history over REST"
@@ -244,10 +245,13 @@ class Venue(ABC):
         return None
 
     def decode(self, frame: str | bytes | bytearray, recv_ts: datetime) -> tuple[object, Parsed | None]:
-        """The frame as JSON, or (None, the quarantine to return) when it is not JSON at all."""
+        """The frame as JSON, or (None, what to return) when it is not JSON: nothing for one of the venue's
+        plain-text control frames (`text_controls`), else the quarantine."""
         try:
             return orjson.loads(frame), None
         except orjson.JSONDecodeError:
+            if frame in self.text_controls:
+                return None, Parsed()
             return None, Parsed([self.reject(recv_ts, None, None, "malformed_json", frame)])
 
     def validated(

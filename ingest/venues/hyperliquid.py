@@ -87,6 +87,7 @@ class PerpMeta(Message):
 
 class Hyperliquid(Venue):
     name = "hyperliquid"
+    text_controls = GREETINGS  # the plain-text greeting every connection starts with
     example_symbols = ("BTC", "ETH")
     heartbeat_s = 20.0  # well inside the venue's 60 s idle rule
     idle_close_s = 60.0  # the venue closes a connection it has sent nothing to for 60 s
@@ -158,8 +159,7 @@ class Hyperliquid(Venue):
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         msg, bad = self.decode(frame, recv_ts)
         if bad is not None:
-            # The plain-text greeting every connection starts with is control, not a malformed message.
-            return Parsed() if frame in GREETINGS else bad
+            return bad
         if not isinstance(msg, dict) or not isinstance(msg.get("channel"), str):
             return Parsed([self.reject(recv_ts, None, None, "no_channel", frame)])
         channel, data = msg["channel"], msg.get("data")
