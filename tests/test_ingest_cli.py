@@ -160,20 +160,46 @@ def test_bench_parse_measures_every_venue_and_kind(capsys):
     assert found == {(v, k) for v in ("binance", "hyperliquid", "bybit", "okx") for k in ("trade", "book", "derivs")}
 
 
+BENCH_RESULT = (
+    r"RESULT sustained_msgs_per_s=(\d+) burst_msgs_per_s=(\d+) copy_rows_per_s=(\d+) ratio=(\d+\.\d\d) "
+    r"p99_ms=(\d+)"
+)
+
+
 async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn, db_dsn, tmp_path, capsys):
     import re
 
     env(monkeypatch, db_dsn, tmp_path)
-    assert await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    m = re.fullmatch(
-        r"RESULT msgs_per_s=(\d+) copy_rows_per_s=(\d+) ratio=([\d.]+) p50_ms=([\d.]+) "
-        r"p99_ms=([\d.]+)",
-        last,
-    )
-    assert m, last
-    assert int(m[1]) > 0 and int(m[2]) > 0
+    args = ["bench", "ingest", "--seconds", "0.5", "--step-seconds", "1", "--start-rate", "2000", "--max-rate", "4000"]
+    assert await asyncio.to_thread(main, args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    m = re.fullmatch(BENCH_RESULT, out[-1])
+    assert m, out[-1]
+    sustained, burst, ceiling = int(m[1]), int(m[2]), int(m[3])
+    assert sustained in (0, 2000, 4000) and burst > 0 and ceiling > 0
+    assert float(m[4]) == round(sustained / ceiling, 2)
+    assert [line.split(":")[0] for line in out if line.startswith("step ")] == ["step 1", "step 2"][
+        : 1 + (sustained > 0)
+    ]
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0  # benchmark rows are cleaned up
+    assert await conn.fetchval("SELECT to_regclass('ops.bench_copy_ceiling')") is None  # scratch table dropped
+
+
+async def test_bench_reports_a_spilling_step_as_failed(monkeypatch, conn, db_dsn, tmp_path, capsys):
+    import re
+
+    env(monkeypatch, db_dsn, tmp_path)
+    # Batches only close when full (5000 rows), and more than 1000 rows in memory spill: every batch spills.
+    monkeypatch.setenv("TOWER_INGEST_MEMORY_ROWS", "1000")
+    monkeypatch.setenv("TOWER_INGEST_FLUSH_MS", "60000")
+    args = ["bench", "ingest", "--seconds", "0.2", "--step-seconds", "1", "--rate", "20000", "--processes", "1"]
+    assert await asyncio.to_thread(main, args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    step = next(line for line in out if line.startswith("step 1: 20,000 msgs/s"))
+    assert ": FAIL (" in step and "rows spilled" in step, step
+    m = re.fullmatch(BENCH_RESULT, out[-1])
+    assert m and m[1] == "0" and m[4] == "0.00" and m[5] == "0", out[-1]
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0
 
 
 async def test_bench_workers_spill_privately_and_leave_nothing_behind(monkeypatch, conn, db_dsn, tmp_path, capsys):
@@ -188,10 +214,14 @@ async def test_bench_workers_spill_privately_and_leave_nothing_behind(monkeypatc
     runs.mkdir()
     monkeypatch.setenv("TMPDIR", str(runs))
     assert (
-        await asyncio.to_thread(main, ["bench", "ingest", "--seconds", "0.5", "--rate", "4000", "--processes", "2"])
+        await asyncio.to_thread(
+            main, ["bench", "ingest", "--seconds", "0.5", "--step-seconds", "1", "--rate", "4000", "--processes", "2"]
+        )
         == 0
     )
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT ")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("RESULT sustained_msgs_per_s=")
+    assert any(line.startswith("step 1: 4,000 msgs/s for 1 s: ") for line in out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]  # no .tower-spill in the working folder
     assert list(runs.iterdir()) == []  # the private spill directory is gone
     paths = {worker_settings(IngestSettings(), tmp_path, i).writer_config("bench").spill_path for i in range(2)}

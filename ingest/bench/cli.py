@@ -15,9 +15,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="bench_command", required=True
     )
     p = bench.add_parser("ingest", help="loopback flood through the real connector and writer into TOWER_DSN")
-    p.add_argument("--seconds", type=positive_number, default=10.0, help="how long to flood (default 10)")
+    p.add_argument("--seconds", type=positive_number, default=10.0, help="how long the burst run floods (default 10)")
+    p.add_argument("--step-seconds", type=positive_number, default=20.0, help="length of each paced step (default 20)")
     p.add_argument(
-        "--rate", type=positive_number, help="frames per second instead of as fast as possible (latency run)"
+        "--start-rate", type=positive_number, default=5000.0, help="first paced rate, msgs/s in total (default 5000)"
+    )
+    p.add_argument(
+        "--max-rate", type=positive_number, default=160_000.0, help="highest paced rate tried (default 160000)"
+    )
+    p.add_argument(
+        "--precision",
+        type=_fraction,
+        default=0.1,
+        help="bisect until the last passing and first failing rates are this fraction apart (default 0.1)",
+    )
+    p.add_argument(
+        "--rate", type=positive_number, help="one paced step at this rate instead of the search (latency check)"
     )
     p.add_argument("--symbols", type=int, default=10, help="symbols to spread frames over (default 10)")
     p.add_argument(
@@ -56,6 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_soak)
 
 
+def _fraction(text: str) -> float:
+    value = positive_number(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (0.1 = 10 %), not {text!r}")
+    return value
+
+
 def _count_frames(text: str) -> int:
     if not text.isdigit() or not 100 <= int(text) <= 1_000_000:
         raise argparse.ArgumentTypeError(f"must be a whole number from 100 to 1000000, not {text!r}")
@@ -63,15 +83,15 @@ def _count_frames(text: str) -> int:
 
 
 async def run_bench(args: argparse.Namespace) -> int:
+    from ingest.bench.throughput import StepPlan
     from ingest.bench.throughput import run_bench as bench
 
+    if args.start_rate > args.max_rate:
+        print(f"error: --start-rate {args.start_rate:g} is above --max-rate {args.max_rate:g}")
+        return 2
+    plan = StepPlan(args.step_seconds, args.start_rate, args.max_rate, args.precision, args.rate)
     return await bench(
-        load(DatabaseSettings).dsn,
-        args.seconds,
-        args.rate,
-        args.symbols,
-        load(IngestSettings),
-        processes=args.processes,
+        load(DatabaseSettings).dsn, args.seconds, args.symbols, load(IngestSettings), args.processes, plan
     )
 
 
