@@ -167,7 +167,15 @@ class Venue(ABC):
     backfill_weight: ClassVar[int] = 1
     rest_weight_per_min: ClassVar[int] = 600  # the share of the venue's per-IP REST limit backfill may use
 
-    def __init__(self, symbols: list[str], heartbeat_s: float | None = None) -> None:
+    def __init__(
+        self,
+        symbols: list[str],
+        heartbeat_s: float | None = None,
+        *,
+        ws_url: str | None = None,
+        testnet: bool = False,
+        rest_url: str | None = None,
+    ) -> None:
         if not symbols:
             raise ValueError(f"{self.name}: no symbols given")
         self.symbols = list(dict.fromkeys(symbols))
@@ -175,8 +183,10 @@ class Venue(ABC):
         self.rest_budget = RestBudget(self.rest_weight_per_min)
         if heartbeat_s is not None:
             self.heartbeat_s = heartbeat_s
+        # None: no REST calls at all (a venue without REST, or a --ws-url without --rest-url)
+        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet) if self.has_rest else None
 
-    rest_root: str | None = None  # None: no REST calls at all (a --ws-url without --rest-url)
+    rest_root: str | None = None
 
     @classmethod
     def rest_root_for(cls, rest_url: str | None, ws_url: str | None, testnet: bool) -> str | None:

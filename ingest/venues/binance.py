@@ -178,9 +178,8 @@ class Binance(Venue):
         oi_weight_per_min: int = OI_WEIGHT_PER_MIN,
         oi_min_interval_s: float = OI_MIN_INTERVAL_S,
     ) -> None:
-        super().__init__([s.upper() for s in symbols])
+        super().__init__([s.upper() for s in symbols], ws_url=ws_url, testnet=testnet, rest_url=rest_url)
         self.root = (ws_url or (TESTNET if testnet else MAINNET)).rstrip("/")
-        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
         self.max_streams = max_streams
         self.derivs = derivs
         self.oi_weight_per_min = oi_weight_per_min

@@ -170,8 +170,7 @@ class Bybit(Venue):
         derivs: bool = True,
         rest_url: str | None = None,
     ) -> None:
-        super().__init__([s.upper() for s in symbols], heartbeat_s)
-        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
+        super().__init__([s.upper() for s in symbols], heartbeat_s, ws_url=ws_url, testnet=testnet, rest_url=rest_url)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
         self.max_topics = max_topics
         self.topics = TOPICS if derivs else TOPICS[:2]

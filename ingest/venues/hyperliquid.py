@@ -109,8 +109,7 @@ class Hyperliquid(Venue):
         derivs: bool = True,
         rest_url: str | None = None,
     ) -> None:
-        super().__init__(symbols, heartbeat_s)
-        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
+        super().__init__(symbols, heartbeat_s, ws_url=ws_url, testnet=testnet, rest_url=rest_url)
         self.kinds = ("trades", "bbo", "activeAssetCtx") if derivs else ("trades", "bbo")
         self.last_ctx: dict[str, tuple[float, float, float, float]] = {}
         self.url = ws_url or (TESTNET if testnet else MAINNET)

@@ -113,12 +113,6 @@ class LiquidationItem(Message):
     details: list[LiquidationDetail]
 
 
-class InstrumentMeta(Message):
-    instId: str
-    ctVal: Positive
-    ctType: str = "linear"
-
-
 class SwapListing(Message):
     """One entry of GET /api/v5/public/instruments?instType=SWAP."""
 
@@ -166,9 +160,8 @@ class Okx(Venue):
         derivs: bool = True,
         max_args: int = MAX_ARGS_PER_CONNECTION,
     ) -> None:
-        super().__init__([s.upper() for s in symbols], heartbeat_s)
+        super().__init__([s.upper() for s in symbols], heartbeat_s, ws_url=ws_url, testnet=testnet, rest_url=rest_url)
         self.url = ws_url or (TESTNET if testnet else MAINNET)
-        self.rest_root = self.rest_root_for(rest_url, ws_url, testnet)
         self.derivs = derivs
         self.max_args = max_args
         self.known = set(self.symbols)
@@ -228,24 +221,14 @@ class Okx(Venue):
         ]
 
     async def _rest_contract_sizes(self, symbols: list[str]) -> dict[str, float]:
+        """ctVal of these symbols from the same instrument list the symbol check reads (linear swaps only:
+        inverse ones count contracts in USD, not base units)."""
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.get(f"{self.rest_root}/api/v5/public/instruments", params={"instType": "SWAP"})
-            response.raise_for_status()
-        body = orjson.loads(response.content)
-        if str(body.get("code")) != "0":
-            raise ValueError(f"OKX says {body.get('code')}: {body.get('msg')}")
-        sizes = {}
-        for item in body.get("data", []):
-            try:
-                meta = InstrumentMeta.model_validate(item)
-            except ValidationError:
-                continue
-            if meta.instId in symbols:
-                if meta.ctType != "linear":  # inverse swaps count contracts in USD: not base units
-                    log.error("okx: %s is an inverse swap; only linear swaps are supported", meta.instId)
-                    continue
-                sizes[meta.instId] = meta.ctVal
-        return sizes
+            listed = {i.symbol: i.contract_size for i in await self.listed_instruments(client)}
+        for s in symbols:
+            if s not in listed:
+                log.error("okx: %s is not a linear swap in OKX's instrument list; only linear swaps are supported", s)
+        return {s: listed[s] for s in symbols if s in listed}
 
     def routes(self) -> list[Route]:
         channels = CHANNELS + (DERIVS_CHANNELS if self.derivs else ())
