@@ -47,9 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-derivs", action="store_true", help="trades and L1 only: no mark/index/funding/open interest/liquidations"
     )
     p.add_argument(
+        "--no-depth",
+        action="store_true",
+        help="no full order books (ops.raw_book_depth): trades, L1 and derivatives only",
+    )
+    p.add_argument(
         "--config",
         type=Path,
-        help="TOML file with several [[venues]] (name, symbols, ws_url, testnet, rest_url, derivs)",
+        help="TOML file with several [[venues]] (name, symbols, ws_url, testnet, rest_url, derivs, depth)",
     )
     p.add_argument("--duration", type=positive_number, help="stop after this many seconds, flush everything, exit 0")
     p.add_argument(
@@ -95,7 +100,8 @@ def positive_number(text: str) -> float:
 
 def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
     if args.config is not None:
-        if args.venue or args.symbols or args.ws_url or args.testnet or args.rest_url or args.no_derivs:
+        one_venue = (args.venue, args.symbols, args.ws_url, args.testnet, args.rest_url, args.no_derivs, args.no_depth)
+        if any(one_venue):
             raise ConfigError("use either --config FILE or VENUE --symbols ..., not both")
         configs = read_config(args.config)
     elif args.venue is None:
@@ -115,6 +121,7 @@ def configs_from_args(args: argparse.Namespace) -> list[VenueConfig]:
                     testnet=args.testnet,
                     rest_url=args.rest_url,
                     derivs=not args.no_derivs,
+                    depth=not args.no_depth,
                 )
             ]
         except ValidationError as exc:

@@ -24,7 +24,13 @@ if TYPE_CHECKING:
     from ingest.writer import Batch, Writer
 
 # table -> stream label; where venue, recv_ts and the other labelled fields sit in each table's record.
-STREAMS = {"raw_trades": "trades", "raw_book_l1": "book_l1", "raw_derivs": "derivs", "raw_liquidations": "liquidations"}
+STREAMS = {
+    "raw_trades": "trades",
+    "raw_book_l1": "book_l1",
+    "raw_book_depth": "depth",
+    "raw_derivs": "derivs",
+    "raw_liquidations": "liquidations",
+}
 _AT = {table: {column: i for i, column in enumerate(columns)} for table, columns in COLUMNS.items()}
 VENUE, RECV_TS = _AT["raw_trades"]["venue"], _AT["raw_trades"]["recv_ts"]
 if any((_AT[t]["venue"], _AT[t]["recv_ts"]) != (VENUE, RECV_TS) for t in STREAMS):

@@ -49,6 +49,33 @@ class BookL1:
 
 
 @dataclass(slots=True)
+class BookDepth:
+    """One sample of a full book (ingest/depth.py): quote notional within 10/25/50/100 bps of mid per side,
+    slippage of the standard order (bps; None when the held book cannot fill it), how far the book reaches."""
+
+    venue: str
+    symbol: str
+    ts: datetime  # venue time of the last applied update
+    recv_ts: datetime
+    mid: float
+    bid_10bps: float
+    ask_10bps: float
+    bid_25bps: float
+    ask_25bps: float
+    bid_50bps: float
+    ask_50bps: float
+    bid_100bps: float
+    ask_100bps: float
+    buy_slip_bps: float | None
+    sell_slip_bps: float | None
+    reach_bps: float
+    bid_levels: int
+    ask_levels: int
+
+    table: ClassVar[str] = "raw_book_depth"
+
+
+@dataclass(slots=True)
 class Derivs:
     """Derivatives context of one instrument at one time. A channel that carries only some of the
     fields (OKX sends mark, index, funding and open interest on separate channels) leaves the rest None."""
@@ -124,8 +151,10 @@ class ConnectionEvent:
     table: ClassVar[str] = "connection_events"
 
 
-Row = Trade | BookL1 | Derivs | Liquidation | Rejection | GapEvent | ConnectionEvent
-ROW_TYPES: tuple[type[Row], ...] = (Trade, BookL1, Derivs, Liquidation, Rejection, GapEvent, ConnectionEvent)
+Row = Trade | BookL1 | BookDepth | Derivs | Liquidation | Rejection | GapEvent | ConnectionEvent
+ROW_TYPES: tuple[type[Row], ...] = (
+    Trade, BookL1, BookDepth, Derivs, Liquidation, Rejection, GapEvent, ConnectionEvent
+)  # fmt: skip
 
 # Each row class declares its table's columns once, as its fields in order; the writer COPYs records
 # in exactly this order, and the spill file stores them so (field order is therefore part of the

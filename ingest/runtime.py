@@ -82,6 +82,8 @@ class Link:
                     if parsed.error:
                         log.warning("%s: venue says: %s", self.conn_id, parsed.error)
                         await self.runner.event(self.conn_id, "error", reason=parsed.error)
+                    if parsed.resync:
+                        await self._resync(parsed.resync)
         finally:
             guard.cancel()
             if self._stash_timer is not None:
@@ -89,6 +91,12 @@ class Link:
             group, self._stash_rows = self._stash_rows, []
             if group:  # awaited, not handed to a task: nothing received may be lost at shutdown
                 await self.runner.writer.put(group)
+
+    async def _resync(self, symbols: list[str]) -> None:
+        """Depth books out of sync: ask for fresh snapshots on this connection, which carries their streams."""
+        for symbol in symbols:
+            for frame in self.runner.venue.depth_resync(symbol):
+                await self.send(frame)
 
     def _stash(self, rows: list) -> list | None:
         """Rows go to the writer in small groups (one queue hop per group, not per frame); returns a full
@@ -258,4 +266,15 @@ def _why(link: Link) -> str:
 
 async def run_venue(venue: Venue, writer: Writer, config: RuntimeConfig, stop: asyncio.Event) -> None:
     runners = [RouteRunner(venue, route, writer, config, stop) for route in venue.routes()]
-    await asyncio.gather(*(r.run() for r in runners))
+    ticks = [depth_ticks(venue, writer, stop)] if venue.depth is not None else []
+    await asyncio.gather(*(r.run() for r in runners), *ticks)
+
+
+async def depth_ticks(venue: Venue, writer: Writer, stop: asyncio.Event) -> None:
+    """Samples of books whose last change got no later update to be sampled with (a quiet book)."""
+    assert venue.depth is not None
+    every_s = min(1.0, venue.depth.config.sample_s / 2)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        await writer.put(venue.depth_tick(utc_now()))

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.depth import DepthConfig
 from ingest.runtime import RuntimeConfig
 from ingest.venues import REGISTRY
 from ingest.venues.base import Venue
@@ -28,6 +29,10 @@ class IngestSettings(BaseSettings):
     queue_items: int = Field(WriterConfig.queue_items, ge=10)  # groups of up to 256 rows each
     stale_after_s: float = Field(RuntimeConfig.stale_after_s, gt=0)  # connected but no market data: reconnect
     backoff_cap_s: float = Field(RuntimeConfig.backoff_cap_s, gt=0)
+    # Order-book depth samples (ops.raw_book_depth): at most one per symbol this often, and the standard
+    # market order whose slippage is measured, quote currency.
+    depth_sample_ms: int = Field(round(DepthConfig.sample_s * 1000), ge=100, le=3_600_000)
+    slippage_notional: float = Field(DepthConfig.slippage_notional, gt=0, le=1e10, allow_inf_nan=False)
 
     def ping_s(self, venue: type[Venue]) -> float | None:
         """The app-level ping interval of a venue that needs one: TOWER_INGEST_<VENUE>_PING_S, else the
@@ -57,6 +62,9 @@ class IngestSettings(BaseSettings):
             spill_path=self.spill_dir / f"{name}.jsonl",
         )
 
+    def depth_config(self) -> DepthConfig:
+        return DepthConfig(sample_s=self.depth_sample_ms / 1000, slippage_notional=self.slippage_notional)
+
     def runtime_config(self, venue: type[Venue] | Venue) -> RuntimeConfig:
         return RuntimeConfig(
             stale_after_s=self.stale_after_s, backoff_cap_s=self.backoff_cap_s, rotate_after_s=venue.rotate_after_s
@@ -75,6 +83,7 @@ class VenueConfig(BaseModel):
     testnet: bool = False
     rest_url: str | None = None  # Binance open interest, OKX instrument metadata
     derivs: bool = True  # mark/index/funding/open interest and liquidations as well as trades and L1
+    depth: bool = True  # full order books, sampled into ops.raw_book_depth
 
     @field_validator("name")
     @classmethod

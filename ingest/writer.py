@@ -35,8 +35,8 @@ from tower.privileges import require
 log = logging.getLogger("ingest.writer")
 
 SQL_DIR = Path(__file__).parent / "sql"
-# The tables with a dedup index (migrations 0300, 0602).
-DEDUP_TABLES = ("raw_trades", "raw_book_l1", "raw_derivs", "raw_liquidations")
+# The tables with a dedup index (migrations 0300, 0602, 0810).
+DEDUP_TABLES = ("raw_trades", "raw_book_l1", "raw_derivs", "raw_liquidations", "raw_book_depth")
 # Columns that hold datetimes or intervals, to rebuild them from the spill file.
 _DATETIME_COLUMNS = {
     t: [i for i, c in enumerate(cols) if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts", "next_funding_ts")]

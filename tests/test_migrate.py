@@ -239,7 +239,7 @@ async def test_readonly_role_reads_but_cannot_write(conn, db_dsn, readonly_passw
 # --- db/views: one file per view, recreated when it changes --------------------------------------------
 
 VIEWS = ("ops.features_1m", "ops.features_1h", "ops.derivs_features_1m")
-VIEWS_ADDED_SINCE = ("ops.completeness_daily",)  # views the old numbered layout never had
+VIEWS_ADDED_SINCE = ("ops.completeness_daily", "ops.depth_features_1m")  # views the old numbered layout never had
 FEATURES_FILE = "views/features_{grain}.sql"
 OLD_LAYOUT = "c1168d6"  # the last commit whose views were numbered files (caggs/0110, 0111, 0620, 0621)
 
@@ -286,6 +286,7 @@ async def test_views_are_recorded_in_dependency_order(conn):
         "ops.features_1m": "views/features_1m.sql",
         "ops.features_1h": "views/features_1h.sql",
         "ops.derivs_features_1m": "views/derivs_features_1m.sql",
+        "ops.depth_features_1m": "views/depth_features_1m.sql",
     }
     assert not await conn.fetchval(
         "SELECT count(*) FROM ops.schema_migrations WHERE name ~ '^caggs/(0110|0111|0620|0621)_'"

@@ -32,4 +32,7 @@ def make_venue(config: VenueConfig, settings: IngestSettings) -> Venue:
     ping_s = settings.ping_s(cls)
     if ping_s is not None:
         extra["heartbeat_s"] = ping_s
-    return cls(config.symbols, ws_url=config.ws_url, testnet=config.testnet, **extra)
+    venue = cls(config.symbols, ws_url=config.ws_url, testnet=config.testnet, **extra)
+    if config.depth:
+        venue.configure_depth(settings.depth_config())
+    return venue

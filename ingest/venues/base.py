@@ -14,7 +14,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingest.budget import RestBudget
-from ingest.rows import Rejection, Row, Trade
+from ingest.depth import CrossedBook, DepthBook, DepthConfig, DepthSampler
+from ingest.rows import GapEvent, Rejection, Row, Trade
 
 # Field types shared by the venues' message models. Bounds keep impossible values at the edge, as
 # rejections: a time past 2100 would not convert to a datetime, an id past int64 would not COPY.
@@ -140,6 +141,7 @@ class Parsed:
     live: bool = False  # carried market data: only this resets the staleness watchdog
     acked: int = 0  # subscriptions the venue confirmed
     error: str | None = None  # the venue reported an error (logged and recorded, never fatal)
+    resync: list[str] = field(default_factory=list)  # symbols whose depth book needs a fresh snapshot
 
 
 class Venue(ABC):
@@ -187,6 +189,73 @@ class Venue(ABC):
         self.rest_root = self.rest_root_for(rest_url, ws_url, testnet) if self.has_rest else None
 
     rest_root: str | None = None
+    # Full order books (ops.raw_book_depth): None until configure_depth(); adapters built without it
+    # (tests, benches) subscribe no depth streams.
+    depth: DepthSampler | None = None
+
+    def configure_depth(self, config: DepthConfig) -> None:
+        """Keep full books for every symbol and sample them; call before routes()."""
+        self.depth = DepthSampler(self.name, config)
+
+    # -- depth books: the adapter keeps them in sync; these are the seams the runtime uses -----------
+
+    def depth_resync(self, symbol: str) -> list[bytes]:
+        """Frames that make the venue send a fresh snapshot of the symbol's book on the connection that
+        carries it (WebSocket venues: unsubscribe + subscribe); [] for venues whose snapshot is a REST
+        request (depth_snapshot_url)."""
+        return []
+
+    def depth_snapshot_url(self, symbol: str) -> str | None:
+        """The REST request for the symbol's book snapshot, for venues that take it over REST (Binance)."""
+        return None
+
+    def parse_depth_snapshot(self, symbol: str, body: bytes, recv_ts: datetime) -> Parsed:
+        """Applies a REST snapshot to the symbol's book (rows: a sample, gaps). Raises ValueError for an answer
+        that is not the venue's format."""
+        raise NotImplementedError(f"{self.name} takes no REST snapshots")
+
+    def depth_break(
+        self,
+        book: DepthBook,
+        symbol: str,
+        cause: str,
+        recv_ts: datetime,
+        *,
+        from_id: int | None = None,
+        to_id: int | None = None,
+    ) -> GapEvent:
+        """The book is out of sync (cause 'seq_break', 'checksum' or 'resync'): emptied and not sampled until a
+        fresh snapshot; the break is a row in ops.feed_gaps (stream 'depth')."""
+        last_ts = book.ts
+        book.invalidate()
+        self.counters[f"depth.{cause}"] += 1
+        return GapEvent(self.name, symbol, "depth", from_id, to_id, None, last_ts, recv_ts, cause, detected_at=recv_ts)
+
+    def depth_sample(self, symbol: str, book: DepthBook, out: Parsed) -> None:
+        """After applying an update: the sample due (if any) into `out`; a crossed book is a break and a resync."""
+        if self.depth is None:
+            return
+        try:
+            row = self.depth.after_update(symbol, book)
+        except CrossedBook:
+            out.rows.append(self.depth_break(book, symbol, "resync", book.recv_ts or book.ts))
+            out.resync.append(symbol)
+            book.resyncing = True
+            return
+        if row is not None:
+            out.rows.append(row)
+
+    def depth_tick(self, now: datetime) -> list[Row]:
+        """Called by the runtime about once a second: samples of books that changed but got no later update
+        to be sampled with; a crossed book found here is recorded, and resynced when its next frame comes."""
+        if self.depth is None:
+            return []
+        rows, crossed = self.depth.flush(now)
+        out: list[Row] = list(rows)
+        for symbol in crossed:
+            out.append(GapEvent(self.name, symbol, "depth", None, None, None, None, now, "resync", detected_at=now))
+            self.counters["depth.resync"] += 1
+        return out
 
     @classmethod
     def rest_root_for(cls, rest_url: str | None, ws_url: str | None, testnet: bool) -> str | None:
