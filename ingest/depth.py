@@ -20,6 +20,7 @@ from ingest.rows import BookDepth
 
 BANDS_BPS = (10, 25, 50, 100)
 Level = tuple[float, float]  # (price, size in base units)
+EDGE = 1e-12  # relative slack on band edges, far below any tick: float rounding must not drop an edge level
 
 
 class DepthBook:
@@ -124,8 +125,9 @@ class DepthFigures:
 def measure(bids: list[Level], asks: list[Level], notional: float) -> DepthFigures:
     """Figures of a book given best-first levels on each side (both non-empty, not crossed)."""
     mid = (bids[0][0] + asks[0][0]) / 2
-    bid_bands = tuple(_within(bids, mid * (1 - b / 1e4), below=True) for b in BANDS_BPS)
-    ask_bands = tuple(_within(asks, mid * (1 + b / 1e4), below=False) for b in BANDS_BPS)
+    # EDGE: a level exactly at a band's edge is within it on both sides (mid x (1 + 50 bps) rounds below 20100)
+    bid_bands = tuple(_within(bids, mid * (1 - b / 1e4) * (1 - EDGE), below=True) for b in BANDS_BPS)
+    ask_bands = tuple(_within(asks, mid * (1 + b / 1e4) * (1 + EDGE), below=False) for b in BANDS_BPS)
     buy = _average_fill(asks, notional)
     sell = _average_fill(bids, notional)
     reach = min(mid - bids[-1][0], asks[-1][0] - mid) / mid * 1e4

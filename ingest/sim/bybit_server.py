@@ -3,10 +3,17 @@ ping answered with a pong, unknown topics refused, and an optional idle rule (a 
 nothing, not even a ping, for `idle_timeout_s` is closed); and REST on the same port: `GET
 /v5/market/instruments-info?category=linear`, paginated by `cursor` / `nextPageCursor` like the venue,
 and `GET /v5/market/recent-trade`: the last `recent_limit` of `history` (symbol -> publicTrade tuples),
-newest first."""
+newest first.
+
+Depth books (`orderbook.50|200|1000.<symbol>`) follow the venue's protocol: a subscribe is answered with a
+snapshot of the server's book (`set_book`), then `depth_update` sends the changes as one delta with the next
+`u`; controls for tests: `drop_next_delta` (u advances, the delta is not sent), `send_crossed` (a delta whose
+bid crosses the best ask) and `restart_depth` (numbering starts again: a snapshot with u = 1).
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -15,7 +22,41 @@ from websockets.http11 import Request, Response
 
 from ingest.sim.server import Client, LoopbackServer
 
-TOPIC_KINDS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation")
+DEPTH_KINDS = ("orderbook.50", "orderbook.200", "orderbook.1000")
+TOPIC_KINDS = ("publicTrade", "orderbook.1", "tickers", "allLiquidation", *DEPTH_KINDS)
+Levels = dict[str, str]  # price -> size, both as the venue writes them
+
+
+def depth_message(topic: str, kind: str, bids: list[list[str]], asks: list[list[str]], u: int, ts: int) -> dict:
+    """One orderbook.N message in Bybit's form (`ts` the push time, `cts` the matching engine's)."""
+    symbol = topic.rpartition(".")[2]
+    data = {"s": symbol, "b": bids, "a": asks, "u": u, "seq": 1_000_000 + u * 7}
+    return {"topic": topic, "type": kind, "ts": ts + 3, "data": data, "cts": ts}
+
+
+class DepthState:
+    """The server's own full book of one symbol, and its update id."""
+
+    def __init__(self) -> None:
+        self.bids: Levels = {}
+        self.asks: Levels = {}
+        self.u = 0
+        self.ts = 0
+
+    def top(self, levels: int) -> tuple[list[list[str]], list[list[str]]]:
+        bids = sorted(self.bids.items(), key=lambda kv: -Decimal(kv[0]))[:levels]
+        asks = sorted(self.asks.items(), key=lambda kv: Decimal(kv[0]))[:levels]
+        return [list(b) for b in bids], [list(a) for a in asks]
+
+    def diff(self, bids: Levels, asks: Levels) -> tuple[list[list[str]], list[list[str]]]:
+        """The delta entries that turn this book into (bids, asks), applied to it: changed sizes, "0" deletes."""
+        out = []
+        for mine, new in ((self.bids, bids), (self.asks, asks)):
+            entries = [[p, "0"] for p in mine if p not in new] + [[p, q] for p, q in new.items() if mine.get(p) != q]
+            mine.clear()
+            mine.update(new)
+            out.append(entries)
+        return out[0], out[1]
 
 
 def public_trade(symbol: str, trades: list[tuple[str, str, str, int, str]], ts: int) -> dict:
@@ -98,6 +139,9 @@ class BybitServer(LoopbackServer):
         self.rest_down = False
         self.history: dict[str, list[tuple[str, str, str, int, str]]] = {}  # as public_trade() takes them
         self.recent_limit = 1000
+        self.depth: dict[str, DepthState] = {}
+        self.drop_deltas: dict[str, int] = {}  # symbol -> deltas still to swallow (u advances regardless)
+        self.depth_subscribes = 0
 
     @property
     def rest_url(self) -> str:
@@ -168,7 +212,64 @@ class BybitServer(LoopbackServer):
         else:
             client.subs.difference_update(args)
         await self._reply(client, True, "", req_id, op)
+        if op == "subscribe":
+            for topic in args:
+                await self._depth_snapshot(client, topic)
         await self.changed()
+
+    async def _depth_snapshot(self, client: Client, topic: str) -> None:
+        """The venue answers a depth subscription with a snapshot of the current book at once."""
+        kind, _, symbol = topic.rpartition(".")
+        if kind not in DEPTH_KINDS or symbol not in self.depth:
+            return
+        self.depth_subscribes += 1
+        state = self.depth[symbol]
+        bids, asks = state.top(int(kind.split(".")[1]))
+        await self.send(client, orjson.dumps(depth_message(topic, "snapshot", bids, asks, state.u, state.ts)).decode())
+
+    def set_book(self, symbol: str, bids: Levels, asks: Levels, ts: int, u: int = 1) -> None:
+        """The book a subscriber's first snapshot shows (no message is sent)."""
+        state = self.depth[symbol] = DepthState()
+        state.bids, state.asks, state.u, state.ts = dict(bids), dict(asks), u, ts
+
+    async def depth_update(self, symbol: str, bids: Levels, asks: Levels, ts: int) -> int:
+        """Moves the book to (bids, asks): one delta, the next u, to every depth subscriber (unless dropped)."""
+        state = self.depth.setdefault(symbol, DepthState())
+        b, a = state.diff(bids, asks)
+        state.u += 1
+        state.ts = ts
+        if self.drop_deltas.get(symbol):
+            self.drop_deltas[symbol] -= 1
+            return 0
+        return await self._publish_depth(symbol, lambda topic: depth_message(topic, "delta", b, a, state.u, ts))
+
+    def drop_next_delta(self, symbol: str, count: int = 1) -> None:
+        self.drop_deltas[symbol] = self.drop_deltas.get(symbol, 0) + count
+
+    async def send_crossed(self, symbol: str, ts: int) -> int:
+        """A delta (the next u) with a bid at the best ask: what a client sees after missing updates."""
+        state = self.depth[symbol]
+        best_ask = min(state.asks, key=Decimal)
+        state.u += 1
+        state.ts = ts
+        entry = [[best_ask, "1"]]
+        return await self._publish_depth(symbol, lambda topic: depth_message(topic, "delta", entry, [], state.u, ts))
+
+    async def restart_depth(self, symbol: str, ts: int) -> int:
+        """A venue-side restart: numbering starts again, every subscriber gets a snapshot with u = 1."""
+        state = self.depth[symbol]
+        state.u, state.ts = 1, ts
+        return await self._publish_depth(
+            symbol, lambda topic: depth_message(topic, "snapshot", *state.top(int(topic.split(".")[1])), 1, ts)
+        )
+
+    async def _publish_depth(self, symbol: str, message) -> int:
+        sent = 0
+        for kind in DEPTH_KINDS:
+            topic = f"{kind}.{symbol}"
+            if self.receivers(topic):
+                sent += await self.publish_raw(topic, orjson.dumps(message(topic)).decode())
+        return sent
 
     async def _reply(self, client: Client, success: bool, ret_msg: str, req_id: str, op: str) -> None:
         await self.send(

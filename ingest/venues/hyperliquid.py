@@ -1,15 +1,19 @@
 """Hyperliquid perps: `trades`, `bbo` and `activeAssetCtx` (mark, oracle, funding, open interest)
 subscriptions per coin, with the app-level ping the venue needs (it closes a connection it has heard
-nothing from for 60 s)."""
+nothing from for 60 s); with depth on, also `l2Book` per coin: every message a full snapshot of at most
+20 levels per side, aggregated to the coarsest `nSigFigs` whose buckets stay narrow (see depth_sig_figs)."""
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import httpx
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import Field, RootModel, ValidationError
 
 from ingest.rows import BookL1, Derivs, Trade, from_ms
 from ingest.venues.base import (
@@ -39,6 +43,14 @@ MAX_SUBSCRIPTIONS_PER_CONNECTION = 200
 PING = b'{"method":"ping"}'
 DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's snapshot of recent trades
 FUNDING_INTERVAL = timedelta(hours=1)  # Hyperliquid pays funding every hour, on the hour
+BOOK_LEVELS = 20  # l2Book sends at most 20 levels per side, whatever the aggregation
+# l2Book can aggregate prices to 2-5 significant figures. A bucket's width relative to the price depends only on
+# the price's leading digits (4 figures: 1-10 bps), so the choice is per coin, from its mid at start: the coarsest
+# aggregation whose bucket is at most a quarter of the narrowest band (10 bps). Coarser buckets reach further with
+# the same 20 levels; a bucket's orders can sit up to one bucket nearer to mid than its price says.
+DEPTH_BUCKET_BPS = 2.5
+SIG_FIGS_CHOICES = (2, 3, 4)  # coarsest first; 5 figures is the prices' own precision: full precision (None)
+log = logging.getLogger(__name__)
 
 
 class TradeMsg(Message):
@@ -61,6 +73,32 @@ class BboMsg(Message):
     bbo: tuple[Level | None, Level | None]
 
 
+class BookLevel(Message):
+    px: Positive
+    sz: Positive
+    n: Annotated[int, Field(ge=0)]  # orders at this level
+
+
+class L2BookMsg(Message):
+    coin: str
+    time: VenueMs
+    levels: tuple[list[BookLevel], list[BookLevel]]  # bids best first, asks best first
+
+
+def bucket_bps(mid: float, sig_figs: int) -> float:
+    """Width of an l2Book price bucket at `mid` when prices are aggregated to `sig_figs` significant figures."""
+    return 10.0 ** (math.floor(math.log10(mid)) - sig_figs + 1) / mid * 1e4
+
+
+def depth_sig_figs(mid: float) -> int | None:
+    """The l2Book aggregation for a coin trading near `mid`: the coarsest whose bucket is at most DEPTH_BUCKET_BPS;
+    None (full precision) when even 4 figures would be coarser."""
+    for sig_figs in SIG_FIGS_CHOICES:
+        if bucket_bps(mid, sig_figs) <= DEPTH_BUCKET_BPS:
+            return sig_figs
+    return None
+
+
 class AssetCtx(Message):
     markPx: Positive
     oraclePx: Positive
@@ -73,6 +111,9 @@ class AssetCtxMsg(Message):
     ctx: AssetCtx
 
 
+CoinMsg = TypeVar("CoinMsg", L2BookMsg, AssetCtxMsg)
+
+
 class PerpAsset(Message):
     """One entry of POST /info {"type":"meta"} `universe`."""
 
@@ -83,6 +124,10 @@ class PerpAsset(Message):
 
 class PerpMeta(Message):
     universe: list[PerpAsset]
+
+
+class AllMids(RootModel[dict[str, float]]):
+    """POST /info {"type":"allMids"}: coin -> mid price (as a string)."""
 
 
 class Hyperliquid(Venue):
@@ -119,6 +164,8 @@ class Hyperliquid(Venue):
         self.seen_tids = Recent(DEDUP_WINDOW)
         self.last_bbo_time: dict[str, int] = {}
         self.unknown_channels: set[str] = set()
+        self.sig_figs: dict[str, int | None] = {}  # coin -> its l2Book aggregation (absent: full precision)
+        self.last_book_time: dict[str, int] = {}
 
     def instrument(self, symbol: str) -> tuple[str, str]:
         return symbol, "USD"
@@ -143,13 +190,39 @@ class Hyperliquid(Venue):
             for a in meta.universe
         ]
 
+    async def prepare(self, stored_sizes: Mapping[str, float]) -> None:
+        """With depth on: each coin's l2Book aggregation, from its mid (POST /info allMids). Without REST, or
+        when it cannot be read, books are full precision (they reach less far; reach_bps says how far)."""
+        if self.depth is None or self.rest_root is None:
+            return
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                mids = rest_answer(await client.post(f"{self.rest_root}/info", json={"type": "allMids"}), AllMids).root
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            log.warning("hyperliquid: cannot read mids from %s (%s); l2Book at full precision", self.rest_root, exc)
+            return
+        usable = {coin: mid for coin, mid in mids.items() if math.isfinite(mid) and mid > 0}
+        self.sig_figs = {coin: depth_sig_figs(usable[coin]) for coin in self.symbols if coin in usable}
+
+    def subscription(self, kind: str, coin: str) -> dict:
+        sub: dict = {"type": kind, "coin": coin}
+        if kind == "l2Book" and self.sig_figs.get(coin) is not None:
+            sub["nSigFigs"] = self.sig_figs[coin]
+        return sub
+
+    def depth_resync(self, symbol: str) -> list[bytes]:
+        """Unsubscribe and subscribe again: the venue answers with the current book."""
+        sub = self.subscription("l2Book", symbol)
+        return [orjson.dumps({"method": m, "subscription": sub}) for m in ("unsubscribe", "subscribe")]
+
     def routes(self) -> list[Route]:
-        subs = [(kind, coin) for coin in self.symbols for kind in self.kinds]
+        kinds = (*self.kinds, "l2Book") if self.depth is not None else self.kinds
+        subs = [(kind, coin) for coin in self.symbols for kind in kinds]
         routes = []
         for shard, start in enumerate(range(0, len(subs), self.max_subscriptions)):
             chunk = subs[start : start + self.max_subscriptions]
             frames = tuple(
-                orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "coin": coin}})
+                orjson.dumps({"method": "subscribe", "subscription": self.subscription(kind, coin)})
                 for kind, coin in chunk
             )
             routes.append(Route(f"ws-{shard}", self.url, tuple(f"{kind}:{coin}" for kind, coin in chunk), frames))
@@ -168,6 +241,8 @@ class Hyperliquid(Venue):
             return self._bbo(data, frame, recv_ts)
         if channel == "activeAssetCtx":
             return self._asset_ctx(data, frame, recv_ts)
+        if channel == "l2Book" and self.depth is not None:
+            return self._l2book(data, frame, recv_ts)
         if channel == "subscriptionResponse":
             return Parsed(acked=1)
         if channel == "pong":
@@ -244,14 +319,46 @@ class Hyperliquid(Venue):
             [BookL1(self.name, b.coin, from_ms(b.time), recv_ts, bid.px, bid.sz, ask.px, ask.sz, None)], live=True
         )
 
-    def _asset_ctx(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+    def _coin_message(
+        self, model: type[CoinMsg], stream: str, data: object, frame: str | bytes, recv_ts: datetime
+    ) -> tuple[CoinMsg, None] | tuple[None, Parsed]:
+        """One coin's message as `model`, or its rejection (not the venue's format, or a coin we do not ingest)."""
         coin = data.get("coin") if isinstance(data, dict) else None
         try:
-            a = AssetCtxMsg.model_validate(data)
+            m = model.model_validate(data)
         except ValidationError as exc:
-            return Parsed([self.reject(recv_ts, "activeAssetCtx", coin, validation_reason(exc), frame)])
-        if a.coin not in self.known:
-            return Parsed([self.reject(recv_ts, "activeAssetCtx", a.coin, "unknown_symbol", frame)])
+            return None, Parsed([self.reject(recv_ts, stream, coin, validation_reason(exc), frame)])
+        if m.coin not in self.known:
+            return None, Parsed([self.reject(recv_ts, stream, m.coin, "unknown_symbol", frame)])
+        return m, None
+
+    def _l2book(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        """Every l2Book message is the whole (capped) book: it replaces the held one. No sequence numbers: a
+        repeated time is the snapshot a resubscribe resends, an older one is out of order."""
+        assert self.depth is not None
+        m, bad = self._coin_message(L2BookMsg, "l2Book", data, frame, recv_ts)
+        if bad is not None:
+            return bad
+        bids, asks = m.levels
+        if bids and asks and bids[0].px >= asks[0].px:
+            return Parsed([self.reject(recv_ts, "l2Book", m.coin, "crossed_book", frame)], live=True)
+        last = self.last_book_time.get(m.coin)
+        if last is not None and m.time <= last:
+            if m.time == last:
+                self.counters["duplicate"] += 1
+                return Parsed(live=True)
+            return Parsed([self.reject(recv_ts, "l2Book", m.coin, "out_of_order", frame)], live=True)
+        self.last_book_time[m.coin] = m.time
+        book = self.depth.book(m.coin)
+        book.reset(((b.px, b.sz) for b in bids), ((a.px, a.sz) for a in asks), from_ms(m.time), recv_ts)
+        out = Parsed(live=True)
+        self.depth_sample(m.coin, book, out)
+        return out
+
+    def _asset_ctx(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        a, bad = self._coin_message(AssetCtxMsg, "activeAssetCtx", data, frame, recv_ts)
+        if bad is not None:
+            return bad
         c = a.ctx
         values = (c.markPx, c.oraclePx, c.funding, c.openInterest)
         if self.last_ctx.get(a.coin) == values:  # the snapshot after a (re)subscribe repeats the current state
