@@ -222,13 +222,14 @@ class DepthSampler:
         """The book's sample now, whatever the cadence; None when a side is empty. Raises CrossedBook."""
         if not book.bids or not book.asks or book.ts is None or book.recv_ts is None:
             return None
-        bids, asks = book.sorted_bids(), book.sorted_asks()
+        # Never more than max_levels: beyond the venue's subscribed depth the levels are not kept up to date.
+        bids, asks = book.sorted_bids(self.config.max_levels), book.sorted_asks(self.config.max_levels)
         if bids[0][0] >= asks[0][0]:
             book.invalidate()
             self.crossed += 1
             raise CrossedBook(symbol)
         figures = measure(bids, asks, self.config.slippage_notional)
-        if len(bids) > self.config.max_levels or len(asks) > self.config.max_levels:
+        if len(book.bids) > self.config.max_levels or len(book.asks) > self.config.max_levels:
             book.trim(self.config.max_levels)
         book.changed = False
         self._last[symbol] = book.recv_ts

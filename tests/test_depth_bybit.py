@@ -182,3 +182,21 @@ def test_depth_topic_only_with_depth_on_and_bad_frames_are_rejected():
     after = snapshot | {"type": "delta", "data": {"s": "BTCUSDT", "b": [["99.5", "2"]], "a": [], "u": 6}}
     (row,) = bybit.parse(orjson.dumps(after), recv).rows  # the book goes on: u 6 follows 5
     assert row.mid == 100.25
+
+
+def test_levels_beyond_the_subscribed_200_are_never_measured():
+    bybit = Bybit(["BTCUSDT"], derivs=False)
+    bybit.configure_depth(DepthConfig(sample_s=0.0))
+    recv = datetime(2026, 12, 2, tzinfo=UTC)
+    bids = [[f"{1000 - 0.5 * i:.1f}", "1"] for i in range(200)]
+    asks = [[f"{1000.5 + 0.5 * i:.1f}", "1"] for i in range(200)]
+    data = {"s": "BTCUSDT", "b": bids, "a": asks, "u": 1}
+    snapshot = {"topic": "orderbook.200.BTCUSDT", "type": "snapshot", "ts": T0, "cts": T0, "data": data}
+    (row,) = bybit.parse(orjson.dumps(snapshot), recv).rows
+    assert (row.bid_levels, row.ask_levels) == (200, 200)
+    # two better bids come in: the venue's 200-level window now ends two levels nearer; the far two are stale
+    delta = snapshot | {"type": "delta", "data": data | {"b": [["1000.1", "1"], ["1000.2", "1"]], "a": [], "u": 2}}
+    (row,) = bybit.parse(orjson.dumps(delta), recv).rows
+    assert (row.bid_levels, row.ask_levels) == (200, 200)
+    mid = (1000.2 + 1000.5) / 2
+    assert row.reach_bps == pytest.approx((mid - (1000 - 0.5 * 197)) / mid * 1e4)  # the 200th bid, not the 202nd

@@ -1,6 +1,7 @@
 """`tower demo`: SIMULATED Binance, Hyperliquid, Bybit and OKX venues on loopback, with the real ingest
 against them: trades, L1 books and the derivatives context (mark, index, funding, open interest,
-liquidations), each venue in its own protocol and units."""
+liquidations), each venue in its own protocol and units; depth books (ops.raw_book_depth) where the simulated
+venue serves them (Bybit orderbook.200 deltas, Hyperliquid l2Book snapshots)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ingest.sim import binance_server as bn
 from ingest.sim import bybit_server as by
 from ingest.sim import hyperliquid_server as hl
 from ingest.sim import okx_server as ok
+from ingest.sim.ladder import ladder
 from ingest.sim.market import Market, markets
 from ingest.venues.base import Venue
 from ingest.venues.binance import Binance
@@ -37,6 +39,7 @@ STEP_S = 0.1
 DERIVS_EVERY_S = 1.0
 DISCONNECT_EVERY_S = 180  # per venue, on average: the reconnect path shows up in the dashboards too
 HOUR_MS, EIGHT_HOURS_MS = 3600_000, 8 * 3600_000
+SERVES_DEPTH = (Hyperliquid, Bybit)  # simulated venues whose servers speak their depth protocol
 
 BANNER = """\
 ==========================================================================================
@@ -125,6 +128,8 @@ def hyperliquid_emitter(server: hl.HyperliquidServer) -> Emit:
             await server.publish("trades", coin, prints)
         b, bq, a, aq = m.quote()
         await server.publish("bbo", coin, hl.bbo(coin, now, (_px(b), _px(bq)), (_px(a), _px(aq))))
+        bids, asks = ladder(m, b, bq, a, aq)
+        await server.publish_book(coin, *({_px(p): (_px(q), 1) for p, q in side.items()} for side in (bids, asks)), now)
         if derivs_due:
             mark, index = m.mark_index()
             await server.publish(
@@ -153,6 +158,8 @@ def bybit_emitter(server: by.BybitServer) -> Emit:
         await server.publish(
             by.orderbook(symbol, "snapshot", (_px(b), _px(bq)), (_px(a), _px(aq)), next(update_ids), now)
         )
+        bids, asks = ladder(m, b, bq, a, aq)
+        await server.depth_update(symbol, *({_px(p): _px(q) for p, q in side.items()} for side in (bids, asks)), now)
         if derivs_due:
             mark, index = m.mark_index()
             await server.publish(
@@ -236,14 +243,18 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
         asyncio.create_task(drive("okx", okx, markets(ASSETS, 4, anchors=lead), okx_emitter(okx), stop)),
         asyncio.create_task(keep_features_fresh(dsn, stop)),
     ]
+    hyper.mids = {a: str(m.mid) for a, m in lead.items()}  # what the Hyperliquid connector picks nSigFigs from
     venues: list[Venue] = [
         Binance([f"{a}USDT" for a in ASSETS], ws_url=binance.root, rest_url=binance.root.replace("ws://", "http://")),
-        Hyperliquid(ASSETS, ws_url=hyper.url, heartbeat_s=settings.ping_s(Hyperliquid)),
+        Hyperliquid(ASSETS, ws_url=hyper.url, rest_url=hyper.rest_url, heartbeat_s=settings.ping_s(Hyperliquid)),
         Bybit([f"{a}USDT" for a in ASSETS], ws_url=bybit.url, heartbeat_s=settings.ping_s(Bybit)),
         Okx(
             [f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url, heartbeat_s=settings.ping_s(Okx)
         ),
     ]
+    for v in venues:
+        if isinstance(v, SERVES_DEPTH):
+            v.configure_depth(settings.depth_config())
     print(
         f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
         f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"),
@@ -266,7 +277,8 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
     stored = result.writer_stats
     print(
         f"SIMULATED demo finished: {stored.get('rows.raw_trades', 0)} trades, "
-        f"{stored.get('rows.raw_book_l1', 0)} book updates, {stored.get('rows.raw_derivs', 0)} derivatives "
+        f"{stored.get('rows.raw_book_l1', 0)} book updates, {stored.get('rows.raw_book_depth', 0)} depth samples, "
+        f"{stored.get('rows.raw_derivs', 0)} derivatives "
         f"updates and {stored.get('rows.raw_liquidations', 0)} liquidations stored (simulated data, venue names "
         "binance, hyperliquid, bybit and okx on loopback)",
         flush=True,
