@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ingest.depth import DepthConfig
@@ -154,3 +155,24 @@ def test_documented_l2book_gives_the_documented_book():
     assert repeat.rows == [] and repeat.live  # the same time again: the snapshot a resubscribe resends
     assert [r.streams for r in Hyperliquid(["BTC"]).routes()] == [("trades:BTC", "bbo:BTC", "activeAssetCtx:BTC")]
     assert hl.routes()[0].streams[-1] == "l2Book:BTC"
+
+
+async def test_aggregation_per_coin_from_the_mids_and_full_precision_without_them():
+    server = await HyperliquidServer().start()
+    try:
+        server.mids = {"BTC": "99000.5", "ETH": "3000.0", "SOL": "NaN", "@107": "0.5"}
+        hl = venue(server, ["BTC", "ETH", "SOL"], rest=True)
+        await hl.prepare({})
+        assert hl.sig_figs == {"BTC": 4, "ETH": None}  # a mid that is no number: full precision
+        subs = [orjson.loads(f)["subscription"] for f in hl.routes()[0].subscribe]
+        assert [s for s in subs if s["type"] == "l2Book"] == [
+            {"type": "l2Book", "coin": "BTC", "nSigFigs": 4},
+            {"type": "l2Book", "coin": "ETH"},
+            {"type": "l2Book", "coin": "SOL"},
+        ]
+        server.rest_down = True
+        down = venue(server, ["BTC"], rest=True)
+        await down.prepare({})  # logged, never raised: the books are full precision
+        assert down.sig_figs == {} and "nSigFigs" not in orjson.loads(down.routes()[0].subscribe[-1])["subscription"]
+    finally:
+        await server.stop()
