@@ -37,6 +37,7 @@ STEP_S = 0.1
 DERIVS_EVERY_S = 1.0
 DISCONNECT_EVERY_S = 180  # per venue, on average: the reconnect path shows up in the dashboards too
 HOUR_MS, EIGHT_HOURS_MS = 3600_000, 8 * 3600_000
+OKX_DEPTH_LEVELS = 40  # per side of the simulated OKX books channel
 
 BANNER = """\
 ==========================================================================================
@@ -179,9 +180,16 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
     # OKX numbers trades per instrument: one shared counter would look like gaps in every one.
     ids: dict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
     seq = itertools.count(1)
+    depth: dict[str, dict[str, str]] = defaultdict(dict)  # instId -> price -> contracts of the simulated book
 
     def contracts(inst: str, qty: float) -> str:
         return _px(max(0.01, round(qty / float(server.contract_values[inst]), 2)))
+
+    def ladder(inst: str, m: Market, best: float, step: float) -> list[tuple[str, str]]:
+        """OKX_DEPTH_LEVELS levels from the best price outwards; a fifth of the sizes change each step."""
+        held = depth[inst]
+        prices = [_px(best + i * step) for i in range(OKX_DEPTH_LEVELS)]
+        return [(p, held[p] if p in held and m.rng.random() > 0.2 else contracts(inst, m.size() * 5)) for p in prices]
 
     async def emit(asset, m, now, trades, derivs_due):
         inst = f"{asset}-USDT-SWAP"
@@ -191,6 +199,9 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
             await server.publish(pushed)
         b, bq, a, aq = m.quote()
         await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now, next(seq)))
+        bids, asks = ladder(inst, m, b, -m.tick), ladder(inst, m, a, m.tick)
+        depth[inst] = dict(bids + asks)
+        await server.book_to(inst, bids, asks, now)  # the books channel: one update of what changed
         if derivs_due:
             mark, index = m.mark_index()
             settle = _next_settlement(now, EIGHT_HOURS_MS)
@@ -244,6 +255,7 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
             [f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url, heartbeat_s=settings.ping_s(Okx)
         ),
     ]
+    venues[-1].configure_depth(settings.depth_config())  # the simulated OKX serves its books channel
     print(
         f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
         f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"),
