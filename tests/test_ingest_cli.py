@@ -130,6 +130,7 @@ async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch
         venues = await conn.fetch(f"SELECT venue, count(*) AS n FROM ops.{table} GROUP BY venue ORDER BY venue")
         assert [r["venue"] for r in venues] == four and all(r["n"] > 0 for r in venues), table
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_depth WHERE venue = 'okx'") > 0  # OKX books
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
     # Binance numbers trades per symbol: contiguous ids, so no gap is recorded.
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE venue = 'binance'") > 0

@@ -185,10 +185,12 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
     def contracts(inst: str, qty: float) -> str:
         return _px(max(0.01, round(qty / float(server.contract_values[inst]), 2)))
 
-    def ladder(inst: str, m: Market, best: float, step: float) -> list[tuple[str, str]]:
-        """OKX_DEPTH_LEVELS levels from the best price outwards; a fifth of the sizes change each step."""
+    def ladder(inst: str, m: Market, best: float, side: int) -> list[tuple[str, str]]:
+        """OKX_DEPTH_LEVELS levels from the best price outwards, thinning out to about 120 bps away (one tick
+        apart at the top); a fifth of the sizes change each step."""
         held = depth[inst]
-        prices = [_px(best + i * step) for i in range(OKX_DEPTH_LEVELS)]
+        ticks = [i + round(m.mid * 0.012 * (i / OKX_DEPTH_LEVELS) ** 2 / m.tick) for i in range(OKX_DEPTH_LEVELS)]
+        prices = [_px(best + side * t * m.tick) for t in ticks]
         return [(p, held[p] if p in held and m.rng.random() > 0.2 else contracts(inst, m.size() * 5)) for p in prices]
 
     async def emit(asset, m, now, trades, derivs_due):
@@ -199,7 +201,7 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
             await server.publish(pushed)
         b, bq, a, aq = m.quote()
         await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now, next(seq)))
-        bids, asks = ladder(inst, m, b, -m.tick), ladder(inst, m, a, m.tick)
+        bids, asks = ladder(inst, m, b, -1), ladder(inst, m, a, 1)
         depth[inst] = dict(bids + asks)
         await server.book_to(inst, bids, asks, now)  # the books channel: one update of what changed
         if derivs_due:
