@@ -4,15 +4,19 @@ resynced by resubscribing, end to end through the loopback OKX server and the da
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given
 
 from ingest.depth import DepthConfig
+from ingest.rows import BookDepth, GapEvent, Rejection
 from ingest.sim import okx_server as okx
 from ingest.sim.okx_server import OkxServer, SimBook
 from ingest.venues.okx import Okx, WireBook, parsed_levels
+from tests import test_fuzz_parsers as fuzz
 from tests.support.ingest_helpers import running, wait_until
 from tests.test_ingest_okx import BTC, T0, ms, venue
 
@@ -285,3 +289,44 @@ async def test_bad_books_messages_are_rejected_and_the_book_recovers(server, con
     ]
     assert await conn.fetchval(gaps_sql("resync")) == 2
     assert row["bid_levels"] == 6  # the book from the snapshot, plus the update after it
+
+
+def test_levels_far_past_the_channels_400_are_dropped_from_both_copies():
+    v = okx_adapter([BTC])
+    recv = datetime.now(UTC)
+    book = SimBook(dict(BIDS), dict(ASKS), T0, SEQ)
+    far = [(str(40000 - i), "1") for i in range(2 * 400)]  # 800 more bids below the book: 805 held
+    got = [v.parse(f, recv) for f in frames(book, (far, []))]
+    assert got[1].resync == []  # the checksum (best 25) still matches the server's
+    held, wire = v.depth.books[BTC], v.wire_books[BTC]
+    assert len(held.bids) == len(wire.bids.keys) == 400 and len(held.asks) == 5
+    assert min(held.bids) == 40000 - (400 - len(BIDS) - 1)  # the best 400 kept
+
+
+# -- fuzzing: whatever a books frame holds, no exception, and only rows the database accepts -------------
+
+
+def books_templates() -> list[dict]:
+    book = SimBook(dict(BIDS), dict(ASKS), T0, SEQ)
+    snapshot, update = frames(book, ([("49995", "0"), ("49990", "3")], [("50040", "61")]))
+    return [orjson.loads(snapshot), orjson.loads(update)]
+
+
+@given(frame=fuzz.frames(books_templates()))
+def test_the_books_parser_survives_any_frame(frame):
+    v = okx_adapter([BTC, "ETH-USDT-SWAP"])
+    del v.contract_sizes["ETH-USDT-SWAP"]  # a symbol without a known contract size
+    v.parse(orjson.dumps(books_templates()[0]), datetime.now(UTC))  # a synced book to break
+    parsed = v.parse(frame, fuzz.RECV)
+    for row in parsed.rows:
+        assert isinstance(row, Rejection | GapEvent | BookDepth), row
+        if isinstance(row, BookDepth):  # what ops.raw_book_depth's CHECK constraint requires
+            bands = (row.bid_10bps, row.bid_25bps, row.bid_50bps, row.bid_100bps)
+            asks = (row.ask_10bps, row.ask_25bps, row.ask_50bps, row.ask_100bps)
+            assert row.mid > 0 and all(math.isfinite(x) for x in bands + asks)
+            assert list(bands) == sorted(bands) and list(asks) == sorted(asks) and bands[0] >= 0 <= asks[0]
+            assert row.bid_levels > 0 and row.ask_levels > 0 and row.reach_bps >= 0
+        if isinstance(row, GapEvent):
+            assert row.stream == "depth" and row.cause in ("seq_break", "checksum", "resync")
+    held = v.depth.books[BTC]
+    assert held.synced or held.resyncing  # a broken book always has a snapshot on the way

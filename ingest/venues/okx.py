@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -159,39 +159,39 @@ class SwapListings(Message):
 
 
 class WireSide:
-    """One side of a book as OKX wrote it: price -> "price:size" in the exact wire strings (the checksum is over
-    them, and "0.5000" is not "0.5"), with the prices kept in order as they change (bisect), so the best 25 are
-    a slice and no update sorts anything. Bids are keyed by the negated price so both sides run best first."""
+    """One side of a book as OKX wrote it: "price:size" in the exact wire strings (the checksum is over them, and
+    "0.5000" is not "0.5"), in price order, best first, kept in order as levels change (bisect), so the best 25
+    are a slice and no update sorts anything. Bids are keyed by the negated price so both sides run best first."""
 
-    __slots__ = ("keys", "sign", "text")
+    __slots__ = ("keys", "sign", "texts")
 
     def __init__(self, sign: float) -> None:
         self.sign = sign
         self.keys: list[float] = []
-        self.text: dict[float, str] = {}
+        self.texts: list[str] = []  # texts[i] is the level at keys[i]
 
     def reset(self, levels: list[tuple[float, str, str, float]]) -> None:
-        self.text = {self.sign * price: f"{px}:{sz}" for price, px, sz, size in levels if size > 0}
-        self.keys = sorted(self.text)
+        held = sorted({self.sign * price: f"{px}:{sz}" for price, px, sz, size in levels if size > 0}.items())
+        self.keys = [k for k, _ in held]
+        self.texts = [t for _, t in held]
 
     def set(self, price: float, px: str, sz: str, size: float) -> None:
         key = self.sign * price
+        i = bisect_left(self.keys, key)
+        present = i < len(self.keys) and self.keys[i] == key
         if size > 0:
-            if key not in self.text:
-                insort(self.keys, key)
-            self.text[key] = f"{px}:{sz}"
-        elif self.text.pop(key, None) is not None:
-            del self.keys[bisect_left(self.keys, key)]
-
-    def best(self, n: int) -> list[str]:
-        return [self.text[k] for k in self.keys[:n]]
+            if present:
+                self.texts[i] = f"{px}:{sz}"
+            else:
+                self.keys.insert(i, key)
+                self.texts.insert(i, f"{px}:{sz}")
+        elif present:
+            del self.keys[i], self.texts[i]
 
     def trim(self, levels: int) -> list[float]:
         """Keeps the best `levels`; returns the prices dropped."""
         dropped = self.keys[levels:]
-        del self.keys[levels:]
-        for key in dropped:
-            del self.text[key]
+        del self.keys[levels:], self.texts[levels:]
         return [self.sign * key for key in dropped]
 
 
@@ -207,9 +207,11 @@ class WireBook:
     def check_string(self) -> str:
         """OKX's checksum input: the best 25 of each side as price:size, alternating bid and ask, the longer
         side's rest appended."""
-        bids, asks = self.bids.best(CHECKSUM_LEVELS), self.asks.best(CHECKSUM_LEVELS)
+        bids, asks = self.bids.texts[:CHECKSUM_LEVELS], self.asks.texts[:CHECKSUM_LEVELS]
         n = min(len(bids), len(asks))
-        return ":".join([x for pair in zip(bids, asks, strict=False) for x in pair] + bids[n:] + asks[n:])
+        parts = [""] * (2 * n)
+        parts[::2], parts[1::2] = bids[:n], asks[:n]
+        return ":".join(parts + bids[n:] + asks[n:])
 
     def checksum(self) -> int:
         """CRC32 of check_string() as the signed 32-bit integer OKX sends."""
