@@ -257,7 +257,9 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
             [f"{a}-USDT-SWAP" for a in ASSETS], ws_url=okx.url, rest_url=okx.rest_url, heartbeat_s=settings.ping_s(Okx)
         ),
     ]
-    venues[-1].configure_depth(settings.depth_config())  # the simulated OKX serves its books channel
+    for venue in venues:
+        if isinstance(venue, Okx):  # the simulated OKX serves its books channel
+            venue.configure_depth(settings.depth_config())
     print(
         f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
         f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"),

@@ -64,7 +64,7 @@ BOOKS_PER_CONNECTION = 25
 BOOK_LEVELS = 400  # what the books channel holds per side
 CHECKSUM_LEVELS = 25  # the checksum covers the best 25 levels of each side
 # With no depth change for about 60 s OKX sends only a keep-alive update: a books connection may be
-# legitimately quiet that long, twice the default staleness limit.
+# legitimately quiet that long, so its staleness limit is three times the others' (90 s by default).
 BOOKS_STALE_FACTOR = 3.0
 
 
