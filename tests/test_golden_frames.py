@@ -15,6 +15,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from ingest.depth import DepthConfig
 from ingest.rows import Rejection, Row
 from ingest.sim.binance_server import BinanceServer
 from ingest.sim.bybit_server import BybitServer
@@ -41,7 +42,10 @@ def frames_of(expected_path: Path) -> list[str]:
 
 def adapter(spec: dict) -> Venue:
     extra = {"contract_sizes": spec["contract_sizes"]} if "contract_sizes" in spec else {}
-    return REGISTRY[spec["venue"]](spec["symbols"], **extra)
+    venue = REGISTRY[spec["venue"]](spec["symbols"], **extra)
+    if spec.get("depth"):  # full books, sampled with the default settings
+        venue.configure_depth(DepthConfig())
+    return venue
 
 
 def ms(value: datetime) -> int:
@@ -85,10 +89,11 @@ def check_row(actual: dict, expected: dict) -> None:
 
 
 def check_result(got: Parsed, expected: dict, venue: str, recv_ts: datetime, where: str) -> None:
-    assert (got.live, got.acked, got.error) == (
+    assert (got.live, got.acked, got.error, got.resync) == (
         expected["live"],
         expected.get("acked", 0),
         expected.get("error"),
+        expected.get("resync", []),
     ), where
     rows = [as_expected(r, venue, recv_ts) for r in got.rows]
     assert len(rows) == len(expected["rows"]), f"{where}: {rows}"
@@ -117,6 +122,7 @@ def test_every_venue_and_channel_has_golden_frames():
         "okx": (
             "trades",
             "bbo-tbt",
+            '"books"',
             "mark-price",
             "index-tickers",
             "funding-rate",

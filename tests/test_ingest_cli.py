@@ -131,9 +131,9 @@ async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch
         assert [r["venue"] for r in venues] == four and all(r["n"] > 0 for r in venues), table
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_l1 WHERE bid_px >= ask_px") == 0
     depth = await conn.fetch(
-        "SELECT DISTINCT venue, symbol FROM ops.raw_book_depth WHERE venue IN ('bybit', 'hyperliquid')"
+        "SELECT DISTINCT venue, symbol FROM ops.raw_book_depth WHERE venue IN ('bybit', 'hyperliquid', 'okx')"
     )
-    assert len(depth) == 6  # Bybit and Hyperliquid serve depth books for all three assets
+    assert len(depth) == 9  # Bybit, Hyperliquid and OKX serve depth books for all three assets
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
     # Binance numbers trades per symbol: contiguous ids, so no gap is recorded.
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades WHERE venue = 'binance'") > 0

@@ -39,7 +39,8 @@ STEP_S = 0.1
 DERIVS_EVERY_S = 1.0
 DISCONNECT_EVERY_S = 180  # per venue, on average: the reconnect path shows up in the dashboards too
 HOUR_MS, EIGHT_HOURS_MS = 3600_000, 8 * 3600_000
-SERVES_DEPTH = (Hyperliquid, Bybit)  # simulated venues whose servers speak their depth protocol
+SERVES_DEPTH = (Hyperliquid, Bybit, Okx)  # simulated venues whose servers speak their depth protocol
+OKX_DEPTH_LEVELS = 40  # per side of the simulated OKX books channel
 
 BANNER = """\
 ==========================================================================================
@@ -186,9 +187,18 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
     # OKX numbers trades per instrument: one shared counter would look like gaps in every one.
     ids: dict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
     seq = itertools.count(1)
+    depth: dict[str, dict[str, str]] = defaultdict(dict)  # instId -> price -> contracts of the simulated book
 
     def contracts(inst: str, qty: float) -> str:
         return _px(max(0.01, round(qty / float(server.contract_values[inst]), 2)))
+
+    def ladder(inst: str, m: Market, best: float, side: int) -> list[tuple[str, str]]:
+        """OKX_DEPTH_LEVELS levels from the best price outwards, thinning out to about 120 bps away (one tick
+        apart at the top); a fifth of the sizes change each step."""
+        held = depth[inst]
+        ticks = [i + round(m.mid * 0.012 * (i / OKX_DEPTH_LEVELS) ** 2 / m.tick) for i in range(OKX_DEPTH_LEVELS)]
+        prices = [_px(best + side * t * m.tick) for t in ticks]
+        return [(p, held[p] if p in held and m.rng.random() > 0.2 else contracts(inst, m.size() * 5)) for p in prices]
 
     async def emit(asset, m, now, trades, derivs_due):
         inst = f"{asset}-USDT-SWAP"
@@ -198,6 +208,9 @@ def okx_emitter(server: ok.OkxServer) -> Emit:
             await server.publish(pushed)
         b, bq, a, aq = m.quote()
         await server.publish(ok.bbo(inst, (_px(b), contracts(inst, bq)), (_px(a), contracts(inst, aq)), now, next(seq)))
+        bids, asks = ladder(inst, m, b, -1), ladder(inst, m, a, 1)
+        depth[inst] = dict(bids + asks)
+        await server.book_to(inst, bids, asks, now)  # the books channel: one update of what changed
         if derivs_due:
             mark, index = m.mark_index()
             settle = _next_settlement(now, EIGHT_HOURS_MS)

@@ -1,9 +1,16 @@
 """A loopback OKX v5 public stream: subscribe answered once per channel argument, unknown channels
 answered with an error event, the text "ping" answered with "pong", the 30 s idle rule (a connection
-with no traffic from the client is closed), and REST GET /api/v5/public/instruments on the same port."""
+with no traffic from the client is closed), and REST GET /api/v5/public/instruments on the same port.
+
+The `books` channel as OKX runs it: a subscription is answered with a snapshot of the server's book (the
+best 400 levels a side, prevSeqId -1), then every change is an update whose prevSeqId is the previous
+message's seqId, each carrying the CRC32 checksum of the book after it, computed here from the server's
+own book. Tests can drop updates (the book and seqId move on unseen) or corrupt checksums."""
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -12,7 +19,18 @@ from websockets.http11 import Request, Response
 
 from ingest.sim.server import Client, LoopbackServer
 
-CHANNELS = ("trades", "bbo-tbt", "mark-price", "index-tickers", "funding-rate", "open-interest", "liquidation-orders")
+CHANNELS = (
+    "trades",
+    "bbo-tbt",
+    "books",
+    "mark-price",
+    "index-tickers",
+    "funding-rate",
+    "open-interest",
+    "liquidation-orders",
+)
+BOOK_DEPTH = 400  # levels a side in a books snapshot
+SEQ_STEP = 3  # OKX's seqIds are increasing, not contiguous
 CONTRACT_VALUES = {"BTC-USDT-SWAP": "0.01", "ETH-USDT-SWAP": "0.1", "SOL-USDT-SWAP": "1"}
 
 
@@ -118,6 +136,57 @@ def liquidation(inst: str, side: str, px: str, contracts: str, ts: int) -> dict:
     )
 
 
+Quote = tuple[str, str]  # price, size in contracts: the wire strings
+
+
+@dataclass
+class SimBook:
+    """The server's book of one instrument: price string -> size string per side, and the last seqId sent."""
+
+    bids: dict[str, str] = field(default_factory=dict)
+    asks: dict[str, str] = field(default_factory=dict)
+    ts: int = 0
+    seq: int = 1000
+
+    def best(self, side: str, n: int) -> list[Quote]:
+        levels = self.bids if side == "bids" else self.asks
+        ordered = sorted(levels.items(), key=lambda kv: float(kv[0]), reverse=side == "bids")
+        return ordered[:n]
+
+    def change(self, side: str, levels: list[Quote]) -> None:
+        held = self.bids if side == "bids" else self.asks
+        for px, sz in levels:
+            if float(sz) == 0:
+                held.pop(px, None)
+            else:
+                held[px] = sz
+
+    def checksum(self) -> int:
+        """OKX's CRC32: best 25 bids and asks as price:size, alternating, the longer side's rest after."""
+        bids, asks = self.best("bids", 25), self.best("asks", 25)
+        parts: list[str] = []
+        for i in range(max(len(bids), len(asks))):
+            parts += [f"{px}:{sz}" for px, sz in (bids[i : i + 1] + asks[i : i + 1])]
+        crc = zlib.crc32(":".join(parts).encode())
+        return crc - (1 << 32) if crc & (1 << 31) else crc
+
+
+def book_levels(levels: list[Quote]) -> list[list[str]]:
+    return [[px, sz, "0", "0" if float(sz) == 0 else "1"] for px, sz in levels]
+
+
+def books_push(inst: str, action: str, bids: list[Quote], asks: list[Quote], book: SimBook, prev: int) -> dict:
+    item = {
+        "asks": book_levels(asks),
+        "bids": book_levels(bids),
+        "ts": str(book.ts),
+        "checksum": book.checksum(),
+        "prevSeqId": prev,
+        "seqId": book.seq,
+    }
+    return {"arg": {"channel": "books", "instId": inst}, "action": action, "data": [item]}
+
+
 class OkxServer(LoopbackServer):
     path = "/ws/v5/public"
 
@@ -130,6 +199,10 @@ class OkxServer(LoopbackServer):
         self.rest_down = False
         self.history: dict[str, list[dict]] = {}  # instId -> trade items as `trade()` pushes them, any order
         self.history_requests: list[str] = []
+        self.books: dict[str, SimBook] = {}  # instId -> the book the books channel serves
+        self.drop_updates = 0  # books updates to leave unsent (the book and seqId still move on)
+        self.corrupt_checksums = 0  # books messages (snapshots included) to send with a wrong checksum
+        self.snapshots_sent = 0
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":
@@ -202,7 +275,61 @@ class OkxServer(LoopbackServer):
                     {"id": req.get("id", ""), "event": op, "arg": arg, "connId": f"{id(client):x}"[-8:]}
                 ).decode(),
             )
+            if op == "subscribe" and arg["channel"] == "books" and arg.get("instId") in self.books:
+                await self._snapshot(client, arg["instId"])
         await self.changed()
+
+    # -- books ---------------------------------------------------------------------------------------------
+
+    def set_book(self, inst: str, bids: list[Quote], asks: list[Quote], ts: int, seq: int = 1000) -> None:
+        """The book a books subscription of `inst` is answered with (no push to current subscribers)."""
+        self.books[inst] = SimBook(dict(bids), dict(asks), ts, seq)
+
+    async def _snapshot(self, client: Client, inst: str) -> None:
+        book = self.books[inst]
+        push = books_push(inst, "snapshot", book.best("bids", BOOK_DEPTH), book.best("asks", BOOK_DEPTH), book, -1)
+        self.snapshots_sent += 1
+        await self.send(client, orjson.dumps(self._maybe_corrupt(push)).decode())
+
+    async def book_update(self, inst: str, bids: list[Quote], asks: list[Quote], ts: int) -> dict:
+        """Applies the changed levels (size "0" deletes) and pushes them as one update; returns the message."""
+        book = self.books[inst]
+        book.change("bids", bids)
+        book.change("asks", asks)
+        prev = book.seq
+        book.seq += SEQ_STEP
+        book.ts = ts
+        push = books_push(inst, "update", bids, asks, book, prev)
+        if self.drop_updates:
+            self.drop_updates -= 1
+            return push
+        await self.publish(self._maybe_corrupt(push))
+        return push
+
+    async def book_keepalive(self, inst: str, ts: int) -> None:
+        """What OKX sends after ~60 s without a change: no levels, seqId = prevSeqId = the last seqId."""
+        book = self.books[inst]
+        book.ts = ts
+        await self.publish(books_push(inst, "update", [], [], book, book.seq))
+
+    async def book_to(self, inst: str, bids: list[Quote], asks: list[Quote], ts: int) -> None:
+        """Moves the book to these levels: one update with what changed (levels gone sent with size "0")."""
+        book = self.books.setdefault(inst, SimBook(ts=ts))
+        changes = {}
+        for side, target in (("bids", dict(bids)), ("asks", dict(asks))):
+            held = book.bids if side == "bids" else book.asks
+            changes[side] = [(px, "0") for px in held if px not in target] + [
+                (px, sz) for px, sz in target.items() if held.get(px) != sz
+            ]
+        if changes["bids"] or changes["asks"]:
+            await self.book_update(inst, changes["bids"], changes["asks"], ts)
+
+    def _maybe_corrupt(self, push: dict) -> dict:
+        if self.corrupt_checksums:
+            self.corrupt_checksums -= 1
+            item = push["data"][0]
+            item["checksum"] = item["checksum"] + 1 if item["checksum"] < 2**31 - 1 else 0
+        return push
 
     async def _error(self, client: Client, code: str, msg: str) -> None:
         await self.send(

@@ -1,6 +1,7 @@
 """OKX v5 perpetual swaps: trades, bbo-tbt, mark-price, index-tickers, funding-rate and open-interest per
 instrument, liquidation-orders for all swaps, with the text "ping" OKX needs (it closes a connection
-that has seen no traffic for 30 s).
+that has seen no traffic for 30 s); with depth on, the 400-level `books` channel kept in sync by its
+seqId/prevSeqId chain and verified against its CRC32 checksum after every message.
 
 OKX sizes are in contracts. A contract is `ctVal` of the base coin (BTC-USDT-SWAP: 0.01 BTC), read at
 start from REST /api/v5/public/instruments, else from ops.instruments.contract_size. A symbol with no
@@ -10,14 +11,18 @@ known contract size has its messages quarantined (raw payload kept) rather than 
 from __future__ import annotations
 
 import logging
+import math
+import zlib
+from bisect import bisect_left
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
 import orjson
 from pydantic import Field, ValidationError
 
+from ingest.depth import DepthBook, Level
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
     BackfillPage,
@@ -54,6 +59,13 @@ TRADE_DEDUP_WINDOW = 20_000
 BACKFILL_PAGE = 100  # history-trades per REST page, the documented maximum
 LIQUIDATION_MEMORY = 512
 INDEX_PAIRING_MS = 5_000  # mark-price and index-tickers both push at least every second or so
+# books: OKX asks for fewer than 30 of the 400-level channels per connection, so they get routes of their own.
+BOOKS_PER_CONNECTION = 25
+BOOK_LEVELS = 400  # what the books channel holds per side
+CHECKSUM_LEVELS = 25  # the checksum covers the best 25 levels of each side
+# With no depth change for about 60 s OKX sends only a keep-alive update: a books connection may be
+# legitimately quiet that long, so its staleness limit is three times the others' (90 s by default).
+BOOKS_STALE_FACTOR = 3.0
 
 
 class TradeItem(Message):
@@ -71,6 +83,21 @@ class BboItem(Message):
     bids: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
     ts: VenueMs
     seqId: VenueId | None = None
+
+
+WireLevel = tuple[str, str, str, str]  # price, size (contracts), deprecated "0", orders at the price
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
+class BooksItem(Message):
+    """One `books` push: a snapshot (prevSeqId -1) or the changes since the message numbered prevSeqId."""
+
+    asks: list[WireLevel]
+    bids: list[WireLevel]
+    ts: VenueMs
+    checksum: Int32  # CRC32 of the book after applying this message, as a signed 32-bit integer
+    seqId: VenueId
+    prevSeqId: Annotated[int, Field(ge=-1, le=2**63 - 1)]
 
 
 class MarkItem(Message):
@@ -131,6 +158,83 @@ class SwapListings(Message):
     data: list[SwapListing]
 
 
+class WireSide:
+    """One side of a book as OKX wrote it: "price:size" in the exact wire strings (the checksum is over them, and
+    "0.5000" is not "0.5"), in price order, best first, kept in order as levels change (bisect), so the best 25
+    are a slice and no update sorts anything. Bids are keyed by the negated price so both sides run best first."""
+
+    __slots__ = ("keys", "sign", "texts")
+
+    def __init__(self, sign: float) -> None:
+        self.sign = sign
+        self.keys: list[float] = []
+        self.texts: list[str] = []  # texts[i] is the level at keys[i]
+
+    def reset(self, levels: list[tuple[float, str, str, float]]) -> None:
+        held = sorted({self.sign * price: f"{px}:{sz}" for price, px, sz, size in levels if size > 0}.items())
+        self.keys = [k for k, _ in held]
+        self.texts = [t for _, t in held]
+
+    def set(self, price: float, px: str, sz: str, size: float) -> None:
+        key = self.sign * price
+        i = bisect_left(self.keys, key)
+        present = i < len(self.keys) and self.keys[i] == key
+        if size > 0:
+            if present:
+                self.texts[i] = f"{px}:{sz}"
+            else:
+                self.keys.insert(i, key)
+                self.texts.insert(i, f"{px}:{sz}")
+        elif present:
+            del self.keys[i], self.texts[i]
+
+    def trim(self, levels: int) -> list[float]:
+        """Keeps the best `levels`; returns the prices dropped."""
+        dropped = self.keys[levels:]
+        del self.keys[levels:], self.texts[levels:]
+        return [self.sign * key for key in dropped]
+
+
+class WireBook:
+    """The wire strings of one instrument's book, for OKX's checksum."""
+
+    __slots__ = ("asks", "bids")
+
+    def __init__(self) -> None:
+        self.bids = WireSide(-1.0)
+        self.asks = WireSide(1.0)
+
+    def check_string(self) -> str:
+        """OKX's checksum input: the best 25 of each side as price:size, alternating bid and ask, the longer
+        side's rest appended."""
+        bids, asks = self.bids.texts[:CHECKSUM_LEVELS], self.asks.texts[:CHECKSUM_LEVELS]
+        n = min(len(bids), len(asks))
+        parts = [""] * (2 * n)
+        parts[::2], parts[1::2] = bids[:n], asks[:n]
+        return ":".join(parts + bids[n:] + asks[n:])
+
+    def checksum(self) -> int:
+        """CRC32 of check_string() as the signed 32-bit integer OKX sends."""
+        crc = zlib.crc32(self.check_string().encode())
+        return crc - 2**32 if crc >= 2**31 else crc
+
+
+def parsed_levels(levels: list[WireLevel]) -> list[tuple[float, str, str, float]]:
+    """(price, price string, size string, size in contracts) per level. Raises ValueError for a price that is
+    not a positive number or a size that is not a non-negative one."""
+    out = []
+    for px, sz, _, _ in levels:
+        price, size = float(px), float(sz)
+        if not (math.isfinite(price) and price > 0 and math.isfinite(size) and size >= 0):
+            raise ValueError(f"level {px!r} {sz!r}: price must be > 0, size >= 0")
+        out.append((price, px, sz, size))
+    return out
+
+
+def base_levels(levels: list[tuple[float, str, str, float]], ct: float) -> list[Level]:
+    return [(price, size * ct) for price, _, _, size in levels]
+
+
 def index_of(symbol: str) -> str:
     """BTC-USDT-SWAP is priced against the BTC-USDT index."""
     return symbol.removesuffix("-SWAP")
@@ -174,6 +278,7 @@ class Okx(Venue):
         self.last_derivs: dict[tuple[str, str], int] = {}  # (channel, symbol) -> last ts
         self.last_index: dict[str, tuple[int, float]] = {}  # symbol -> (ts, index price)
         self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
+        self.wire_books: dict[str, WireBook] = {}  # symbol -> the wire strings of its depth book (checksums)
 
     def instrument(self, symbol: str) -> tuple[str, str]:
         parts = symbol.split("-")
@@ -246,7 +351,25 @@ class Okx(Venue):
             )
             names = tuple(f"{a['channel']}:{a.get('instId', a.get('instType'))}" for a in chunk)
             routes.append(Route(f"public-{shard}", self.url, names, frames, acks=len(chunk)))
+        return routes + self._books_routes()
+
+    def _books_routes(self) -> list[Route]:
+        """The 400-level books, on connections of their own (OKX: fewer than 30 such channels per connection)."""
+        if self.depth is None:
+            return []
+        routes = []
+        for shard, start in enumerate(range(0, len(self.symbols), BOOKS_PER_CONNECTION)):
+            chunk = self.symbols[start : start + BOOKS_PER_CONNECTION]
+            frame = orjson.dumps({"id": f"b{shard}", "op": "subscribe", "args": [books_arg(s) for s in chunk]})
+            names = tuple(f"books:{s}" for s in chunk)
+            routes.append(
+                Route(f"books-{shard}", self.url, names, (frame,), stale_factor=BOOKS_STALE_FACTOR, acks=len(chunk))
+            )
         return routes
+
+    def depth_resync(self, symbol: str) -> list[bytes]:
+        """Unsubscribe and subscribe again: OKX answers a books subscription with a fresh snapshot."""
+        return [orjson.dumps({"op": op, "args": [books_arg(symbol)]}) for op in ("unsubscribe", "subscribe")]
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if frame in ("pong", b"pong"):
@@ -275,6 +398,8 @@ class Okx(Venue):
         symbol = self.by_index.get(inst) if channel == "index-tickers" else inst
         if symbol not in self.known:
             return Parsed([self.reject(recv_ts, channel, inst, "unknown_symbol", frame)])
+        if channel == "books" and self.depth is not None:
+            return self._books(symbol, msg.get("action"), data, frame, recv_ts)
         handler = HANDLERS.get(channel)
         if handler is None:
             return Parsed([self.reject(recv_ts, channel, symbol, "unknown_channel", frame)])
@@ -327,7 +452,8 @@ class Okx(Venue):
         )
 
     def backfill_url(self, gap: Gap, cursor: str | None) -> str | None:
-        if gap.from_id is None or gap.to_id is None:
+        # Depth gaps carry seqIds, not trade ids: nothing in the trade history fills them.
+        if gap.stream != "trades" or gap.from_id is None or gap.to_id is None:
             return None
         before = int(cursor) if cursor is not None else gap.to_id
         if before <= gap.from_id + 1:
@@ -470,6 +596,110 @@ class Okx(Venue):
                 out.rows.append(Liquidation(self.name, inst, from_ms(d.ts), recv_ts, d.side, d.bkPx, d.sz * ct))
                 self.counters["liquidations"] += 1
         return out
+
+    # -- books: snapshot + updates chained by seqId/prevSeqId, CRC32 over the best 25 levels -----------------
+
+    def _books(self, symbol: str, action: object, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        ct = self.contract_size(symbol)
+        if ct is None:
+            return Parsed([self.reject(recv_ts, "books", symbol, "no_contract_size", frame)], live=True)
+        assert self.depth is not None  # parse() routes books here only with depth on
+        out = Parsed(live=True)
+        book = self.depth.book(symbol)
+        try:
+            item = BooksItem.model_validate(data[0] if len(data) == 1 else None)
+            if action not in ("snapshot", "update"):
+                raise ValueError("action: not snapshot or update")
+            if action == "update" and not self._continues(symbol, book, item, recv_ts, out):
+                return out
+            bids, asks = parsed_levels(item.bids), parsed_levels(item.asks)
+        except ValidationError as exc:
+            self._unusable(symbol, book, validation_reason(exc), frame, recv_ts, out)
+            return out
+        except ValueError as exc:
+            self._unusable(symbol, book, f"invalid: {exc}", frame, recv_ts, out)
+            return out
+        ts = from_ms(item.ts)
+        if action == "snapshot":
+            if book.synced and book.update_id != item.seqId:
+                # Not asked for (a reconnect's subscription): the held book missed what happened in between.
+                out.rows.append(self._break(symbol, book, "resync", recv_ts, item.seqId))
+            wire = self.wire_books[symbol] = WireBook()
+            wire.bids.reset(bids)
+            wire.asks.reset(asks)
+            book.reset(base_levels(bids, ct), base_levels(asks, ct), ts, recv_ts, update_id=item.seqId)
+        else:
+            wire = self.wire_books[symbol]  # a synced book has one: its snapshot made it
+            for side, levels in ((wire.bids, bids), (wire.asks, asks)):
+                for price, px, sz, size in levels:
+                    side.set(price, px, sz, size)
+            book.apply(base_levels(bids, ct), base_levels(asks, ct), ts, recv_ts, update_id=item.seqId)
+            if len(wire.bids.keys) > 2 * BOOK_LEVELS or len(wire.asks.keys) > 2 * BOOK_LEVELS:
+                self._trim(book, wire)
+        if wire.checksum() != item.checksum:
+            out.rows.append(self._break(symbol, book, "checksum", recv_ts, item.seqId, from_id=item.prevSeqId))
+            self._ask_snapshot(symbol, book, out)
+            return out
+        self.depth_sample(symbol, book, out)
+        return out
+
+    def _continues(self, symbol: str, book: DepthBook, item: BooksItem, recv_ts: datetime, out: Parsed) -> bool:
+        """Whether an update is to be applied: the book is in sync and the update names its last seqId as
+        prevSeqId; else the break is recorded and a snapshot asked for."""
+        if not book.synced:  # waiting for a snapshot; one is asked for unless it already was
+            if not book.resyncing:
+                self._ask_snapshot(symbol, book, out)
+            return False
+        if item.prevSeqId != book.update_id:
+            out.rows.append(self._break(symbol, book, "seq_break", recv_ts, item.seqId))
+            self._ask_snapshot(symbol, book, out)
+            return False
+        if not item.bids and not item.asks:  # OKX's keep-alive after ~60 s without change (seqId unchanged)
+            book.update_id = item.seqId
+            return False
+        return True
+
+    def _break(
+        self,
+        symbol: str,
+        book: DepthBook,
+        cause: str,
+        recv_ts: datetime,
+        to_id: int | None,
+        from_id: int | None = None,
+    ) -> GapEvent:
+        """The book is out of sync: from_id is the last seqId it was right at (default: the last applied), to_id
+        the seqId of the message that showed it."""
+        self.wire_books.pop(symbol, None)
+        last = book.update_id if from_id is None else from_id
+        return self.depth_break(
+            book, symbol, cause, recv_ts, from_id=last if last is None or last >= 0 else None, to_id=to_id
+        )
+
+    def _ask_snapshot(self, symbol: str, book: DepthBook, out: Parsed) -> None:
+        book.resyncing = True
+        out.resync.append(symbol)
+
+    def _unusable(
+        self, symbol: str, book: DepthBook, reason: str, frame: str | bytes, recv_ts: datetime, out: Parsed
+    ) -> None:
+        """A books message that cannot be applied: kept as a rejection; the book cannot go on without it."""
+        out.rows.append(self.reject(recv_ts, "books", symbol, reason, frame))
+        if book.synced:
+            out.rows.append(self._break(symbol, book, "resync", recv_ts, None))
+        if not book.resyncing:
+            self._ask_snapshot(symbol, book, out)
+
+    @staticmethod
+    def _trim(book: DepthBook, wire: WireBook) -> None:
+        """Levels far past the channel's 400 that updates keep adding are dropped from both copies of the book."""
+        for side, held in ((wire.bids, book.bids), (wire.asks, book.asks)):
+            for price in side.trim(BOOK_LEVELS):
+                held.pop(price, None)
+
+
+def books_arg(symbol: str) -> dict[str, str]:
+    return {"channel": "books", "instId": symbol}
 
 
 HANDLERS = {
