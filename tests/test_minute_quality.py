@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ingest.writer import SQL_DIR
 from tests.support.fixtures import T0, at, insert_book
 from tower.cagg_refresh import refresh_feature_caggs
 
@@ -76,3 +77,21 @@ async def test_completeness_ledger_counts_the_day(conn):
     assert (row["minutes_with_data"], row["minutes_complete"]) == (90, 89)
     assert (row["gaps"], row["gaps_backfilled"], row["gaps_open"]) == (2, 1, 1)
     assert row["pct_complete"] == round(100 * 89 / 1440, 2)  # a past day: of all its 1440 minutes
+
+
+async def test_a_depth_book_break_leaves_trade_and_l1_minutes_complete_and_is_never_backfilled(conn):
+    # A depth resync says depth samples are missing, not trades or L1 updates: the minute stays complete,
+    # and the backfill (which reads trade history over REST) is never offered the break.
+    await insert_book(conn, [("binance", "BTCUSDT", at(s), at(s + 0.1), 100.0, 1.0, 100.1, 1.0, s) for s in range(60)])
+    await conn.execute(
+        "INSERT INTO ops.feed_gaps (venue, symbol, stream, from_id, to_id, missing, from_ts, to_ts, cause) "
+        "VALUES ('binance', 'BTCUSDT', 'depth', 10, 14, NULL, $1, $2, 'seq_break')",
+        at(10),
+        at(20),
+    )
+    await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=1))
+    row = await conn.fetchrow(QUALITY, T0, T0 + timedelta(minutes=1))
+    assert (row["gaps"], row["complete"]) == (0, True)
+    offered = await conn.fetch((SQL_DIR / "open_gaps.sql").read_text(), "binance", ["BTCUSDT"], T0 - timedelta(days=1))
+    assert offered == []
+    assert await conn.fetch((SQL_DIR / "gap_markets.sql").read_text(), T0 - timedelta(days=1), None) == []

@@ -14,6 +14,7 @@ gaps AS (
            count(*) FILTER (WHERE resolution = 'backfilled') AS gaps_backfilled,
            count(*) FILTER (WHERE resolved_at IS NULL)       AS gaps_open
     FROM ops.feed_gaps
+    WHERE stream <> 'depth'  -- depth-book breaks say nothing about the trade/L1 minutes counted here
     GROUP BY venue, symbol, time_bucket(INTERVAL '1 day', coalesce(from_ts, detected_at))
 )
 SELECT

@@ -121,11 +121,11 @@ LEFT JOIN ops.instruments i ON i.venue = m.venue AND i.symbol = m.symbol
 CROSS JOIN LATERAL (
     SELECT
         (SELECT count(*) FROM ops.feed_gaps g
-         WHERE g.venue = m.venue AND g.symbol = m.symbol
+         WHERE g.venue = m.venue AND g.symbol = m.symbol AND g.stream <> 'depth'
            AND coalesce(g.from_ts, g.detected_at) < m.bucket + INTERVAL '{grain}'
            AND coalesce(g.to_ts, g.detected_at) >= m.bucket)                       AS gaps,
         (SELECT count(*) FROM ops.feed_gaps g
-         WHERE g.venue = m.venue AND g.symbol = m.symbol AND g.resolved_at IS NULL
+         WHERE g.venue = m.venue AND g.symbol = m.symbol AND g.resolved_at IS NULL AND g.stream <> 'depth'
            AND coalesce(g.from_ts, g.detected_at) < m.bucket + INTERVAL '{grain}'
            AND coalesce(g.to_ts, g.detected_at) >= m.bucket)                       AS open_gaps,
         (SELECT count(*) FROM ops.rejected_messages r
@@ -180,11 +180,12 @@ COMMENT ON COLUMN ops.features_{grain}.book_coverage IS 'share of the bucket''s 
 COMMENT ON COLUMN ops.features_{grain}.trade_coverage IS 'share of the bucket''s seconds (elapsed so far) with a trade, 0 .. 1';
 COMMENT ON COLUMN ops.features_{grain}.sample_count IS 'book_updates + trade_count; no row (or 0) = no data, as opposed to a quiet market';
 COMMENT ON COLUMN ops.features_{grain}.gaps IS
-    'feed gaps (ops.feed_gaps) overlapping the bucket, open or resolved; a gap without times counts at detected_at';
+    'trade/L1 feed gaps (ops.feed_gaps) overlapping the bucket, open or resolved; a gap without times counts at '
+    'detected_at; depth-book breaks (stream ''depth'') are not counted: they are about ops.raw_book_depth samples';
 COMMENT ON COLUMN ops.features_{grain}.rejected IS
     'messages of this market quarantined in ops.rejected_messages during the bucket (by receive time)';
 COMMENT ON COLUMN ops.features_{grain}.backfilled_trades IS
     'trades of the bucket recovered from the venue''s REST after a gap (ops.raw_trades.source = ''rest'')';
 COMMENT ON COLUMN ops.features_{grain}.complete IS
-    'the bucket can be trusted: no open gap overlaps it and book_coverage (seconds with a book update) >= 0.05; '
+    'the bucket can be trusted: no open trade/L1 gap overlaps it and book_coverage (seconds with a book update) >= 0.05; '
     'market rules do not fire on an incomplete minute unless they set fire_on_incomplete';

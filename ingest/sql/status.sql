@@ -29,7 +29,9 @@ reconnects AS (
     WHERE event = 'reconnect_attempt' AND ts >= date_trunc('day', now()) GROUP BY venue
 ),
 gaps AS (
-    SELECT venue, symbol, count(*) AS n FROM ops.feed_gaps WHERE resolved_at IS NULL GROUP BY venue, symbol
+    SELECT venue, symbol, count(*) AS n FROM ops.feed_gaps
+    WHERE resolved_at IS NULL AND stream <> 'depth'  -- depth breaks are closed by their resync
+    GROUP BY venue, symbol
 ),
 complete AS (
     -- Of the closed minutes of the last 24 h since the market's first data in them, those ops.features_1m
