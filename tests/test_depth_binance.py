@@ -14,9 +14,11 @@ import orjson
 import pytest
 
 from ingest.depth import DepthConfig
+from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, SimBook, depth_snapshot, depth_update
 from ingest.venues.binance import Binance
-from tests.support.ingest_helpers import running, wait_until
+from tests.support.ingest_helpers import env, running, wait_until
+from tower.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "binance"
 T0 = int(datetime(2026, 12, 2, 6, 0, tzinfo=UTC).timestamp() * 1000)
@@ -298,3 +300,17 @@ def test_golden_documented_messages():
     assert book.sorted_bids() == [tuple(level) for level in expected["bids"]]
     assert book.sorted_asks() == [tuple(level) for level in expected["asks"]]
     assert [ms(r.ts) for r in out.rows] == [expected["ts_ms"]]
+
+
+async def test_the_demo_shows_binance_depth(monkeypatch, conn, db_dsn, tmp_path):
+    env(monkeypatch, db_dsn, tmp_path)
+    monkeypatch.setattr(demo, "DISCONNECT_EVERY_S", 1e9)  # a dropped connection may really lose a diff
+    assert await asyncio.to_thread(main, ["demo", "--duration", "3"]) == 0
+    rows = await conn.fetch(
+        "SELECT symbol, count(*) AS n, min(bid_25bps) AS bid, min(ask_25bps) AS ask, max(reach_bps) AS reach "
+        "FROM ops.raw_book_depth WHERE venue = 'binance' GROUP BY symbol ORDER BY symbol"
+    )
+    assert [r["symbol"] for r in rows] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert all(r["n"] >= 2 and r["bid"] > 0 and r["ask"] > 0 and r["reach"] > 100 for r in rows), rows
+    assert await conn.fetch("SELECT * FROM ops.feed_gaps WHERE stream = 'depth'") == []
+    assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
