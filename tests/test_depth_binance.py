@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -314,3 +315,28 @@ async def test_the_demo_shows_binance_depth(monkeypatch, conn, db_dsn, tmp_path)
     assert all(r["n"] >= 2 and r["bid"] > 0 and r["ask"] > 0 and r["reach"] > 100 for r in rows), rows
     assert await conn.fetch("SELECT * FROM ops.feed_gaps WHERE stream = 'depth'") == []
     assert await conn.fetchval("SELECT count(*) FROM ops.rejected_messages") == 0
+
+
+def test_bench_depth_prints_figures_and_the_result_line(capsys):
+    assert main(["bench", "depth", "--frames", "400", "--rounds", "1", "--symbols", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    m = re.fullmatch(r"RESULT depth_msgs_per_s=(\d+) sample_us=(\d+)", lines[-1])
+    assert m, lines[-1]
+    assert int(m.group(1)) > 0
+    assert any(line.startswith("parse+apply: ") for line in lines)
+
+
+async def test_bench_depth_end_to_end_applies_every_diff_and_leaves_no_rows(
+    monkeypatch, conn, db_dsn, tmp_path, capsys
+):
+    env(monkeypatch, db_dsn, tmp_path)
+    monkeypatch.setenv("TOWER_INGEST_DEPTH_SAMPLE_MS", "100")
+    args = ["bench", "depth", "--frames", "200", "--rounds", "1", "--symbols", "2", "--end-to-end", "0.5"]
+    assert await asyncio.to_thread(main, args) == 0
+    out = capsys.readouterr().out
+    assert "warning" not in out
+    m = re.search(r"end to end: [\d,]+ diffs/s applied \((\d+) of (\d+) sent; .*: (\d+) samples stored", out)
+    assert m, out
+    applied, sent, samples = map(int, m.groups())
+    assert applied == sent > 0 and samples > 0
+    assert await conn.fetchval("SELECT count(*) FROM ops.raw_book_depth") == 0

@@ -525,8 +525,8 @@ class Binance(Venue):
 
     def parse_depth_snapshot(self, symbol: str, body: bytes, recv_ts: datetime) -> Parsed:
         """The snapshot, then the diffs held meanwhile: those with u < lastUpdateId are older and dropped, the
-        first one applied must span it (U <= lastUpdateId <= u). A snapshot older than every held diff says
-        nothing about what came between: `resync` asks for another."""
+        first one applied must span it (U <= lastUpdateId <= u) or follow it (pu == lastUpdateId). A snapshot
+        older than every held diff says nothing about what came between: `resync` asks for another."""
         assert self.depth is not None, "parse_depth_snapshot without configure_depth"
         try:
             snap = DepthSnapshotMsg.model_validate_json(body)
@@ -537,7 +537,7 @@ class Binance(Venue):
         held = self.depth_buffer.pop(symbol, deque())
         pending = [d for d in held if d.u >= snap.lastUpdateId]
         self.counters["depth.dropped_before_snapshot"] += len(held) - len(pending)
-        if pending and pending[0].U > snap.lastUpdateId:
+        if pending and pending[0].U > snap.lastUpdateId and pending[0].pu != snap.lastUpdateId:
             self.counters["depth.snapshot_behind"] += 1
             self.depth_buffer[symbol] = deque(pending, maxlen=DEPTH_BUFFER)
             book.resyncing = True
@@ -580,10 +580,12 @@ class Binance(Venue):
     ) -> None:
         """One diff on a synced book, or the break it reveals (the diff is then held for the next snapshot)."""
         first = self.depth_first.get(symbol)
-        if first is not None:  # the first diff after the snapshot must span its lastUpdateId
+        if first is not None:  # the first diff after the snapshot must span its lastUpdateId (U <= it <= u)
             if d.u < first:
                 return
-            if d.U > first:
+            # pu == lastUpdateId: the diff follows the snapshot's state directly (the pu chain's own rule);
+            # it happens when the snapshot is as of the last diff before the held ones.
+            if d.U > first and d.pu != first:
                 return self._depth_break(symbol, book, d, first, recv_ts, out)
             del self.depth_first[symbol]
         elif d.u <= book.update_id:  # type: ignore[operator]  # a synced book has one
