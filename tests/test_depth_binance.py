@@ -272,6 +272,21 @@ def test_a_snapshot_older_than_every_held_diff_asks_for_another():
     assert out.resync == [] and book.synced and book.update_id == 2003 and book.bids[99.9] == 1.0
 
 
+def test_the_first_diff_after_a_snapshot_spans_or_follows_its_last_update_id():
+    venue, recv = _synced_adapter(), datetime.now(UTC)
+    body = orjson.dumps(depth_snapshot(3000, [list(b) for b in BIDS], [list(a) for a in ASKS], T0, T0 + 1))
+    venue.parse_depth_snapshot(SYMBOL, body, recv)
+    follows = depth_update(SYMBOL, 3001, 3004, 3000, [("99.9", "1")], [], T0 + 1, T0 + 2)  # pu = lastUpdateId
+    assert venue.parse(orjson.dumps(follows), recv).rows == []
+    assert venue.depth.book(SYMBOL).update_id == 3004
+    venue = _synced_adapter()
+    venue.parse_depth_snapshot(SYMBOL, body, recv)
+    later = depth_update(SYMBOL, 3002, 3004, 3001, [("99.9", "1")], [], T0 + 1, T0 + 2)  # 3001 never seen
+    out = venue.parse(orjson.dumps(later), recv)
+    assert [(g.cause, g.from_id, g.to_id) for g in out.rows] == [("seq_break", 3000, 3002)]
+    assert out.resync == [SYMBOL] and not venue.depth.book(SYMBOL).synced
+
+
 def test_a_snapshot_that_is_not_binances_format_is_a_clear_error():
     venue = _synced_adapter()
     for body in (b"<html>", b'{"lastUpdateId": 5, "E": 1, "T": 1, "bids": [["-1", "2"]], "asks": []}'):

@@ -40,6 +40,7 @@ TOP_K = 500_000  # best bid at 49999.9, best ask at 50000.1 (in ticks)
 NEAR = 50  # most changes land within this many levels of the top, as on a live book
 LIVE_DIFFS_PER_S = 10  # Binance @depth@100ms: at most one diff per symbol every 100 ms
 T0_MS = 1_764_000_000_000
+FLOOD_FRAMES_PER_S = 40_000  # diffs built per second of --end-to-end: more than one core applies
 
 
 class BenchDepthBinance(Binance):
@@ -175,7 +176,7 @@ async def end_to_end(dsn: str, symbols: list[str], seconds: float, changes: int,
         server.depth_gate.set()
         await _until(lambda: all(venue.depth.book(s).synced for s in symbols), 30)
         # The flood continues the chain from the served books; frames are encoded before the clock starts.
-        frames = build_diffs(copy.deepcopy(server.books), int(seconds * 20_000), changes)
+        frames = build_diffs(copy.deepcopy(server.books), int(seconds * FLOOD_FRAMES_PER_S), changes)
         streams = [f"{orjson.loads(f)['s'].lower()}@depth@100ms" for f in frames]
         texts = [f.decode() for f in frames]
         applied0, sent = venue.counters["depth"], 0
