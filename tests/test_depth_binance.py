@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from ingest.depth import DepthConfig
 from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, SimBook, depth_snapshot, depth_update
+from ingest.universe import rest_off_notice
 from ingest.venues.binance import Binance
 from tests.support.ingest_helpers import env, running, wait_until
 from tower.cli import main
@@ -244,13 +244,12 @@ async def test_bad_depth_frames_are_rejected_and_the_book_goes_on(server, conn, 
     assert await conn.fetchval("SELECT count(*) FROM ops.feed_gaps") == 0  # the good chain was never broken
 
 
-def test_without_a_rest_root_there_are_no_depth_books(caplog):
+def test_without_a_rest_root_there_are_no_depth_books():
     venue = Binance([SYMBOL], ws_url="ws://127.0.0.1:9", derivs=False)
-    with caplog.at_level(logging.WARNING, "ingest.binance"):
-        venue.configure_depth(DepthConfig())
+    venue.configure_depth(DepthConfig())
     assert venue.depth is None and venue.depth_snapshot_url(SYMBOL) is None
     assert not [s for r in venue.routes() for s in r.streams if "depth" in s]
-    assert "--rest-url" in caplog.text and "depth" in caplog.text
+    assert "depth books off; give --rest-url" in rest_off_notice(venue)  # the one notice logged at start
 
 
 def _synced_adapter() -> Binance:

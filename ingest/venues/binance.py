@@ -243,14 +243,10 @@ class Binance(Venue):
         return symbol, "USDT"
 
     def configure_depth(self, config: DepthConfig) -> None:
-        # A Binance book is synced from a REST snapshot: without a REST root it could never be.
-        if self.rest_root is None:
-            log.warning(
-                "binance: no depth books: they sync from REST snapshots (GET /fapi/v1/depth) and --ws-url was "
-                "given without --rest-url; give --rest-url with the venue's REST root to turn them on"
-            )
-            return
-        super().configure_depth(config)
+        # A Binance book is synced from a REST snapshot: without a REST root it could never be, so there is
+        # none (the no-REST notice, `rest_uses`, names depth books among what is off).
+        if self.rest_root is not None:
+            super().configure_depth(config)
 
     def routes(self) -> list[Route]:
         routes = []
