@@ -166,6 +166,22 @@ async def test_diffs_out_of_order_break_the_pu_chain_and_resync(server, conn, db
     assert await conn.fetchval("SELECT count(*) FROM ops.feed_gaps") == 1
 
 
+async def test_diffs_missed_during_a_reconnect_are_a_seq_break_not_a_wrong_book(server, conn, db_dsn, tmp_path):
+    venue = depth_venue(server)
+    async with running(db_dsn, [venue], tmp_path) as run:
+        await server.wait_subscribed(STREAM)
+        await server.depth_update(SYMBOL, [("99.9", "1")], [], T0 + 100)
+        await eventually(lambda: same_book(venue, server))
+        await server.drop_all()
+        await server.depth_update(SYMBOL, [("99.95", "0")], [], T0 + 200)  # published while nobody listens
+        await server.wait_subscribed(STREAM)  # the runtime reconnected and subscribed again
+        await server.depth_update(SYMBOL, [], [("100.1", "3")], T0 + 300)
+        await wait_until(conn, "SELECT count(*) FROM ops.feed_gaps WHERE cause = 'seq_break'", 1)
+        await eventually(lambda: same_book(venue, server) and len(server.depth_requests) == 2)
+        assert same_book(venue, server)  # the removal sent while disconnected is in, from the new snapshot
+        await run.finish()
+
+
 async def test_diffs_buffered_while_the_snapshot_is_fetched_and_older_than_it_are_dropped(
     server, conn, db_dsn, tmp_path
 ):
