@@ -67,6 +67,22 @@ def same_book(venue: Binance, server: BinanceServer, symbol: str = SYMBOL) -> bo
     )
 
 
+async def first_sync(server: BinanceServer, venue: Binance) -> dict:
+    """Subscribed, the first diff sent, its snapshot applied: the book in sync. Returns that diff."""
+    await server.wait_subscribed(STREAM)
+    first = await server.depth_update(SYMBOL, [("99.9", "1")], [], T0 + 100)
+    await eventually(lambda: same_book(venue, server))
+    assert same_book(venue, server)
+    return first
+
+
+async def resynced_after_a_break(conn, server: BinanceServer, venue: Binance) -> None:
+    """One seq_break recorded, a second snapshot fetched, and the book right again."""
+    await wait_until(conn, "SELECT count(*) FROM ops.feed_gaps WHERE cause = 'seq_break'", 1)
+    await eventually(lambda: same_book(venue, server) and len(server.depth_requests) == 2)
+    assert same_book(venue, server)
+
+
 DEPTH_SQL = (
     "SELECT mid, bid_10bps, ask_10bps, bid_25bps, ask_25bps, bid_50bps, ask_50bps, bid_100bps, ask_100bps, "
     "buy_slip_bps, sell_slip_bps, reach_bps, bid_levels, ask_levels FROM ops.raw_book_depth "
@@ -118,17 +134,12 @@ async def test_a_dropped_diff_is_a_seq_break_then_a_new_snapshot_makes_the_book_
 ):
     venue = depth_venue(server)
     async with running(db_dsn, [venue], tmp_path) as run:
-        await server.wait_subscribed(STREAM)
-        first = await server.depth_update(SYMBOL, [("99.9", "1")], [], T0 + 100)
-        await eventually(lambda: same_book(venue, server))
-        assert same_book(venue, server)
+        first = await first_sync(server, venue)
         server.depth_drop = 1
         lost = await server.depth_update(SYMBOL, [("99.95", "0")], [], T0 + 200)  # the best bid goes: never sent
         after = await server.depth_update(SYMBOL, [], [("100.05", "7")], T0 + 300)
         assert after["pu"] == lost["u"] != first["u"]
-        await wait_until(conn, "SELECT count(*) FROM ops.feed_gaps", 1)
-        await eventually(lambda: same_book(venue, server) and len(server.depth_requests) == 2)
-        assert same_book(venue, server)  # the lost removal of 99.95 is in: the snapshot brought it
+        await resynced_after_a_break(conn, server, venue)  # the lost removal of 99.95 is in: from the snapshot
         await wait_until(
             conn, "SELECT count(*) FROM ops.raw_book_depth WHERE ts = to_timestamp($1)", 1, (T0 + 300) / 1000
         )
@@ -153,15 +164,11 @@ async def test_a_dropped_diff_is_a_seq_break_then_a_new_snapshot_makes_the_book_
 async def test_diffs_out_of_order_break_the_pu_chain_and_resync(server, conn, db_dsn, tmp_path):
     venue = depth_venue(server)
     async with running(db_dsn, [venue], tmp_path) as run:
-        await server.wait_subscribed(STREAM)
-        await server.depth_update(SYMBOL, [("99.9", "1")], [], T0 + 100)
-        await eventually(lambda: same_book(venue, server))
+        await first_sync(server, venue)
         server.depth_reorder = True
         await server.depth_update(SYMBOL, [("99.9", "0")], [], T0 + 200)  # held back, sent after the next
         await server.depth_update(SYMBOL, [], [("100.1", "3")], T0 + 300)
-        await wait_until(conn, "SELECT count(*) FROM ops.feed_gaps WHERE cause = 'seq_break'", 1)
-        await eventually(lambda: same_book(venue, server) and len(server.depth_requests) == 2)
-        assert same_book(venue, server)
+        await resynced_after_a_break(conn, server, venue)
         await run.finish()
     assert await conn.fetchval("SELECT count(*) FROM ops.feed_gaps") == 1
 
@@ -169,16 +176,12 @@ async def test_diffs_out_of_order_break_the_pu_chain_and_resync(server, conn, db
 async def test_diffs_missed_during_a_reconnect_are_a_seq_break_not_a_wrong_book(server, conn, db_dsn, tmp_path):
     venue = depth_venue(server)
     async with running(db_dsn, [venue], tmp_path) as run:
-        await server.wait_subscribed(STREAM)
-        await server.depth_update(SYMBOL, [("99.9", "1")], [], T0 + 100)
-        await eventually(lambda: same_book(venue, server))
+        await first_sync(server, venue)
         await server.drop_all()
         await server.depth_update(SYMBOL, [("99.95", "0")], [], T0 + 200)  # published while nobody listens
         await server.wait_subscribed(STREAM)  # the runtime reconnected and subscribed again
         await server.depth_update(SYMBOL, [], [("100.1", "3")], T0 + 300)
-        await wait_until(conn, "SELECT count(*) FROM ops.feed_gaps WHERE cause = 'seq_break'", 1)
-        await eventually(lambda: same_book(venue, server) and len(server.depth_requests) == 2)
-        assert same_book(venue, server)  # the removal sent while disconnected is in, from the new snapshot
+        await resynced_after_a_break(conn, server, venue)  # the removal sent while nobody listened is in
         await run.finish()
 
 
@@ -233,9 +236,7 @@ async def test_snapshot_requests_spend_the_rest_weight_budget_and_obey_rate_limi
 async def test_bad_depth_frames_are_rejected_and_the_book_goes_on(server, conn, db_dsn, tmp_path):
     venue = depth_venue(server)
     async with running(db_dsn, [venue], tmp_path) as run:
-        await server.wait_subscribed(STREAM)
-        await server.depth_update(SYMBOL, [("99.9", "1")], [], T0 + 100)
-        await eventually(lambda: same_book(venue, server))
+        await first_sync(server, venue)
         u = server.books[SYMBOL].last_u
         bad = [
             depth_update(SYMBOL, u + 1, u + 2, u, [("NaN", "1")], [], T0 + 150, T0 + 151),
