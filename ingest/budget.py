@@ -16,6 +16,7 @@ class RestBudget:
         self._tokens = self.weight_per_min
         self._at = time.monotonic()
         self._paused_until = 0.0
+        self.spent = 0.0  # weight taken since start, by every caller
 
     def pause(self, seconds: float) -> None:
         """Nobody asks this venue's REST for `seconds` (a later, shorter pause does not shorten it)."""
@@ -38,5 +39,6 @@ class RestBudget:
             wait = max(self.paused_s(), (weight - self._tokens) * 60 / self.weight_per_min)
             if wait <= 0:
                 self._tokens -= weight
+                self.spent += weight
                 return
             await asyncio.sleep(wait)

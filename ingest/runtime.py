@@ -19,6 +19,7 @@ import websockets
 
 from ingest import wire
 from ingest.rows import ConnectionEvent, utc_now
+from ingest.snapshots import SnapshotFetcher
 from ingest.venues.base import Route, Venue
 from ingest.writer import Writer
 
@@ -93,10 +94,14 @@ class Link:
                 await self.runner.writer.put(group)
 
     async def _resync(self, symbols: list[str]) -> None:
-        """Depth books out of sync: ask for fresh snapshots on this connection, which carries their streams."""
+        """Depth books out of sync: ask for fresh snapshots on this connection, which carries their streams, or
+        over REST for venues whose snapshots come from there."""
         for symbol in symbols:
-            for frame in self.runner.venue.depth_resync(symbol):
+            frames = self.runner.venue.depth_resync(symbol)
+            for frame in frames:
                 await self.send(frame)
+            if not frames and self.runner.snapshots is not None:
+                self.runner.snapshots.request(symbol)
 
     def _stash(self, rows: list) -> list | None:
         """Rows go to the writer in small groups (one queue hop per group, not per frame); returns a full
@@ -141,8 +146,17 @@ class Link:
 class RouteRunner:
     """Keeps one route connected forever: backoff with jitter and a cap, rotation before the venue's limit."""
 
-    def __init__(self, venue: Venue, route: Route, writer: Writer, config: RuntimeConfig, stop: asyncio.Event) -> None:
+    def __init__(
+        self,
+        venue: Venue,
+        route: Route,
+        writer: Writer,
+        config: RuntimeConfig,
+        stop: asyncio.Event,
+        snapshots: SnapshotFetcher | None = None,
+    ) -> None:
         self.venue, self.route, self.writer, self.config, self.stop = venue, route, writer, config, stop
+        self.snapshots = snapshots  # REST depth snapshots (Binance); None for venues that resync over WS
         self._ids = itertools.count(1)
 
     async def event(self, conn_id: str, event: str, **fields) -> None:
@@ -265,9 +279,14 @@ def _why(link: Link) -> str:
 
 
 async def run_venue(venue: Venue, writer: Writer, config: RuntimeConfig, stop: asyncio.Event) -> None:
-    runners = [RouteRunner(venue, route, writer, config, stop) for route in venue.routes()]
+    snapshots = SnapshotFetcher.for_venue(venue, writer, stop)
+    runners = [RouteRunner(venue, route, writer, config, stop, snapshots) for route in venue.routes()]
     ticks = [depth_ticks(venue, writer, stop)] if venue.depth is not None else []
-    await asyncio.gather(*(r.run() for r in runners), *ticks)
+    try:
+        await asyncio.gather(*(r.run() for r in runners), *ticks)
+    finally:
+        if snapshots is not None:
+            await snapshots.close()
 
 
 async def depth_ticks(venue: Venue, writer: Writer, stop: asyncio.Event) -> None:

@@ -176,8 +176,8 @@ async def test_ws_url_without_rest_url_sends_no_rest_request(monkeypatch, conn, 
     notices = [r.getMessage() for r in caplog.records if "--rest-url" in r.getMessage()]
     assert notices == [
         "binance: --ws-url given without --rest-url, so no REST requests go to the venue: the instrument check, "
-        "open-interest polls and funding intervals (fundingInfo) off; give --rest-url with the venue's REST root "
-        "to turn them on"
+        "open-interest polls, funding intervals (fundingInfo) and depth books off; give --rest-url with the venue's "
+        "REST root to turn them on"
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ingest.bench import depth
 from ingest.cli import positive_number, small_count
 from ingest.service import tune_gc
 from ingest.settings import IngestSettings
@@ -67,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-mb", type=positive_number, default=1024.0, help="peak RSS bound to check (default 1024)")
     p.add_argument("--port", type=int, default=55497, help="port of the soak's own database server (default 55497)")
     p.set_defaults(run=run_soak)
+
+    depth.register(bench)
 
 
 def _fraction(text: str) -> float:

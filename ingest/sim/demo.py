@@ -1,7 +1,8 @@
 """`tower demo`: SIMULATED Binance, Hyperliquid, Bybit and OKX venues on loopback, with the real ingest
 against them: trades, L1 books and the derivatives context (mark, index, funding, open interest,
-liquidations), each venue in its own protocol and units; depth books (ops.raw_book_depth) where the simulated
-venue serves them (Bybit orderbook.200 deltas, Hyperliquid l2Book snapshots)."""
+liquidations), each venue in its own protocol and units; full depth books (ops.raw_book_depth) from every
+simulated venue in its own depth protocol (Binance diff depth + REST snapshots, Bybit orderbook.200 deltas,
+Hyperliquid l2Book snapshots, OKX books with checksums)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import random
 import time
 from collections import defaultdict
@@ -39,7 +41,6 @@ STEP_S = 0.1
 DERIVS_EVERY_S = 1.0
 DISCONNECT_EVERY_S = 180  # per venue, on average: the reconnect path shows up in the dashboards too
 HOUR_MS, EIGHT_HOURS_MS = 3600_000, 8 * 3600_000
-SERVES_DEPTH = (Hyperliquid, Bybit, Okx)  # simulated venues whose servers speak their depth protocol
 OKX_DEPTH_LEVELS = 40  # per side of the simulated OKX books channel
 
 BANNER = """\
@@ -89,6 +90,32 @@ def keep(history: list, item: object) -> None:
         del history[:HISTORY_KEPT]
 
 
+DEPTH_LEVELS = 60  # per side, every 2 bps: the book reaches about 120 bps
+DEPTH_LEVEL_NOTIONAL = 40_000.0  # quote currency resting on a level, on average
+DEPTH_PULLED = 0.3  # during a burst market makers pull: what stays of each level
+
+
+def depth_ladder(m: Market, bid: float, bid_qty: float, ask: float, ask_qty: float) -> tuple[dict, dict]:
+    """A full book around the quote: the L1 levels, then levels on a fixed grid whose sizes depend on the
+    price only (a level keeps its size while the quote moves), thinner during a burst."""
+    grid = max(1, round(m.mid * 2e-4 / m.tick)) * m.tick
+    scale = DEPTH_PULLED if m.burst_left_s > 0 else 1.0
+
+    def size(k: int) -> str:
+        return _px(round(DEPTH_LEVEL_NOTIONAL / m.mid * scale * (0.5 + (k * 2654435761) % 1000 / 1000), 6) or 0.001)
+
+    top_bid, top_ask = math.ceil(bid / grid) - 1, math.floor(ask / grid) + 1  # grid levels strictly outside L1
+    bids = {_px(k * grid): size(k) for k in range(top_bid, top_bid - DEPTH_LEVELS, -1)}
+    asks = {_px(k * grid): size(k) for k in range(top_ask, top_ask + DEPTH_LEVELS)}
+    bids[_px(bid)], asks[_px(ask)] = _px(bid_qty), _px(ask_qty)
+    return bids, asks
+
+
+def changes(old: dict[str, str], new: dict[str, str]) -> list[tuple[str, str]]:
+    """The diff that turns one side into the other: new sizes, and "0" for the levels that went."""
+    return [(p, "0") for p in old if p not in new] + [(p, q) for p, q in new.items() if old.get(p) != q]
+
+
 def binance_emitter(server: bn.BinanceServer) -> Emit:
     # Binance numbers aggregate trades per symbol, and the connector reads a jump as lost trades.
     agg_ids: dict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
@@ -103,6 +130,11 @@ def binance_emitter(server: bn.BinanceServer) -> Emit:
             await server.publish(trade)
         b, bq, a, aq = m.quote()
         await server.publish(bn.book_ticker(symbol, next(update_ids), _px(b), _px(bq), _px(a), _px(aq), now))
+        book = server.books.setdefault(symbol, bn.SimBook())
+        bids, asks = depth_ladder(m, b, bq, a, aq)
+        bid_changes, ask_changes = changes(book.bids, bids), changes(book.asks, asks)
+        ids = max(1, len(bid_changes) + len(ask_changes))  # Binance ids count the book's changes
+        await server.depth_update(symbol, bid_changes, ask_changes, now, ids=ids)
         if derivs_due:
             mark, index = m.mark_index()
             await server.publish(
@@ -258,7 +290,7 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
     ]
     hyper.mids = {a: str(m.mid) for a, m in lead.items()}  # what the Hyperliquid connector picks nSigFigs from
     venues: list[Venue] = [
-        Binance([f"{a}USDT" for a in ASSETS], ws_url=binance.root, rest_url=binance.root.replace("ws://", "http://")),
+        Binance([f"{a}USDT" for a in ASSETS], ws_url=binance.root, rest_url=binance.rest_url),
         Hyperliquid(ASSETS, ws_url=hyper.url, rest_url=hyper.rest_url, heartbeat_s=settings.ping_s(Hyperliquid)),
         Bybit([f"{a}USDT" for a in ASSETS], ws_url=bybit.url, heartbeat_s=settings.ping_s(Bybit)),
         Okx(
@@ -266,8 +298,7 @@ async def run_demo(dsn: str, duration_s: float | None, settings: IngestSettings)
         ),
     ]
     for v in venues:
-        if isinstance(v, SERVES_DEPTH):
-            v.configure_depth(settings.depth_config())
+        v.configure_depth(settings.depth_config())  # every simulated venue speaks its depth protocol
     print(
         f"SIMULATED Binance on {binance.root}, Hyperliquid on {hyper.url}, Bybit on {bybit.url}, OKX on {okx.url}; "
         f"ingesting {', '.join(ASSETS)}" + (f" for {duration_s:g} s" if duration_s else " until Ctrl-C"),

@@ -168,6 +168,7 @@ class Venue(ABC):
     no_backfill: ClassVar[str | None] = "the venue has no trade history over REST"
     backfill_weight: ClassVar[int] = 1
     rest_weight_per_min: ClassVar[int] = 600  # the share of the venue's per-IP REST limit backfill may use
+    depth_snapshot_weight: ClassVar[int] = 1  # one REST book snapshot's cost in that budget (depth_snapshot_url)
 
     def __init__(
         self,

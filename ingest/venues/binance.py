@@ -1,5 +1,6 @@
-"""Binance USD-M futures: aggTrade, markPrice@1s and forceOrder on the /market route, bookTicker on the
-/public route, open interest from REST (the only place Binance publishes it).
+"""Binance USD-M futures: aggTrade, markPrice@1s and forceOrder on the /market route, bookTicker and the
+diff-depth stream (full books, with REST snapshots) on the /public route, open interest from REST (the only
+place Binance publishes it).
 
 Since the 2026 base-URL split a stream asked for on the wrong route is silently never delivered,
 so every stream name is tied to its route here and nowhere else.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -17,6 +19,7 @@ import httpx
 import orjson
 from pydantic import Field, ValidationError
 
+from ingest.depth import DepthBook, DepthConfig
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
     BackfillPage,
@@ -63,6 +66,13 @@ CONNECTIONS = (
     ("bookTicker", "public", ("bookTicker",), 1.0),
     ("derivs", "market", ("markPrice@1s", "forceOrder"), 1.0),
 )
+# Full books: diffs every 100 ms on /public, synced with a REST snapshot of the top 1000 levels per side
+# (GET /fapi/v1/depth limit=1000: request weight 20). A connection of its own: it is the busiest stream.
+DEPTH_CONNECTION = ("depth", "public", ("depth@100ms",), 1.0)
+DEPTH_SNAPSHOT_LEVELS = 1000
+# Diffs held per symbol while its snapshot is on the way (100 s of 100 ms events); older ones are dropped,
+# which at worst makes the snapshot look older than the buffer and asks for another.
+DEPTH_BUFFER = 1000
 LIQUIDATION_MEMORY = 512  # recent forced orders per symbol, to drop the ones an overlapping connection repeats
 BACKFILL_PAGE = 1000  # aggTrades per REST page, the documented maximum
 
@@ -122,6 +132,33 @@ class HistoryAggTrade(Message):
     m: bool
 
 
+DepthLevel = tuple[Positive, NonNegative]  # [price, size]: size 0 removes the level
+
+
+class DepthUpdateMsg(Message):
+    """One `<symbol>@depth@100ms` event: absolute sizes of the levels that changed between update ids U and u;
+    `pu` is the `u` of the symbol's previous event (the chain a missed event breaks)."""
+
+    E: VenueMs
+    T: VenueMs
+    s: str
+    U: VenueId
+    u: VenueId
+    pu: int
+    b: list[DepthLevel]
+    a: list[DepthLevel]
+
+
+class DepthSnapshotMsg(Message):
+    """GET /fapi/v1/depth: the top levels per side as of update id `lastUpdateId`."""
+
+    lastUpdateId: VenueId
+    E: VenueMs
+    T: VenueMs
+    bids: list[DepthLevel]
+    asks: list[DepthLevel]
+
+
 class OpenInterestMsg(Message):
     symbol: str
     openInterest: NonNegative
@@ -160,12 +197,14 @@ class Binance(Venue):
     has_rest = True  # open interest polls, funding intervals, the instrument list
     rest_mainnet = REST_MAINNET
     rest_testnet = REST_TESTNET
-    rest_uses = "the instrument check, open-interest polls and funding intervals (fundingInfo)"
-    # GET /fapi/v1/aggTrades?fromId= pages forward by aggregate id, 1000 a page, weight 20. Backfill may
-    # spend 480 of the IP's 2400 weight a minute (24 pages, 24k trades), beside the 120 of the OI polls.
+    rest_uses = "the instrument check, open-interest polls, funding intervals (fundingInfo) and depth books"
+    # GET /fapi/v1/aggTrades?fromId= pages forward by aggregate id, 1000 a page, weight 20. Backfill and
+    # depth snapshots (weight 20 each) share 480 of the IP's 2400 weight a minute (24 requests), beside the
+    # 120 of the OI polls.
     no_backfill = None
     backfill_weight = 20
     rest_weight_per_min = 480
+    depth_snapshot_weight = 20  # GET /fapi/v1/depth?limit=1000
 
     def __init__(
         self,
@@ -191,6 +230,10 @@ class Binance(Venue):
         self.last_oi: dict[str, int] = {}  # symbol -> last time
         self.funding_intervals: dict[str, timedelta] = {}  # symbols whose interval is not 8 h
         self.recent_liquidations = Recent(LIQUIDATION_MEMORY)
+        # Depth sync (Binance's "manage a local order book" rules): diffs held while a symbol's snapshot is
+        # fetched, and the snapshot's lastUpdateId while its first diff (U <= lastUpdateId <= u) is awaited.
+        self.depth_buffer: dict[str, deque[DepthUpdateMsg]] = {}
+        self.depth_first: dict[str, int] = {}
         self._request_id = 0
 
     def instrument(self, symbol: str) -> tuple[str, str]:
@@ -199,9 +242,16 @@ class Binance(Venue):
                 return symbol[: -len(quote)], quote
         return symbol, "USDT"
 
+    def configure_depth(self, config: DepthConfig) -> None:
+        # A Binance book is synced from a REST snapshot: without a REST root it could never be, so there is
+        # none (the no-REST notice, `rest_uses`, names depth books among what is off).
+        if self.rest_root is not None:
+            super().configure_depth(config)
+
     def routes(self) -> list[Route]:
         routes = []
-        for label, route, streams, quiet in CONNECTIONS:
+        connections = CONNECTIONS + ((DEPTH_CONNECTION,) if self.depth is not None else ())
+        for label, route, streams, quiet in connections:
             if label == "derivs" and not self.derivs:
                 continue
             names = [f"{s.lower()}@{stream}" for s in self.symbols for stream in streams]
@@ -338,6 +388,8 @@ class Binance(Venue):
             return self._agg_trade(msg, frame, recv_ts)
         if event == "bookTicker":
             return self._book_ticker(msg, frame, recv_ts)
+        if event == "depthUpdate":
+            return self._depth_update(msg, frame, recv_ts)
         if event == "markPriceUpdate":
             return self._mark_price(msg, frame, recv_ts)
         if event == "forceOrder":
@@ -459,3 +511,100 @@ class Binance(Venue):
             return Parsed(live=True)
         self.counters["liquidations"] += 1
         return Parsed([Liquidation(self.name, f.s, from_ms(f.T), recv_ts, side, price, qty)], live=True)
+
+    # -- depth books ---------------------------------------------------------------------------------
+
+    def depth_snapshot_url(self, symbol: str) -> str | None:
+        if self.depth is None or self.rest_root is None:
+            return None
+        return f"{self.rest_root}/fapi/v1/depth?symbol={symbol}&limit={DEPTH_SNAPSHOT_LEVELS}"
+
+    def parse_depth_snapshot(self, symbol: str, body: bytes, recv_ts: datetime) -> Parsed:
+        """The snapshot, then the diffs held meanwhile: those with u < lastUpdateId are older and dropped, the
+        first one applied must span it (U <= lastUpdateId <= u) or follow it (pu == lastUpdateId). A snapshot
+        older than every held diff says nothing about what came between: `resync` asks for another."""
+        assert self.depth is not None, "parse_depth_snapshot without configure_depth"
+        try:
+            snap = DepthSnapshotMsg.model_validate_json(body)
+        except ValidationError as exc:
+            raise ValueError(validation_reason(exc)) from None
+        book = self.depth.book(symbol)
+        out = Parsed(live=True)
+        held = self.depth_buffer.pop(symbol, deque())
+        pending = [d for d in held if d.u >= snap.lastUpdateId]
+        self.counters["depth.dropped_before_snapshot"] += len(held) - len(pending)
+        if pending and pending[0].U > snap.lastUpdateId and pending[0].pu != snap.lastUpdateId:
+            self.counters["depth.snapshot_behind"] += 1
+            self.depth_buffer[symbol] = deque(pending, maxlen=DEPTH_BUFFER)
+            book.resyncing = True
+            out.resync.append(symbol)
+            return out
+        book.reset(snap.bids, snap.asks, from_ms(snap.T), recv_ts, snap.lastUpdateId)
+        self.depth_first[symbol] = snap.lastUpdateId
+        self.counters["depth.snapshots"] += 1
+        for n, diff in enumerate(pending):
+            self._apply_depth(symbol, book, diff, recv_ts, out, sample=False)
+            if not book.synced:  # a break while catching up: what is left waits for the next snapshot
+                self._hold(symbol, pending[n + 1 :])
+                return out
+        self.depth_sample(symbol, book, out)  # the caught-up book, once
+        return out
+
+    def _depth_update(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        symbol = msg.get("s")
+        try:
+            d = DepthUpdateMsg.model_validate(msg)
+        except ValidationError as exc:
+            return Parsed([self.reject(recv_ts, "depth", symbol, validation_reason(exc), frame)])
+        if d.s not in self.known:
+            return Parsed([self.reject(recv_ts, "depth", d.s, "unknown_symbol", frame)])
+        out = Parsed(live=True)
+        if self.depth is None:  # not subscribed by us (depth off): nothing to keep
+            return out
+        book = self.depth.book(d.s)
+        if book.synced:
+            self._apply_depth(d.s, book, d, recv_ts, out)
+        else:
+            self._hold(d.s, (d,))
+            if not book.resyncing:  # the first diff of a book without a snapshot (at start, after a break)
+                book.resyncing = True
+                out.resync.append(d.s)
+        return out
+
+    def _apply_depth(
+        self, symbol: str, book: DepthBook, d: DepthUpdateMsg, recv_ts: datetime, out: Parsed, sample: bool = True
+    ) -> None:
+        """One diff on a synced book, or the break it reveals (the diff is then held for the next snapshot)."""
+        first = self.depth_first.get(symbol)
+        if first is not None:  # the first diff after the snapshot must span its lastUpdateId (U <= it <= u)
+            if d.u < first:
+                return
+            # pu == lastUpdateId: the diff follows the snapshot's state directly (the pu chain's own rule);
+            # it happens when the snapshot is as of the last diff before the held ones.
+            if d.U > first and d.pu != first:
+                return self._depth_break(symbol, book, d, first, recv_ts, out)
+            del self.depth_first[symbol]
+        elif d.u <= book.update_id:  # type: ignore[operator]  # a synced book has one
+            self.counters["duplicate"] += 1  # an overlapping connection (rotation) delivers it again
+            return
+        elif d.pu != book.update_id:
+            return self._depth_break(symbol, book, d, book.update_id, recv_ts, out)
+        book.apply(d.b, d.a, from_ms(d.T), recv_ts, d.u)
+        self.counters["depth"] += 1
+        if sample:
+            self.depth_sample(symbol, book, out)
+
+    def _depth_break(
+        self, symbol: str, book: DepthBook, d: DepthUpdateMsg, last_id: int | None, recv_ts: datetime, out: Parsed
+    ) -> None:
+        out.rows.append(self.depth_break(book, symbol, "seq_break", recv_ts, from_id=last_id, to_id=d.U))
+        self.depth_first.pop(symbol, None)
+        self._hold(symbol, (d,))
+        book.resyncing = True
+        out.resync.append(symbol)
+
+    def _hold(self, symbol: str, diffs) -> None:
+        held = self.depth_buffer.get(symbol)
+        if held is None:
+            held = self.depth_buffer[symbol] = deque(maxlen=DEPTH_BUFFER)
+        held.extend(diffs)
