@@ -12,6 +12,7 @@ FEATURE_CAGGS = (
     ("ops.trades_1m", timedelta(minutes=1)),
     ("ops.derivs_1m", timedelta(minutes=1)),
     ("ops.liquidations_1m", timedelta(minutes=1)),
+    ("ops.depth_1m", timedelta(minutes=1)),
     ("ops.book_1h", timedelta(hours=1)),
     ("ops.trades_1h", timedelta(hours=1)),
 )
