@@ -3,6 +3,7 @@ ops.depth_features_1m, scoring, the event lifecycle, incomplete minutes and the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 from datetime import timedelta
@@ -21,6 +22,7 @@ from tests.support.market import INSTRUMENTS, write_market
 from tests.support.scenarios import after
 from tests.support.webhooks import webhook_receiver
 from tower.cagg_refresh import refresh_feature_caggs
+from tower.cli import main
 
 M = timedelta(minutes=1)
 RULES = load_rules()
@@ -224,7 +226,11 @@ async def test_liquidity_drain_skips_incomplete_minutes_unless_told(conn, pool, 
     assert btc["fired_at"] == T0 + 27 * M and T0 + 25 * M <= btc["incomplete_at"] <= T0 + 31 * M
 
 
-async def test_backtest_replays_liquidity_drain_and_compares_a_slower_rule(conn, pool, tmp_path):
+async def test_backtest_replays_liquidity_drain_and_compares_a_slower_rule(
+    conn, pool, db_dsn, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("TOWER_DSN", db_dsn)
+    monkeypatch.delenv("TOWER_RULES_FILE", raising=False)
     await prepare_drain(conn)
     live, _ = await run_live(conn, pool, RULES)
     replayed = [e for e in await simulate(conn, RULES, T0, T0 + DRAIN_MINUTES * M) if e.rule == "liquidity_drain"]
@@ -238,3 +244,11 @@ async def test_backtest_replays_liquidity_drain_and_compares_a_slower_rule(conn,
     assert (now.events, now.fired, now.median_minutes_to_fire) == (2, 2, 2)
     # The slippage spike lasted 4 minutes: too short for 5; the BTC drain (7 minutes) still fires.
     assert (slow.events, slow.fired, slow.median_minutes_to_fire) == (2, 1, 4)
+
+    # The command a user runs gives the same comparison.
+    until = (T0 + DRAIN_MINUTES * M).strftime("%Y-%m-%dT%H:%M:%SZ")
+    args = ["rules", "backtest", "--rules", str(tmp_path / "slow.toml"), "--since", "1h", "--until", until, "--json"]
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, args) == 0
+    doc = json.loads(capsys.readouterr().out)["rules"]["liquidity_drain"]
+    assert (doc["current"]["fired"], doc["candidate"]["fired"]) == (2, 1)
