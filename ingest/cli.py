@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_ingest)
 
     p = sub.add_parser(
-        "status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes"
+        "status",
+        help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes, last depth",
     )
     p.set_defaults(run=run_status)
 
@@ -204,6 +205,7 @@ async def run_status(args: argparse.Namespace) -> int:
                 "open gaps",
                 "rejected today",
                 "complete 24h",
+                "last depth",
             ],
             [
                 [
@@ -216,6 +218,8 @@ async def run_status(args: argparse.Namespace) -> int:
                     r.open_gaps,
                     r.rejected_today,
                     f"{r.complete_24h_pct:.1f}%",
+                    # Blank, not "never": most markets of a venue without full books never get any.
+                    "" if r.depth_age_s is None else age(r.depth_age_s),
                 ]
                 for r in rows
             ],

@@ -21,6 +21,7 @@ class FeedStatus:
     open_gaps: int
     rejected_today: int
     complete_24h_pct: float  # closed minutes of the last 24 h since the market's first data that were complete, %
+    depth_age_s: float | None  # last order-book depth sample; None: the market has none (no full book)
 
 
 async def feed_status(conn: asyncpg.Connection) -> list[FeedStatus]:

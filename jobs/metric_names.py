@@ -25,4 +25,8 @@ STORED_METRICS = (
     "funding_8h_bps",
     "basis_bps",
     "liq_notional",
+    "depth_25bps",
+    "depth_25bps_drop_pct",
+    "slip_bps",
+    "liquidity_drop_pct",
 )

@@ -30,10 +30,12 @@ COMPONENTS = (
     "funding",
     "basis",
     "liquidations",
+    "liquidity",
 )
 # Stored only as the history later minutes read their baselines from, not levels to threshold:
-# depth_notional is absolute per market (rules watch depth_drop_pct), mid a price, last_update_ts a time.
-HISTORY_ONLY_METRICS = frozenset({"depth_notional", "mid", "last_update_ts"})
+# depth_notional and depth_25bps are absolute per market (rules watch depth_drop_pct and
+# depth_25bps_drop_pct / liquidity_drop_pct), mid a price, last_update_ts a time.
+HISTORY_ONLY_METRICS = frozenset({"depth_notional", "depth_25bps", "mid", "last_update_ts"})
 # Columns of ops.risk_scores a symbol rule may watch (the score, then the stored metrics in column
 # order); venue rules watch venue-wide aggregates.
 SYMBOL_METRICS = ("score", *(m for m in STORED_METRICS if m not in HISTORY_ONLY_METRICS))
@@ -75,6 +77,9 @@ class Scoring(_Strict):
     quote_stale_s: float = Field(15, gt=0)
     stale_after_s: float = Field(15, gt=0)
     min_trades_for_flow: int = Field(5, ge=1)
+    # Slippage baselines below this count as this (liquidity component): a book whose standard order
+    # usually costs a fraction of a bp would otherwise score a rise to 1 bp as most of its liquidity gone.
+    slip_floor_bps: float = Field(2.0, gt=0)
     components: dict[Literal[COMPONENTS], Component]  # type: ignore[valid-type]
 
     @model_validator(mode="after")

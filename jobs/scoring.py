@@ -78,6 +78,23 @@ def spread_z(row: asyncpg.Record, cfg: Scoring) -> float | None:
     return (row["spread_bps"] - row["spread_median"]) / scale
 
 
+def slip_rise_pct(row: asyncpg.Record, cfg: Scoring) -> float | None:
+    """The slippage of the standard order vs its trailing median, as the share of liquidity gone:
+    1 - usual / now, in %. For a book of even density slippage is inversely proportional to depth, so
+    slippage at 4x its usual reads 75 %, like a book within 25 bps at a quarter of its median."""
+    slip, usual = row["slip_bps"], row["slip_median"]
+    if slip is None or usual is None:
+        return None
+    usual = max(usual, cfg.slip_floor_bps)
+    return max(0.0, 1 - usual / slip) * 100 if slip > 0 else 0.0
+
+
+def liquidity_drop_pct(row: asyncpg.Record, cfg: Scoring) -> float | None:
+    """The liquidity component's value: the larger of the +-25 bps depth drop and the slippage rise,
+    both % of the market's usual liquidity gone; None without depth data (no book, no baseline)."""
+    return _max(row["depth_25bps_drop_pct"], slip_rise_pct(row, cfg))
+
+
 def _abs(value: float | None) -> float | None:
     return None if value is None else abs(value)
 
@@ -89,6 +106,7 @@ def _max(*values: float | None) -> float | None:
 
 def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
     z = spread_z(row, cfg)
+    liquidity = liquidity_drop_pct(row, cfg)
     vol = row["realized_vol_bps"]
     values: dict[str, float | None] = {
         "spread": z,
@@ -103,6 +121,8 @@ def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
         "funding": _abs(row["funding_8h_bps"]),
         "basis": _abs(row["basis_bps"]),
         "liquidations": row["liq_notional"],
+        # Order-book depth (ops.depth_features_1m): NULL (no full book for the market) stays None, 0 points.
+        "liquidity": liquidity,
     }
     components = {}
     remaining = 1.0
@@ -115,9 +135,10 @@ def score_row(row: asyncpg.Record, cfg: Scoring) -> Score:
         remaining *= 1 - weighted / 100
         if weighted > top_weighted:
             top, top_weighted = name, weighted
-    # spread_z needs the scale floor, so it is computed here; every other stored metric is a column
-    # of risk_metrics.sql under the same name.
-    stored = {k: _finite(z if k == "spread_z" else row[k]) for k in STORED_METRICS}
+    # spread_z and liquidity_drop_pct need scoring parameters (scale floors), so they are computed here;
+    # every other stored metric is a column of risk_metrics.sql under the same name.
+    computed = {"spread_z": z, "liquidity_drop_pct": liquidity}
+    stored = {k: _finite(computed[k] if k in computed else row[k]) for k in STORED_METRICS}
     return Score(
         bucket=row["bucket"],
         venue=row["venue"],

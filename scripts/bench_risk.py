@@ -1,7 +1,8 @@
 """Benchmark: how long a risk pass takes (scoring + evaluation) at a given quote rate.
 
 Creates a scratch database on TOWER_BENCH_DSN (a server DSN whose role may CREATE DATABASE), migrates
-it, writes synthetic L1 quotes and trades for every active instrument, then times
+it, writes synthetic L1 quotes and trades (and full-book depth samples, `--depth-per-s`) for every
+active instrument, then times
   * a live pass: the one minute that just closed (what `tower jobs` does every minute),
   * a catch-up pass over the whole period (what a start after downtime does).
 Prints the figures; the scratch database is dropped at the end.
@@ -29,13 +30,16 @@ from jobs.passes import risk_pass
 from jobs.rules import load_rules
 from jobs.settings import JobsSettings
 from tests.support import tsdb
+from tests.support.depth import DEPTH_COLUMNS, Depth, sample
 from tower.cagg_refresh import refresh_feature_caggs
 from tower.migrate import migrate
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
-async def write(conn: asyncpg.Connection, minutes: int, per_s: int) -> int:
+async def write(conn: asyncpg.Connection, minutes: int, per_s: int, depth_per_s: int) -> int:
+    # Seeded instruments are inactive until their first data (migration 0700): activate them as ingest would.
+    await conn.execute("UPDATE ops.instruments SET active = true, deactivated_at = NULL, deactivated_by = NULL")
     instruments = await conn.fetch("SELECT venue, symbol FROM ops.instruments WHERE active ORDER BY 1, 2")
     total = 0
     for i, inst in enumerate(instruments):
@@ -71,7 +75,12 @@ async def write(conn: asyncpg.Connection, minutes: int, per_s: int) -> int:
             records=trades,
             columns=["venue", "symbol", "ts", "recv_ts", "trade_id", "price", "qty", "side"],
         )
-        total += len(book) + len(trades)
+        depth = [
+            sample(inst["venue"], inst["symbol"], T0 + timedelta(seconds=k / depth_per_s), mid, Depth(2e6, 0.5))
+            for k in range(minutes * 60 * depth_per_s)
+        ]
+        await conn.copy_records_to_table("raw_book_depth", schema_name="ops", records=depth, columns=DEPTH_COLUMNS)
+        total += len(book) + len(trades) + len(depth)
     return total
 
 
@@ -79,6 +88,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=int, default=90)
     ap.add_argument("--updates-per-s", type=int, default=20, help="L1 updates per second per instrument")
+    ap.add_argument("--depth-per-s", type=int, default=1, help="depth samples per second per instrument (0: none)")
     args = ap.parse_args()
     server = os.environ.get("TOWER_BENCH_DSN") or os.environ.get("TOWER_TEST_DSN")
     if not server:
@@ -92,7 +102,7 @@ async def main() -> None:
         conn = await asyncpg.connect(dsn)
         await migrate(conn, log=lambda _: None)
         license = await conn.fetchval("SELECT current_setting('timescaledb.license', true)")
-        rows = await write(conn, args.minutes, args.updates_per_s)
+        rows = await write(conn, args.minutes, args.updates_per_s, args.depth_per_s)
         await conn.execute("UPDATE ops.policy_settings SET retention = NULL")
         t = time.perf_counter()
         await refresh_feature_caggs(conn, T0, T0 + timedelta(minutes=args.minutes))
@@ -113,7 +123,7 @@ async def main() -> None:
         await pool.close()
         print(
             f"license={license} instruments={n_inst} minutes={args.minutes} "
-            f"updates/s/instrument={args.updates_per_s} raw rows={rows:,}"
+            f"updates/s/instrument={args.updates_per_s} depth samples/s/instrument={args.depth_per_s} raw rows={rows:,}"
         )
         if refresh_s > 0.01:
             print(f"feature refresh (TSL caggs, whole period): {refresh_s:.2f} s")

@@ -13,6 +13,7 @@ from metabase import spec
 from tests.support import dashboard_data
 from tests.support.card_checks import CardCheckError, check_card, run_as_readonly
 
+M = timedelta(minutes=1)
 DASHBOARDS = spec.load_all()
 CARDS = [(d, c) for d in DASHBOARDS for c in d.cards]
 
@@ -246,3 +247,43 @@ async def test_completeness_card_has_a_row_per_market_and_day_with_data(data):
     assert all(
         m <= w for m, w in zip(result.column("minutes_complete"), result.column("minutes_with_data"), strict=True)
     )
+
+
+async def test_depth_within_25bps_shows_the_drained_book_and_slippage_what_it_cost(data):
+    conn, now = data
+    d, c = _card("market_health", "depth_25bps")
+    depth = await run_as_readonly(conn, d, c)
+    rows = [dict(zip(depth.columns, r, strict=True)) for r in depth.rows]
+    btc = [r for r in rows if (r["venue"], r["symbol"]) == dashboard_data.DEPTH_DRAIN[0]]
+    thinnest = min(btc, key=lambda r: r["depth_25bps"])
+    usual = dashboard_data.DEPTH[dashboard_data.DEPTH_DRAIN[0]][0]
+    assert thinnest["depth_25bps"] == pytest.approx(usual * dashboard_data.DEPTH_DRAIN[2], rel=0.01)
+    assert timedelta(minutes=11) < now - thinnest["minute"] < timedelta(minutes=15)
+    assert all(r["depth_25bps"] > 0.85 * usual for r in btc if abs(now - r["minute"] - timedelta(minutes=13)) > 3 * M)
+    assert all(r["bid_25bps_mean"] + r["ask_25bps_mean"] == pytest.approx(r["depth_25bps"], abs=1) for r in rows)
+    # The quiet feed's books stopped with it: no depth rows for its last minutes.
+    eth = await run_as_readonly(conn, d, c, {"asset": "ETH"})
+    quiet = [
+        r[0]
+        for r in eth.rows
+        if (r[eth.columns.index("venue")], r[eth.columns.index("symbol")]) == dashboard_data.QUIET
+    ]
+    assert quiet and now - max(quiet) > timedelta(minutes=8)
+
+    d, c = _card("market_health", "slippage_100k")
+    rows = [
+        dict(zip(result.columns, r, strict=True))
+        for result in [await run_as_readonly(conn, d, c, {"asset": asset}) for asset in ("BTC", "ETH")]
+        for r in result.rows
+    ]
+    btc_slip = {
+        r["minute"]: r["slip_bps_max"] for r in rows if (r["venue"], r["symbol"]) == dashboard_data.DEPTH_DRAIN[0]
+    }
+    worst = 0.3 / dashboard_data.DEPTH_DRAIN[2]  # usual slippage / the share of the book left
+    assert btc_slip[thinnest["minute"]] == pytest.approx(worst, rel=0.01) == max(btc_slip.values())
+    expensive = [m for m, v in btc_slip.items() if v > 0.5]  # the drained book is the expensive one
+    assert expensive and all(timedelta(minutes=11) < now - m < timedelta(minutes=16) for m in expensive)
+    # Samples the held book could not fill are counted, and leave the other samples' slippage.
+    unfillable = [r for r in rows if (r["venue"], r["symbol"]) == dashboard_data.UNFILLABLE]
+    assert sum(r["unfillable_samples"] for r in unfillable) > 0 and all(r["slip_bps_max"] > 0 for r in unfillable)
+    assert all(r["unfillable_samples"] == 0 for r in rows if (r["venue"], r["symbol"]) != dashboard_data.UNFILLABLE)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
+from tests.support.depth import DEPTH_COLUMNS, Depth, sample
 from tests.support.fixtures import activate
 from tests.support.ingest_helpers import NOW_MS, env
 from tests.support.tsdb import with_user
@@ -92,6 +93,15 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
     await conn.execute(
         "INSERT INTO ops.feed_gaps (venue, symbol, stream, cause) VALUES ('binance', 'BTCUSDT', 'aggTrade', 'id_jump')"
     )
+    # Full-book depth samples for Binance BTC only, the last one 3 s ago (Hyperliquid BTC has no full book).
+    await conn.copy_records_to_table(
+        "raw_book_depth",
+        schema_name="ops",
+        columns=DEPTH_COLUMNS,
+        records=[
+            sample("binance", "BTCUSDT", now - timedelta(seconds=s), 91000.0, Depth(2e6, 0.4)) for s in (63, 33, 3)
+        ],
+    )
     await conn.execute(
         "INSERT INTO ops.connection_events (venue, conn_id, event) "
         "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')"
@@ -111,12 +121,15 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
     out = capsys.readouterr().out
     assert "complete 24h" in out.splitlines()[0]
     lines = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
-    age, derivs_age, per_min, reconnects, gaps, rejected, complete = lines[("binance", "BTCUSDT")]
+    assert out.splitlines()[0].split()[-2:] == ["last", "depth"]
+    age, derivs_age, per_min, reconnects, gaps, rejected, complete, depth_age = lines[("binance", "BTCUSDT")]
     assert complete == f"{100 * 2 / 3:.1f}%"  # of the 3 minutes since its first data, not of all 1440
     assert age.endswith("s") and 30 <= float(age[:-1]) < 120
     assert derivs_age.endswith("s") and 5 <= float(derivs_age[:-1]) < 30
     assert (per_min, reconnects, gaps, rejected) == ("38.0", "2", "1", "0")  # 10 trades + 180 books in 5 min
+    assert depth_age.endswith("s") and 3 <= float(depth_age[:-1]) < 30  # the newest sample's age
     assert lines[("hyperliquid", "BTC")][:2] == ["never", "never"]
+    assert len(lines[("hyperliquid", "BTC")]) == 7  # no full book: the depth column is blank
 
 
 async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):

@@ -13,9 +13,10 @@ from jobs.metric_names import STORED_METRICS
 from jobs.rules import SYMBOL_METRICS, load_rules
 from jobs.scoring import MAD_TO_SIGMA, score_minutes
 from jobs.sqlfiles import sql
+from tests.support.depth import Depth, write_depth
 from tests.support.derivs import write_derivs
 from tests.support.fixtures import DERIVS_COLUMNS, T0
-from tests.support.market import Quote, write_market
+from tests.support.market import INSTRUMENTS, Quote, write_market
 from tower.cagg_refresh import refresh_feature_caggs
 
 M = timedelta(minutes=1)
@@ -110,7 +111,13 @@ async def test_live_minutes_scored_from_history_match_a_from_scratch_computation
             return Quote(q.mid * (1 + 0.001 * (m % 4)), q.spread_bps * (1 + m % 3), q.qty / (1 + m % 2))
         return q
 
+    def books(venue, symbol, m):
+        if venue == "binance" and 18 <= m < 21:
+            return None  # the depth feed down with the rest
+        return Depth(1e6 * (1 + (m % 5) / 4) * (0.2 if symbol in ("BTCUSDT", "BTC") and m >= 24 else 1), 1 + m % 3)
+
     await write_market(conn, 30, eventful)
+    await write_depth(conn, INSTRUMENTS, 30, books)
     await refresh_feature_caggs(conn, T0, T0 + 30 * M)
     for m in range(30):  # one minute at a time, like the service
         await score_minutes(conn, T0 + m * M, T0 + (m + 1) * M, cfg)
@@ -135,6 +142,8 @@ async def test_live_minutes_scored_from_history_match_a_from_scratch_computation
         T0 + 20 * M,
     )
     assert gap["freshness_s"] == 182.0  # last update 17:58, minute 20 ends 21:00
+    # The liquidity baselines were read from history too, and the BTC drain is in it.
+    assert any(r["liquidity_drop_pct"] and r["liquidity_drop_pct"] > 50 for r in stored if r["bucket"] >= T0 + 24 * M)
 
 
 def linear_points(name: str, value: float) -> float:

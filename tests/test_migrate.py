@@ -170,7 +170,7 @@ async def test_apache_mode_creates_plain_views(conn, license):
     if license == "apache":
         assert caggs == set()
     else:
-        assert caggs == {"book_1m", "trades_1m", "book_1h", "trades_1h", "derivs_1m", "liquidations_1m"}
+        assert caggs == {"book_1m", "trades_1m", "book_1h", "trades_1h", "derivs_1m", "liquidations_1m", "depth_1m"}
 
 
 @pytest.mark.tsl
@@ -186,6 +186,7 @@ async def test_tsl_mode_creates_realtime_caggs_and_jobs(conn):
         "trades_1h": False,
         "derivs_1m": False,
         "liquidations_1m": False,
+        "depth_1m": False,
     }
     jobs = await conn.fetch("SELECT proc_name, relation FROM ops.policy_jobs")
     by_kind: dict[str, set[str]] = {}
@@ -198,6 +199,7 @@ async def test_tsl_mode_creates_realtime_caggs_and_jobs(conn):
         "trades_1h",
         "derivs_1m",
         "liquidations_1m",
+        "depth_1m",
     }
     assert {"raw_trades", "raw_book_l1", "risk_scores", "book_1m", "trades_1m"} <= by_kind["policy_compression"]
     assert {"raw_trades", "raw_book_l1", "rejected_messages", "book_1m", "book_1h"} <= by_kind["policy_retention"]

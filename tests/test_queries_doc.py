@@ -85,6 +85,16 @@ def _fired_and_silenced(rows: Rows) -> None:
 def _depth_around_burst(rows: Rows) -> None:
     assert {(r["venue"], r["symbol"]) for r in rows} == {("binance", "BTCUSDT")}
     assert all(r["depth_before"] > 0 and r["depth_after"] > 0 for r in rows)
+    assert all(r["depth_25bps_before"] > 0 and r["depth_25bps_after"] > 0 for r in rows)
+
+
+def _thinnest_books(rows: Rows) -> None:
+    by_market = {(r["venue"], r["symbol"]): r for r in rows}
+    assert set(by_market) == {(v, s) for v, s, *_ in dashboard_data.MARKETS}  # every market with full books
+    drained = by_market[dashboard_data.DEPTH_DRAIN[0]]
+    assert float(drained["vs_median"]) == pytest.approx(dashboard_data.DEPTH_DRAIN[2], abs=0.02)
+    assert drained["worst_slip_bps"] == pytest.approx(0.3 / dashboard_data.DEPTH_DRAIN[2], rel=0.01)
+    assert all(float(r["vs_median"]) > 0.5 for k, r in by_market.items() if k != dashboard_data.DEPTH_DRAIN[0])
 
 
 def _funding(rows: Rows) -> None:
@@ -127,6 +137,7 @@ EXPECTED: dict[str, Callable[[Rows], None]] = {
     "Mark vs index basis peaks in a window": _basis_peaks,
     "What fired and what was silenced last night": _fired_and_silenced,
     "Depth before and after a liquidation burst": _depth_around_burst,
+    "Thinnest order books in a window": _thinnest_books,
     "Funding across venues, normalized": _funding,
     "Receive latency percentiles per venue": _latency,
     "Riskiest markets right now": _riskiest,

@@ -93,3 +93,45 @@ async def test_score_components_show_funding_basis_and_liquidations(conn):
     shown = none.column("component")
     assert not {"funding", "basis", "liquidations"} & set(shown)  # no derivs feed: 0 points, not listed
     assert all(score > 0 for score in none.column("component_score")) and len(shown) <= 3
+
+
+async def test_score_components_show_liquidity_where_a_book_drained_and_nothing_without_books(conn):
+    from tests.support.depth import Depth, write_depth
+
+    def drained_at_the_end(venue, symbol, m):
+        return Depth(2e6 * (0.2 if m == 14 else 1 + 0.05 * (m % 3)), 0.5)  # 80 % of the book gone at minute 14
+
+    await write_market(conn, 15)
+    await write_depth(conn, [("binance", "BTCUSDT", 50_000.0)], 15, drained_at_the_end)
+    await refresh_feature_caggs(conn, T0, T0 + 15 * M)
+    await score_minutes(conn, T0, T0 + 15 * M, load_rules().scoring)
+    hours = str(math.ceil((datetime.now(UTC) - T0).total_seconds() / 3600) + 1)
+    stored = await conn.fetchrow(
+        "SELECT liquidity_drop_pct, components FROM ops.risk_scores WHERE venue = 'binance' AND symbol = 'BTCUSDT' "
+        "AND bucket = $1",
+        T0 + 14 * M,
+    )
+    liquidity = json.loads(stored["components"])["liquidity"]
+    assert 75 < stored["liquidity_drop_pct"] < 85 and liquidity["points"] > 0
+
+    d, c = card("risk_monitor", "score_components")
+    parts = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
+    (row,) = [
+        dict(zip(parts.columns, r, strict=True))
+        for r in parts.rows
+        if r[parts.columns.index("component")] == "liquidity"
+    ]
+    assert (row["component_score"], row["component_value"]) == (
+        round(liquidity["points"], 1),
+        round(stored["liquidity_drop_pct"], 3),
+    )
+    assert parts.rows[0][parts.columns.index("component")] == "liquidity"
+    d, c = card("risk_monitor", "current_risk")
+    current = await run_as_readonly(conn, d, c, {"hours": hours, "venue": "binance", "symbol": "BTCUSDT"})
+    assert current.column("top_component") == ["liquidity"]
+
+    # A market without full books: no liquidity row at all.
+    other = await run_as_readonly(
+        conn, *card("risk_monitor", "score_components"), {"hours": hours, "venue": "binance", "symbol": "ETHUSDT"}
+    )
+    assert "liquidity" not in other.column("component")

@@ -12,6 +12,7 @@ FEATURE_CAGGS = (
     ("ops.trades_1m", timedelta(minutes=1)),
     ("ops.derivs_1m", timedelta(minutes=1)),
     ("ops.liquidations_1m", timedelta(minutes=1)),
+    ("ops.depth_1m", timedelta(minutes=1)),
     ("ops.book_1h", timedelta(hours=1)),
     ("ops.trades_1h", timedelta(hours=1)),
 )
@@ -36,6 +37,9 @@ async def refresh_feature_caggs(conn: asyncpg.Connection, start: datetime, end: 
         return []
     done = []
     for cagg, width in FEATURE_CAGGS:
+        # A database not yet migrated to a later aggregate (ops.depth_1m came with issue 14) has its older ones.
+        if await conn.fetchval("SELECT to_regclass($1) IS NULL", cagg):
+            continue
         lo, hi = widen(start, end, width)
         # cagg comes from the fixed tuple above, never from input.
         await conn.execute(f"CALL refresh_continuous_aggregate('{cagg}', $1::timestamptz, $2::timestamptz)", lo, hi)

@@ -17,6 +17,13 @@ last_derivs AS (
     LEFT JOIN LATERAL (SELECT recv_ts FROM ops.raw_derivs r WHERE r.venue = s.venue AND r.symbol = s.symbol
                        ORDER BY ts DESC LIMIT 1) d ON true
 ),
+last_depth AS (
+    -- Order-book depth samples (ops.raw_book_depth): only markets whose venue keeps full books have any.
+    SELECT s.venue, s.symbol, d.recv_ts AS last_recv
+    FROM symbols s
+    LEFT JOIN LATERAL (SELECT recv_ts FROM ops.raw_book_depth r WHERE r.venue = s.venue AND r.symbol = s.symbol
+                       ORDER BY ts DESC LIMIT 1) d ON true
+),
 recent AS (
     SELECT venue, symbol, count(*) AS n FROM (
         SELECT venue, symbol FROM ops.raw_trades WHERE ts > now() - INTERVAL '5 minutes'
@@ -54,9 +61,11 @@ SELECT l.venue, l.symbol,
        coalesce(c.n, 0)                                AS reconnects_today,
        coalesce(g.n, 0)                                AS open_gaps,
        coalesce(j.n, 0)                                AS rejected_today,
-       coalesce(100.0 * k.n / nullif(k.minutes, 0), 0) AS complete_24h_pct
+       coalesce(100.0 * k.n / nullif(k.minutes, 0), 0) AS complete_24h_pct,
+       extract(epoch FROM now() - b.last_recv)::float8 AS depth_age_s
 FROM last_msg l
 JOIN last_derivs d USING (venue, symbol)
+JOIN last_depth b USING (venue, symbol)
 LEFT JOIN recent r USING (venue, symbol)
 LEFT JOIN reconnects c USING (venue)
 LEFT JOIN gaps g USING (venue, symbol)

@@ -1,5 +1,6 @@
--- Raw risk metrics per active instrument and minute in [$1, $2), from ops.features_1m and the
--- derivatives context (funding, basis, liquidations) of ops.derivs_features_1m.
+-- Raw risk metrics per active instrument and minute in [$1, $2), from ops.features_1m, the
+-- derivatives context (funding, basis, liquidations) of ops.derivs_features_1m and the order-book
+-- depth (within 25 bps, slippage of the standard order) of ops.depth_features_1m.
 -- $1 first minute, $2 end (exclusive), $3 baseline window (interval), $4 minimum baseline minutes,
 -- $5 realized-volatility window (minutes), $6 quote age (s) beyond which a venue's mid is ignored
 -- for divergence, $7 minimum trades in a minute for its flow imbalance to count, $8 look-back
@@ -25,7 +26,9 @@ minutes AS (
            f.latency_ms_mean,
            coalesce(f.last_update_ts, h.last_update_ts)                     AS last_update_ts,
            coalesce(b.active_seconds, 0)::float8 / 60                       AS coverage,
-           extract(epoch FROM g.bucket + INTERVAL '1 minute' - b.last_ts)::float8 AS quote_age_s
+           extract(epoch FROM g.bucket + INTERVAL '1 minute' - b.last_ts)::float8 AS quote_age_s,
+           coalesce(dp.depth_25bps, h.depth_25bps)                          AS depth_25bps,
+           coalesce(dp.slip_bps_max, h.slip_bps)                            AS slip_bps
     FROM grid g
     LEFT JOIN ops.risk_scores h
            ON h.bucket = g.bucket AND h.venue = g.venue AND h.symbol = g.symbol
@@ -33,6 +36,9 @@ minutes AS (
     LEFT JOIN ops.features_1m f
            ON f.bucket = g.bucket AND f.venue = g.venue AND f.symbol = g.symbol
           AND f.bucket >= $9::timestamptz AND f.bucket < $2::timestamptz
+    LEFT JOIN ops.depth_features_1m dp
+           ON dp.bucket = g.bucket AND dp.venue = g.venue AND dp.symbol = g.symbol
+          AND dp.bucket >= $9::timestamptz AND dp.bucket < $2::timestamptz
     LEFT JOIN ops.book_1m b
            ON b.bucket = g.bucket AND b.venue = g.venue AND b.symbol = g.symbol
           AND b.bucket >= $1::timestamptz AND b.bucket < $2::timestamptz
@@ -49,6 +55,12 @@ windowed AS (
            array_agg(r.spread_bps_mean) OVER baseline                        AS spread_hist,
            array_agg(r.depth_notional_mean) OVER baseline                    AS depth_hist,
            count(r.spread_bps_mean) OVER baseline                            AS baseline_n,
+           -- Depth has its own count: a market may have L1 quotes but no full book, or books for
+           -- only part of the window (a venue added later).
+           array_agg(r.depth_25bps) OVER baseline                            AS depth_25bps_hist,
+           count(r.depth_25bps) OVER baseline                                AS depth_25bps_n,
+           array_agg(r.slip_bps) OVER baseline                               AS slip_hist,
+           count(r.slip_bps) OVER baseline                                   AS slip_n,
            stddev_samp(r.ret) OVER (PARTITION BY r.venue, r.symbol ORDER BY r.bucket
                                     ROWS BETWEEN $5::int - 1 PRECEDING AND CURRENT ROW) AS vol
     FROM returns r
@@ -59,7 +71,9 @@ scored AS (
     SELECT w.*,
            CASE WHEN w.baseline_n >= $4 THEN ops.median(w.spread_hist) END   AS spread_median,
            CASE WHEN w.baseline_n >= $4 THEN ops.mad(w.spread_hist) END      AS spread_mad,
-           CASE WHEN w.baseline_n >= $4 THEN ops.median(w.depth_hist) END    AS depth_median
+           CASE WHEN w.baseline_n >= $4 THEN ops.median(w.depth_hist) END    AS depth_median,
+           CASE WHEN w.depth_25bps_n >= $4 THEN ops.median(w.depth_25bps_hist) END AS depth_25bps_median,
+           CASE WHEN w.slip_n >= $4 THEN ops.median(w.slip_hist) END         AS slip_median
     FROM windowed w
     WHERE w.bucket >= $1::timestamptz
 ),
@@ -105,7 +119,12 @@ SELECT s.bucket, s.venue, s.symbol, s.asset,
        coalesce(d.peers, 0)                                                  AS divergence_peers,
        x.funding_8h_bps,
        x.basis_bps,
-       x.liq_notional
+       x.liq_notional,
+       s.depth_25bps,
+       CASE WHEN s.depth_25bps_median > 0 AND s.depth_25bps IS NOT NULL
+            THEN greatest(0, 1 - s.depth_25bps / s.depth_25bps_median) * 100 END AS depth_25bps_drop_pct,
+       s.slip_bps,
+       s.slip_median
 FROM scored s
 LEFT JOIN divergence d ON d.bucket = s.bucket AND d.venue = s.venue AND d.symbol = s.symbol
 LEFT JOIN derivs x ON x.bucket = s.bucket AND x.venue = s.venue AND x.symbol = s.symbol

@@ -1,7 +1,8 @@
 """A realistic hour of ops data relative to the database's now(), so every dashboard card has something
 to show: two venues x two assets of book and trades (one feed gone quiet 8 minutes ago), older trades
 for compression, connection events, gaps, rejected input, risk scores and events, alert deliveries, job runs,
-and the perp context: mark/index/funding/open interest every 6 s and forced orders (liquidations).
+and the perp context: mark/index/funding/open interest every 6 s and forced orders (liquidations), and
+full-book depth samples every 5 s (the Binance BTC book drained during its liquidations).
 
 Chosen so that filtering on venue 'hyperliquid', symbol 'BTC' or asset 'ETH' leaves rows in every card,
 and some rows fall outside a 1-hour (or 24-hour) window."""
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from tests.support import tsdb
+from tests.support.depth import DEPTH_COLUMNS, Depth, sample
 from tests.support.fixtures import BOOK_COLUMNS, DERIVS_COLUMNS, LIQUIDATION_COLUMNS, TRADE_COLUMNS, activate
 from tower.cagg_refresh import refresh_feature_caggs
 
@@ -40,6 +42,15 @@ DERIVS = {
     ("hyperliquid", "ETH"): (0.0000125, timedelta(hours=1), -1.0, 400_000.0),
 }
 BASIS_BLOWOUT = (("binance", "BTCUSDT"), range(20, 23), 60.0)  # minutes ago with the mark 60 bps over the index
+# Full-book depth per market: usual bid + ask notional within 25 bps, usual slippage of the standard order (bps).
+DEPTH = {
+    ("binance", "BTCUSDT"): (4_000_000.0, 0.3),
+    ("binance", "ETHUSDT"): (2_500_000.0, 0.6),
+    ("hyperliquid", "BTC"): (1_500_000.0, 1.2),
+    ("hyperliquid", "ETH"): (800_000.0, 2.5),
+}
+DEPTH_DRAIN = (("binance", "BTCUSDT"), range(12, 14), 0.15)  # minutes ago with 15 % of its usual depth left
+UNFILLABLE = ("hyperliquid", "ETH")  # every 10th sample: the held book cannot fill the standard order
 # Forced orders: seconds before now, venue, symbol, side, price, qty ('sell' closes a long).
 LIQUIDATIONS = [
     (12 * 60 + 30, "binance", "BTCUSDT", "sell", 96_900.0, 12.0),  # a long squeeze on Binance BTC
@@ -151,6 +162,9 @@ async def load(conn: asyncpg.Connection, seed: int = 5) -> datetime:
     # As ingest marks them on first data; binance SOLUSDT activated by a user, never delivered ("no data").
     await activate(conn, [(venue, symbol) for venue, symbol, *_ in MARKETS] + [("binance", "SOLUSDT")])
     await conn.copy_records_to_table("raw_derivs", schema_name="ops", records=derivs, columns=DERIVS_COLUMNS)
+    await conn.copy_records_to_table(
+        "raw_book_depth", schema_name="ops", records=_depth_samples(now, seed), columns=DEPTH_COLUMNS
+    )
     await conn.copy_records_to_table(
         "raw_liquidations",
         schema_name="ops",
@@ -363,6 +377,22 @@ async def _tower_watching_itself(conn: asyncpg.Connection, now: datetime) -> Non
         [("ingest-1", 11, ["binance", "okx"], 0, 0, 0, _s(now, m * 60 + 5)) for m in range(5, 0, -1)]
         + [("ingest-2", 22, ["bybit"], 40, 9000, 3 * 1048576, _s(now, m * 60 + 7)) for m in range(5, 0, -1)],
     )
+
+
+def _depth_samples(now: datetime, seed: int) -> list[tuple]:
+    """A depth sample every 5 s per market (its own random stream: the other data stay as they were);
+    the quiet feed's books stop with it."""
+    rng = random.Random(f"{seed}-depth")
+    rows = []
+    for venue, symbol, _asset, mid, _half, _lat in MARKETS:
+        usual, slip = DEPTH[(venue, symbol)]
+        stop = 8 * 60 if (venue, symbol) == QUIET else 0
+        for i in range(MINUTES * 60 // 5, stop // 5, -1):
+            drained = (venue, symbol) == DEPTH_DRAIN[0] and i * 5 // 60 in DEPTH_DRAIN[1]
+            factor = DEPTH_DRAIN[2] if drained else rng.uniform(0.9, 1.1)
+            fill = None if (venue, symbol) == UNFILLABLE and i % 10 == 0 else slip / factor
+            rows.append(sample(venue, symbol, _s(now, i * 5 + rng.random()), mid, Depth(usual * factor, fill)))
+    return rows
 
 
 def _next_funding(ts: datetime, interval: timedelta) -> datetime:
