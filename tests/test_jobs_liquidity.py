@@ -208,10 +208,11 @@ async def test_liquidity_drain_fires_escalates_and_resolves_only_where_books_dra
 
 async def test_liquidity_drain_skips_incomplete_minutes_unless_told(conn, pool, tmp_path):
     await prepare_drain(conn)
-    # The Binance BTC book out of sync with no recovery recorded: an open depth gap over the drain.
+    # The Binance BTC trade feed with an open hole over the drain (a depth-book break alone would not do:
+    # it is closed by its resync and says nothing about the minute's trades and L1).
     await conn.execute(
         "INSERT INTO ops.feed_gaps (venue, symbol, stream, from_ts, to_ts, cause) "
-        "VALUES ('binance', 'BTCUSDT', 'depth', $1, $2, 'resync')",
+        "VALUES ('binance', 'BTCUSDT', 'aggTrade', $1, $2, 'id_jump')",
         T0 + 24 * M,
         T0 + 33 * M,
     )
