@@ -126,8 +126,8 @@ def measure(bids: list[Level], asks: list[Level], notional: float) -> DepthFigur
     """Figures of a book given best-first levels on each side (both non-empty, not crossed)."""
     mid = (bids[0][0] + asks[0][0]) / 2
     # EDGE: a level exactly at a band's edge is within it on both sides (mid x (1 + 50 bps) rounds below 20100)
-    bid_bands = tuple(_within(bids, mid * (1 - b / 1e4) * (1 - EDGE), below=True) for b in BANDS_BPS)
-    ask_bands = tuple(_within(asks, mid * (1 + b / 1e4) * (1 + EDGE), below=False) for b in BANDS_BPS)
+    bid_bands = _bands(bids, [mid * (1 - b / 1e4) * (1 - EDGE) for b in BANDS_BPS], below=True)
+    ask_bands = _bands(asks, [mid * (1 + b / 1e4) * (1 + EDGE) for b in BANDS_BPS], below=False)
     buy = _average_fill(asks, notional)
     sell = _average_fill(bids, notional)
     reach = min(mid - bids[-1][0], asks[-1][0] - mid) / mid * 1e4
@@ -143,14 +143,18 @@ def measure(bids: list[Level], asks: list[Level], notional: float) -> DepthFigur
     )
 
 
-def _within(levels: list[Level], limit: float, *, below: bool) -> float:
-    """Notional of the best-first levels up to `limit` (bids: prices >= limit; asks: prices <= limit)."""
+def _bands(levels: list[Level], limits: list[float], *, below: bool) -> tuple[float, ...]:
+    """Notional of the best-first levels up to each limit (nearest first; bids: prices >= limit, asks:
+    prices <= limit), in one walk: a sample's cost is one pass over the levels within the widest band."""
+    totals: list[float] = []
     total = 0.0
     for price, size in levels:
-        if (price < limit) if below else (price > limit):
-            break
+        while (price < limits[len(totals)]) if below else (price > limits[len(totals)]):
+            totals.append(total)
+            if len(totals) == len(limits):
+                return tuple(totals)
         total += price * size
-    return total
+    return tuple(totals + [total] * (len(limits) - len(totals)))
 
 
 def _average_fill(levels: list[Level], notional: float) -> float | None:
