@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_ingest)
 
     p = sub.add_parser(
-        "status", help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes"
+        "status",
+        help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes, overload",
     )
     p.set_defaults(run=run_status)
 
@@ -197,6 +198,8 @@ async def run_status(args: argparse.Namespace) -> int:
                 "open gaps",
                 "rejected today",
                 "complete 24h",
+                "L1 conflated today",
+                "paused today",
             ],
             [
                 [
@@ -209,6 +212,8 @@ async def run_status(args: argparse.Namespace) -> int:
                     r.open_gaps,
                     r.rejected_today,
                     f"{r.complete_24h_pct:.1f}%",
+                    r.conflated_today,
+                    f"{r.paused_today_s:.1f}s",
                 ]
                 for r in rows
             ],
