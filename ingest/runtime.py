@@ -228,6 +228,7 @@ class RouteRunner:
                     continue
                 link, reason = await self._serve(link, stop_wait)
                 if self.stop.is_set():
+                    self.writer.admit_all()  # a paused reader must see the close, not wait for room for ever
                     await link.ws.close(1000, "shutdown")
                     with contextlib.suppress(Exception, asyncio.CancelledError):
                         await link.reader

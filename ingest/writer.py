@@ -120,6 +120,7 @@ class Writer:
         )
         self._room = asyncio.Event()  # set when has_room(): what a paused put waits for
         self._full = False
+        self._admit_all = False  # shutting down: readers hand over what they hold (close() keeps it on disk)
         self._spill_full = False  # a batch was refused for the disk budget; cleared when a replay frees space
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
@@ -165,7 +166,7 @@ class Writer:
         """Room for more rows: memory below its bound, or the database away and the spill budget not used up.
         Once full, room comes back only below a low-water mark (a tenth of the bound or a batch less), so a
         reader pauses for a while rather than for every commit."""
-        if self.database_away and self._spill_has_room():
+        if self._admit_all or (self.database_away and self._spill_has_room()):
             self._full = False
         else:
             cfg, backlog = self.config, self.backlog_rows()
@@ -176,6 +177,12 @@ class Writer:
     def room_changed(self) -> None:
         if self.has_room():
             self._room.set()
+
+    def admit_all(self) -> None:
+        """At shutdown: no reader waits any more; what they received goes to memory, and close() writes it
+        or keeps it in the spill file (past its budget) rather than lose it."""
+        self._admit_all = True
+        self._room.set()
 
     def queued_groups(self) -> int:
         """Row groups waiting in the queue, not yet batched."""
