@@ -121,6 +121,7 @@ class Writer:
         self._room = asyncio.Event()  # set when has_room(): what a paused put waits for
         self._full = False
         self._admit_all = False  # shutting down: readers hand over what they hold (close() keeps it on disk)
+        self._overload_logged = -60.0
         self._spill_full = False  # a batch was refused for the disk budget; cleared when a replay frees space
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
@@ -286,12 +287,15 @@ class Writer:
         backlog = self.backlog_rows()
         if not self.overloaded and backlog > self.config.overload_rows:
             self.overloaded = True
-            limit = self.config.overload_rows
-            log.warning("writer overloaded: %d rows waiting (> %d); conflating L1 book updates", backlog, limit)
+            self.stats["overloads"] += 1
+            # Under a feed near capacity overloads come and go: the log says so once a minute.
+            if time.monotonic() - self._overload_logged >= 60:
+                self._overload_logged = time.monotonic()
+                limit = self.config.overload_rows
+                log.warning("writer overloaded: %d rows waiting (> %d); conflating L1 book updates", backlog, limit)
         elif self.overloaded and backlog < self.config.overload_rows // 2:
             self.overloaded = False
             _add(batch, self.conflator.release(final=True))
-            log.info("writer no longer overloaded (%d rows waiting); L1 book stored in full again", backlog)
 
     def _enqueue(self, batch: Batch) -> None:
         if not batch.rows:
