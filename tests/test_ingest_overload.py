@@ -61,6 +61,19 @@ async def lock(conn: asyncpg.Connection, table: str) -> None:
     await conn.execute(f"BEGIN; LOCK TABLE ops.{table} IN ACCESS EXCLUSIVE MODE")
 
 
+def small_writer(tmp_path, spill_max_bytes: int) -> WriterConfig:
+    """100 rows of memory and a small spill budget, quick retries: an outage reaches every step in moments."""
+    return WriterConfig(
+        spill_path=tmp_path / "spill.jsonl",
+        batch_rows=50,
+        flush_s=0.05,
+        memory_rows=100,
+        spill_max_bytes=spill_max_bytes,
+        retry_initial_s=0.05,
+        retry_cap_s=0.2,
+    )
+
+
 async def test_slow_database_conflates_l1_and_stores_every_trade(conn, db_dsn, tmp_path):
     config = WriterConfig(
         spill_path=tmp_path / "spill.jsonl",
@@ -118,15 +131,7 @@ async def test_spill_budget_reached_while_the_database_is_away_pauses_the_reader
     conn, db_dsn, tmp_path
 ):
     budget = 100_000  # bytes: about 900 spilled trades
-    config = WriterConfig(
-        spill_path=tmp_path / "spill.jsonl",
-        batch_rows=50,
-        flush_s=0.05,
-        memory_rows=100,
-        spill_max_bytes=budget,
-        retry_initial_s=0.05,
-        retry_cap_s=0.2,
-    )
+    config = small_writer(tmp_path, budget)
     proxy = await start_proxy(db_dsn)
     try:
         async with ingesting(via(proxy, db_dsn), tmp_path, config) as (server, run):
@@ -159,15 +164,7 @@ async def test_stopping_while_paused_with_the_database_away_keeps_everything_rec
     """The worst case at shutdown: database away, spill budget used up, reader paused. Stopping must not
     wait for room that never comes; what was received goes to the spill file (past its budget) and the next
     start stores it: the trades stored are exactly 1..N, no hole."""
-    config = WriterConfig(
-        spill_path=tmp_path / "spill.jsonl",
-        batch_rows=50,
-        flush_s=0.05,
-        memory_rows=100,
-        spill_max_bytes=10_000,
-        retry_initial_s=0.05,
-        retry_cap_s=0.2,
-    )
+    config = small_writer(tmp_path, 10_000)
     proxy = await start_proxy(db_dsn)
     server = await BinanceServer().start()
     try:
