@@ -67,7 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "status",
-        help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes, last depth",
+        help="feed health per venue/symbol: last message age, rate, reconnects, gaps, complete minutes, overload, "
+        "last depth",
     )
     p.set_defaults(run=run_status)
 
@@ -205,6 +206,8 @@ async def run_status(args: argparse.Namespace) -> int:
                 "open gaps",
                 "rejected today",
                 "complete 24h",
+                "L1 conflated today",
+                "paused today",
                 "last depth",
             ],
             [
@@ -218,6 +221,8 @@ async def run_status(args: argparse.Namespace) -> int:
                     r.open_gaps,
                     r.rejected_today,
                     f"{r.complete_24h_pct:.1f}%",
+                    r.conflated_today,
+                    f"{r.paused_today_s:.1f}s",
                     # Blank, not "never": most markets of a venue without full books never get any.
                     "" if r.depth_age_s is None else age(r.depth_age_s),
                 ]

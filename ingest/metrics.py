@@ -56,6 +56,21 @@ REJECTED = PromCounter(
 )
 RECONNECTS = PromCounter("tower_ingest_reconnects_total", "Reconnect attempts", ["venue"])
 GAPS = PromCounter("tower_ingest_gaps_total", "Gaps detected in venue feeds", ["venue"])
+# The overload policy (writer.py), one counter or gauge per step.
+BOOK_CONFLATED = PromCounter(
+    "tower_ingest_book_l1_conflated_total",
+    "L1 book updates not stored because a newer one of the same symbol replaced them (writer overloaded)",
+    ["venue"],
+)
+SPILLED = PromCounter("tower_ingest_spilled_rows_total", "Rows written to the spill file (database away)")
+READER_PAUSES = PromCounter(
+    "tower_ingest_reader_pauses_total", "Times a connection stopped reading its socket: writer full", ["venue"]
+)
+READER_PAUSED_SECONDS = PromCounter(
+    "tower_ingest_reader_paused_seconds_total",
+    "Seconds connections spent not reading their sockets (TCP backpressure on the venue), ended pauses",
+    ["venue"],
+)
 COMMIT_LATENCY = Histogram(
     "tower_ingest_commit_latency_seconds",
     "Local receive to database commit, per row",
@@ -64,6 +79,17 @@ COMMIT_LATENCY = Histogram(
 
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
 _last_message: dict[str, float] = {}  # venue -> epoch seconds of the newest row received
+_paused: Counter[str] = Counter()  # venue -> connections paused now
+
+
+def reader_paused(venue: str) -> None:
+    READER_PAUSES.labels(venue).inc()
+    _paused[venue] += 1
+
+
+def reader_resumed(venue: str, seconds: float) -> None:
+    READER_PAUSED_SECONDS.labels(venue).inc(seconds)
+    _paused[venue] -= 1
 
 
 def batch_accepted(batch: Batch) -> None:
@@ -117,6 +143,26 @@ class _LiveGauges(Collector):
         spill = GaugeMetricFamily("tower_ingest_spill_bytes", "Bytes of rows waiting in spill files")
         spill.add_metric([], sum(w.spill_bytes() for w in list(_writers)))
         yield spill
+        budget = GaugeMetricFamily(
+            "tower_ingest_spill_budget_bytes", "Disk budget of the spill files (TOWER_INGEST_SPILL_MAX_MB)"
+        )
+        budget.add_metric([], sum(w.config.spill_max_bytes for w in list(_writers)))
+        yield budget
+        backlog = GaugeMetricFamily("tower_ingest_writer_backlog_rows", "Rows queued or batched, not yet committed")
+        backlog.add_metric([], sum(w.backlog_rows() for w in list(_writers)))
+        yield backlog
+        overloaded = GaugeMetricFamily(
+            "tower_ingest_writer_overloaded",
+            "Writers overloaded now (backlog above TOWER_INGEST_OVERLOAD_ROWS): L1 book conflated",
+        )
+        overloaded.add_metric([], sum(w.overloaded for w in list(_writers)))
+        yield overloaded
+        paused = GaugeMetricFamily(
+            "tower_ingest_readers_paused", "Connections not reading their sockets now (writer full)", labels=["venue"]
+        )
+        for venue, n in sorted(_paused.items()):
+            paused.add_metric([venue], n)
+        yield paused
         age = GaugeMetricFamily(
             "tower_ingest_last_message_age_seconds",
             "Seconds since the newest market data row of each venue was received",

@@ -140,13 +140,17 @@ class ConnectionEvent:
     ts: datetime = field(default_factory=utc_now, kw_only=True)
     venue: str
     conn_id: str
-    event: str  # connect, subscribed, disconnect, reconnect_attempt, stale, rotate, error
+    event: str  # connect, subscribed, disconnect, reconnect_attempt, stale, rotate, error, conflating, paused
     url: str | None = None
     streams: list[str] | None = None
     code: int | None = None
     reason: str | None = None
     attempt: int | None = None
     delay_s: float | None = None
+    # Overload rows (migration 0805), last: spill files written before them hold records three columns short.
+    symbol: str | None = None  # conflating: the instrument
+    since: datetime | None = None  # conflating, paused: start of the interval that ends at ts
+    conflated: int | None = None  # conflating: L1 updates replaced by a newer one and not stored
 
     table: ClassVar[str] = "connection_events"
 

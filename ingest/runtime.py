@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import websockets
 
-from ingest import wire
+from ingest import metrics, wire
 from ingest.rows import ConnectionEvent, utc_now
 from ingest.snapshots import SnapshotFetcher
 from ingest.venues.base import Route, Venue
@@ -27,6 +27,10 @@ log = logging.getLogger("ingest.runtime")
 
 STASH_ROWS = 256  # rows per hop onto the writer's queue
 STASH_S = 0.005  # longest a row waits for its group
+# Frames parsed before the reader lets the loop run the writer (and other connections): a TCP read can hold
+# thousands of frames, and many reads can be buffered; without this the writer starves while the feed is busy.
+SLICE_FRAMES = 256
+PAUSE_LOG_S = 60.0  # pauses under sustained overload repeat: log one a minute (each is still recorded)
 
 
 @dataclass
@@ -51,9 +55,11 @@ class Link:
         self.acked = 0
         self.born = time.monotonic()
         self.stale: str | None = None  # set by the watchdog before it closes the connection
+        self.paused = False  # waiting for room in the writer: not reading, so not stale either
+        self._pause_logged = -PAUSE_LOG_S
         self._stash_rows: list = []
         self._stash_timer: asyncio.TimerHandle | None = None
-        self._late_puts: set[asyncio.Future] = set()
+        self._stash_due = False  # the timer found the writer full: the next frame hands the group over
         self.first_data = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.reader = asyncio.create_task(self._read(), name=f"read {conn_id}")
@@ -69,29 +75,68 @@ class Link:
         try:
             async for chunk in self.ws.messages():
                 recv_ts = utc_now()  # the frames of one TCP read arrived together
-                for frame in chunk:
-                    parsed = venue.parse(frame, recv_ts)
-                    if parsed.live:
-                        self.last_data = time.monotonic()
-                        self.first_data.set()
-                    if parsed.rows and (group := self._stash(parsed.rows)):
-                        await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
-                    if parsed.acked:
-                        self.acked += parsed.acked
-                        if self.acked >= route.expected_acks and not self.subscribed.is_set():
-                            self.subscribed.set()
-                    if parsed.error:
-                        log.warning("%s: venue says: %s", self.conn_id, parsed.error)
-                        await self.runner.event(self.conn_id, "error", reason=parsed.error)
-                    if parsed.resync:
-                        await self._resync(parsed.resync)
+                for start in range(0, len(chunk), SLICE_FRAMES):
+                    for frame in chunk[start : start + SLICE_FRAMES]:
+                        parsed = venue.parse(frame, recv_ts)
+                        if parsed.live:
+                            self.last_data = time.monotonic()
+                            self.first_data.set()
+                        if parsed.rows and (group := self._stash(parsed.rows)):
+                            await self._hand_over(group)
+                        if parsed.acked:
+                            self.acked += parsed.acked
+                            if self.acked >= route.expected_acks and not self.subscribed.is_set():
+                                self.subscribed.set()
+                        if parsed.error:
+                            log.warning("%s: venue says: %s", self.conn_id, parsed.error)
+                            await self.runner.event(self.conn_id, "error", reason=parsed.error)
+                        if parsed.resync:
+                            await self._resync(parsed.resync)
+                    await asyncio.sleep(0)  # the writer's share of the loop
         finally:
             guard.cancel()
             if self._stash_timer is not None:
                 self._stash_timer.cancel()
             group, self._stash_rows = self._stash_rows, []
-            if group:  # awaited, not handed to a task: nothing received may be lost at shutdown
-                await self.runner.writer.put(group)
+            if group:  # awaited, not handed to a task, and past a full writer: nothing received may be lost
+                await self.runner.writer.put(group, wait_for_room=False)
+
+    async def _hand_over(self, group: list) -> None:
+        """To the writer; when it has no room, stop reading until it has (the socket's TCP window fills:
+        backpressure on the venue), and record the pause."""
+        writer = self.runner.writer
+        if writer.has_room():
+            await writer.put(group)
+            return
+        venue = self.runner.venue.name
+        since, started = utc_now(), time.monotonic()
+        why = (
+            "spill budget used up while the database is away"
+            if writer.database_away
+            else "database slower than the feed"
+        )
+        if started - self._pause_logged >= PAUSE_LOG_S:
+            self._pause_logged = started
+            log.warning(
+                "%s: writer full (%d rows waiting: %s); not reading the socket until it has room "
+                "(recorded as 'paused' connection events; logged once a minute)",
+                self.conn_id,
+                writer.backlog_rows(),
+                why,
+            )
+        self.paused = True
+        metrics.reader_paused(venue)
+        try:
+            await writer.put(group)
+        except asyncio.CancelledError:
+            self._stash_rows[:0] = group  # stopped mid-pause: handed over at the end of _read
+            raise
+        finally:
+            seconds = time.monotonic() - started
+            self.paused = False
+            self.last_data = time.monotonic()  # the pause was ours: the feed is not stale because of it
+            metrics.reader_resumed(venue, seconds)
+        await self.runner.event(self.conn_id, "paused", since=since, reason=f"writer full: {why}")
 
     async def _resync(self, symbols: list[str]) -> None:
         """Depth books out of sync: ask for fresh snapshots on this connection, which carries their streams, or
@@ -109,19 +154,21 @@ class Link:
         if not self._stash_rows:
             self._stash_timer = asyncio.get_running_loop().call_later(STASH_S, self._flush_now)
         self._stash_rows.extend(rows)
-        if len(self._stash_rows) < STASH_ROWS:
+        if len(self._stash_rows) < STASH_ROWS and not self._stash_due:
             return None
         self._stash_timer.cancel()
+        self._stash_due = False
         group, self._stash_rows = self._stash_rows, []
         return group
 
     def _flush_now(self) -> None:
-        if self._stash_timer is not None:
-            self._stash_timer.cancel()
-        group, self._stash_rows = self._stash_rows, []
-        if group and not self.runner.writer.put_nowait(group):
-            self._late_puts.add(task := asyncio.ensure_future(self.runner.writer.put(group)))
-            task.add_done_callback(self._late_puts.discard)
+        """The group's time is up. A writer without room leaves it here: the next frame hands it over and
+        pauses the reader (a task per late group would let the reader read on without bound)."""
+        if self._stash_rows and not self.runner.writer.put_nowait(self._stash_rows):
+            self._stash_due = True
+            self._stash_timer = asyncio.get_running_loop().call_later(STASH_S, self._flush_now)
+            return
+        self._stash_rows = []
 
     async def _guard(self) -> None:
         """Heartbeat (venues that need one) and the staleness watchdog."""
@@ -135,7 +182,7 @@ class Link:
             try:
                 if beat is not None and venue.heartbeat_s and now - self.last_sent >= venue.heartbeat_s:
                     await self.send(beat)
-                if now - self.last_data > stale_after_s:
+                if now - self.last_data > stale_after_s and not self.paused:
                     self.stale = f"stale: no market data for {now - self.last_data:.1f} s"
                     await self.ws.close(4000, "stale: no market data")
                     return
@@ -160,7 +207,8 @@ class RouteRunner:
         self._ids = itertools.count(1)
 
     async def event(self, conn_id: str, event: str, **fields) -> None:
-        await self.writer.put([ConnectionEvent(self.venue.name, conn_id, event, url=self.route.url, **fields)])
+        row = ConnectionEvent(self.venue.name, conn_id, event, url=self.route.url, **fields)
+        await self.writer.put([row], wait_for_room=False)  # a few rows; a paused reader must still report
 
     async def open(self) -> Link:
         conn_id = f"{self.venue.name}-{self.route.name}{self.config.conn_tag}#{next(self._ids)}"
@@ -202,6 +250,7 @@ class RouteRunner:
                     continue
                 link, reason = await self._serve(link, stop_wait)
                 if self.stop.is_set():
+                    self.writer.admit_all()  # a paused reader must see the close, not wait for room for ever
                     await link.ws.close(1000, "shutdown")
                     with contextlib.suppress(Exception, asyncio.CancelledError):
                         await link.reader

@@ -26,6 +26,11 @@ class IngestSettings(BaseSettings):
     batch_rows: int = Field(WriterConfig.batch_rows, ge=1, le=1_000_000)
     flush_ms: int = Field(round(WriterConfig.flush_s * 1000), ge=1, le=60_000)
     memory_rows: int = Field(WriterConfig.memory_rows, ge=1000)
+    # Disk budget of the spill file(s), MB: beyond it the readers wait (TCP backpressure); 0 = never spill.
+    spill_max_mb: int = Field(WriterConfig.spill_max_bytes // 2**20, ge=0, le=10_000_000)
+    # Overloaded (L1 book conflated) when more rows than this wait; must stay below memory_rows.
+    # Unset: the writer's default, or half of memory_rows if that is smaller.
+    overload_rows: int | None = Field(None, ge=100)
     queue_items: int = Field(WriterConfig.queue_items, ge=10)  # groups of up to 256 rows each
     stale_after_s: float = Field(RuntimeConfig.stale_after_s, gt=0)  # connected but no market data: reconnect
     backoff_cap_s: float = Field(RuntimeConfig.backoff_cap_s, gt=0)
@@ -33,6 +38,16 @@ class IngestSettings(BaseSettings):
     # market order whose slippage is measured, quote currency.
     depth_sample_ms: int = Field(round(DepthConfig.sample_s * 1000), ge=100, le=3_600_000)
     slippage_notional: float = Field(DepthConfig.slippage_notional, gt=0, le=1e10, allow_inf_nan=False)
+
+    @field_validator("overload_rows")
+    @classmethod
+    def _below_memory(cls, value: int | None, info: ValidationInfo) -> int | None:
+        memory = info.data.get("memory_rows")
+        if value is not None and memory is not None and value >= memory:
+            raise ValueError(
+                f"must be below TOWER_INGEST_MEMORY_ROWS ({memory}): conflation has to start before readers pause"
+            )
+        return value
 
     def ping_s(self, venue: type[Venue]) -> float | None:
         """The app-level ping interval of a venue that needs one: TOWER_INGEST_<VENUE>_PING_S, else the
@@ -58,6 +73,8 @@ class IngestSettings(BaseSettings):
             batch_rows=self.batch_rows,
             flush_s=self.flush_ms / 1000,
             memory_rows=self.memory_rows,
+            spill_max_bytes=self.spill_max_mb * 2**20,
+            overload_rows=self.overload_rows or min(WriterConfig.overload_rows, self.memory_rows // 2),
             queue_items=self.queue_items,
             spill_path=self.spill_dir / f"{name}.jsonl",
         )

@@ -21,6 +21,8 @@ class FeedStatus:
     open_gaps: int
     rejected_today: int
     complete_24h_pct: float  # closed minutes of the last 24 h since the market's first data that were complete, %
+    conflated_today: int  # L1 book updates not stored today because the writer was overloaded (conflation)
+    paused_today_s: float  # seconds today the venue's readers stopped reading (writer full: TCP backpressure)
     depth_age_s: float | None  # last order-book depth sample; None: the market has none (no full book)
 
 

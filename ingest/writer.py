@@ -1,10 +1,19 @@
 """The one writer: a bounded queue in, batched binary COPY out, nothing lost while the database is away.
 
-Connectors `await put(rows)`; the queue is bounded, so a writer that cannot keep up slows them down
-(backpressure). A collector task turns the queue into batches (flush on size or age) and never
-waits for the database; a committer task writes batches in order. When the database is down or
-slow, batches wait in memory up to `memory_rows`, past that they are appended to a spill file, and
-the committer retries with backoff and replays everything when the database answers again.
+Connectors `await put(rows)`. A collector task turns the queue into batches (flush on size or age) and never
+waits for the database; a committer task writes batches in order. The overload policy (BENCHMARKS.md), in
+order:
+
+1. Overloaded = the backlog (rows queued or batched, not yet committed) above `overload_rows`; it ends
+   below half of that. While overloaded, L1 book rows are conflated: of each symbol only the latest per
+   `conflate_s` window is stored; how many were not is counted and recorded ('conflating' rows in
+   ops.connection_events, one per symbol and report interval).
+2. Trades, liquidations, derivatives, gaps, rejections and events are never dropped.
+3. The spill file is for a database that is away (the last attempt failed with a connection error), not
+   for one that is merely slower than the feed: only then do batches beyond `memory_rows` go to disk, up
+   to `spill_max_bytes`.
+4. Otherwise (memory full, database slow, or away with the spill budget used up) `put` waits for room:
+   the readers stop reading their sockets, TCP backpressure on the venue ('paused' rows, runtime.py).
 
 Exactly once: the first attempt of a batch is a plain COPY into the hypertable. Any batch that may
 already be stored (a retry, a spill replay) or that hits the dedup index (an overlap across process
@@ -29,6 +38,7 @@ import asyncpg
 import orjson
 
 from ingest import metrics
+from ingest.conflation import Conflator
 from ingest.rows import COLUMNS, Row, record
 from tower.privileges import require
 
@@ -39,13 +49,18 @@ SQL_DIR = Path(__file__).parent / "sql"
 DEDUP_TABLES = ("raw_trades", "raw_book_l1", "raw_derivs", "raw_liquidations", "raw_book_depth")
 # Columns that hold datetimes or intervals, to rebuild them from the spill file.
 _DATETIME_COLUMNS = {
-    t: [i for i, c in enumerate(cols) if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts", "next_funding_ts")]
+    t: [
+        i
+        for i, c in enumerate(cols)
+        if c in ("ts", "recv_ts", "detected_at", "from_ts", "to_ts", "next_funding_ts", "since")
+    ]
     for t, cols in COLUMNS.items()
 }
 _INTERVAL_COLUMNS = {t: [i for i, c in enumerate(cols) if c == "funding_interval"] for t, cols in COLUMNS.items()}
 # Columns added to a row class after spill files existed, with the value older records mean: such a
 # record is one or more columns short and is padded (raw_trades.source, migration 0750).
-_ADDED_COLUMNS: dict[str, tuple[object, ...]] = {"raw_trades": ("ws",)}
+# connection_events.symbol/since/conflated: migration 0805.
+_ADDED_COLUMNS: dict[str, tuple[object, ...]] = {"raw_trades": ("ws",), "connection_events": (None, None, None)}
 # Errors about the data, not the connection (class 22 data exception, class 23 constraint violations;
 # unique violations are handled by the dedup path before they get here).
 POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -65,6 +80,7 @@ class Batch:
     records: dict[str, list[tuple]] = field(default_factory=dict)
     rows: int = 0
     maybe_stored: bool = False  # tried before or replayed: use the dedup path
+    started: float = 0.0  # monotonic time its first row arrived (flush on age)
 
 
 @dataclass
@@ -72,8 +88,13 @@ class WriterConfig:
     batch_rows: int = 5000
     flush_s: float = 0.1  # 0.2 s gave p99 ~290 ms at 20k msgs/s: too little margin
     queue_items: int = 1000  # bound of the queue between connectors and the collector (groups of <= 256 rows)
-    memory_rows: int = 500_000  # rows held in memory while the database is away; the rest spill
+    memory_rows: int = 500_000  # rows held in memory; beyond, spill (database away) or wait for room
     spill_path: Path = Path(".tower-spill/ingest.jsonl")
+    spill_max_bytes: int = 1024 * 2**20  # disk budget of the spill file(s); 0 = never spill
+    # Overloaded: more rows than this waiting (queued or batched, not yet committed); ends below half of it.
+    overload_rows: int = 20_000
+    conflate_s: float = 0.1  # while overloaded, one L1 row per symbol and window
+    conflation_report_s: float = 10.0  # one 'conflating' row per symbol and interval this long
     retry_initial_s: float = 0.2
     retry_cap_s: float = 10.0
     connect_timeout_s: float = 5.0
@@ -90,7 +111,18 @@ class Writer:
         self.queue: asyncio.Queue[list[Row]] = asyncio.Queue(self.config.queue_items)
         self.pending: deque[Batch] = deque()
         self.pending_rows = 0
+        self.queued_rows = 0  # rows in the queue, not yet batched
         self.stats: Counter[str] = Counter()
+        self.overloaded = False
+        self.database_away = False  # the last attempt failed with a connection error: spilling is allowed
+        self.conflator = Conflator(
+            f"writer:{self.config.spill_path.stem}", self.config.conflate_s, self.config.conflation_report_s
+        )
+        self._room = asyncio.Event()  # set when has_room(): what a paused put waits for
+        self._full = False
+        self._admit_all = False  # shutting down: readers hand over what they hold (close() keeps it on disk)
+        self._overload_logged = -60.0
+        self._spill_full = False  # a batch was refused for the disk budget; cleared when a replay frees space
         self._conn: asyncpg.Connection | None = None
         self._wake = asyncio.Event()
         self._closing = False
@@ -101,17 +133,57 @@ class Writer:
 
     # -- connectors' side -------------------------------------------------------------------------
 
-    async def put(self, rows: list[Row]) -> None:
-        if rows:
-            await self.queue.put(rows)
+    async def put(self, rows: list[Row], wait_for_room: bool = True) -> None:
+        """Hands rows over; waits while the writer has no room (step 4 of the policy). Connection events
+        pass with wait_for_room=False: the record of a pause must not wait for the pause to end."""
+        if not rows:
+            return
+        if wait_for_room and not self.has_room():
+            waited = time.monotonic()
+            while not self.has_room():
+                self._room.clear()
+                await self._room.wait()
+            self.stats["paused_puts"] += 1
+            self.stats["paused_ms"] += round((time.monotonic() - waited) * 1000)
+        self.queued_rows += len(rows)
+        await self.queue.put(rows)
 
     def put_nowait(self, rows: list[Row]) -> bool:
-        """Hands rows over if the queue has room; False (nothing taken) when it is full."""
+        """Hands rows over if there is room; False (nothing taken) when there is none."""
+        if not self.has_room():
+            return False
         try:
             self.queue.put_nowait(rows)
         except asyncio.QueueFull:
             return False
+        self.queued_rows += len(rows)
         return True
+
+    def backlog_rows(self) -> int:
+        """Rows waiting for a commit: queued and batched (a batch still being filled is not counted)."""
+        return self.queued_rows + self.pending_rows
+
+    def has_room(self) -> bool:
+        """Room for more rows: memory below its bound, or the database away and the spill budget not used up.
+        Once full, room comes back only below a low-water mark (a tenth of the bound or a batch less), so a
+        reader pauses for a while rather than for every commit."""
+        if self._admit_all or (self.database_away and self._spill_has_room()):
+            self._full = False
+        else:
+            cfg, backlog = self.config, self.backlog_rows()
+            low_water = max(0, cfg.memory_rows - max(cfg.memory_rows // 10, cfg.batch_rows))
+            self._full = backlog > low_water if self._full else backlog >= cfg.memory_rows
+        return not self._full
+
+    def room_changed(self) -> None:
+        if self.has_room():
+            self._room.set()
+
+    def admit_all(self) -> None:
+        """At shutdown: no reader waits any more; what they received goes to memory, and close() writes it
+        or keeps it in the spill file (past its budget) rather than lose it."""
+        self._admit_all = True
+        self._room.set()
 
     def queued_groups(self) -> int:
         """Row groups waiting in the queue, not yet batched."""
@@ -157,7 +229,8 @@ class Writer:
                 await self._committer
             left = self.pending_rows
             while self.pending:
-                self._spill(self.pending.popleft())  # the batch cut short may be half stored: replays dedup
+                # the batch cut short may be half stored: replays dedup
+                self._spill(self.pending.popleft(), over_budget=True)
             log.error(
                 "database unavailable or too slow at shutdown: %d rows kept in %s, replayed on the next start",
                 left,
@@ -176,55 +249,91 @@ class Writer:
 
     async def _collect(self) -> None:
         cfg, queue = self.config, self.queue
-        batch, started, closing = Batch(), 0.0, False
+        batch, closing = Batch(), False
         while True:
-            if batch.rows:
-                remaining = cfg.flush_s - (time.monotonic() - started)
-                try:
-                    item = (
-                        queue.get_nowait()
-                        if not queue.empty()
-                        else await asyncio.wait_for(queue.get(), max(remaining, 0))
-                    )
-                except TimeoutError:
-                    item = None
-            else:
-                item = await queue.get()
-            if item:
-                if not batch.rows:
-                    started = time.monotonic()
-                for row in item:
-                    batch.records.setdefault(row.table, []).append(record(row))
-                batch.rows += len(item)
-            elif item is not None:  # the empty list close() sends: finish what is queued, then stop
+            item = await self._next_item(batch)
+            if item is not None and not item:  # the empty list close() sends: finish what is queued, then stop
                 closing = True
+            elif item:
+                self.queued_rows -= len(item)
+                self._judge_overload(batch)
+                _add(batch, self.conflator.take(item) if self.overloaded else item)
             if closing and queue.empty():
+                _add(batch, self.conflator.release(final=True))
                 self._enqueue(batch)
                 return
-            if batch.rows and (batch.rows >= cfg.batch_rows or time.monotonic() - started >= cfg.flush_s):
+            if self.conflator.due(time.monotonic()):
+                _add(batch, self.conflator.release())
+            if batch.rows and (batch.rows >= cfg.batch_rows or time.monotonic() - batch.started >= cfg.flush_s):
                 self._enqueue(batch)
                 batch = Batch()
+                await asyncio.sleep(0)  # a long queue must not keep the committer from the loop
+
+    async def _next_item(self, batch: Batch) -> list[Row] | None:
+        """The next group of rows; None when the batch's age or the conflation window is up first."""
+        deadlines = [t for t in (self.conflator.deadline(),) if t is not None]
+        if batch.rows:
+            deadlines.append(batch.started + self.config.flush_s)
+        if not deadlines:
+            return await self.queue.get()
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        try:
+            return await asyncio.wait_for(self.queue.get(), max(min(deadlines) - time.monotonic(), 0))
+        except TimeoutError:
+            return None
+
+    def _judge_overload(self, batch: Batch) -> None:
+        backlog = self.backlog_rows()
+        if not self.overloaded and backlog > self.config.overload_rows:
+            self.overloaded = True
+            self.stats["overloads"] += 1
+            # Under a feed near capacity overloads come and go: the log says so once a minute.
+            if time.monotonic() - self._overload_logged >= 60:
+                self._overload_logged = time.monotonic()
+                limit = self.config.overload_rows
+                log.warning("writer overloaded: %d rows waiting (> %d); conflating L1 book updates", backlog, limit)
+        elif self.overloaded and backlog < self.config.overload_rows // 2:
+            self.overloaded = False
+            _add(batch, self.conflator.release(final=True))
 
     def _enqueue(self, batch: Batch) -> None:
         if not batch.rows:
             return
         metrics.batch_accepted(batch)
-        if self.pending_rows + batch.rows > self.config.memory_rows:
-            self._spill(batch)
-        else:
-            self.pending.append(batch)
-            self.pending_rows += batch.rows
+        # Beyond the memory bound a batch goes to disk only while the database is away and the budget
+        # allows; otherwise it stays in memory, and put() makes the readers wait (bounded: they stop).
+        if self.pending_rows + batch.rows > self.config.memory_rows and self.database_away and self._spill(batch):
+            return
+        self.pending.append(batch)
+        self.pending_rows += batch.rows
         self._wake.set()
 
     # -- spill file: append-only JSON lines, one batch per line --------------------------------------
 
-    def _spill(self, batch: Batch) -> None:
+    def _spill(self, batch: Batch, over_budget: bool = False) -> bool:
+        """Appends the batch to the spill file; False (nothing written) if it would pass the disk budget,
+        unless over_budget (shutdown: what is in memory is not thrown away)."""
         line = orjson.dumps({"records": batch.records}, default=_seconds) + b"\n"
+        if not over_budget and self.spill_bytes() + len(line) > self.config.spill_max_bytes:
+            if not self.stats["spill_budget_full"]:
+                log.warning(
+                    "spill budget of %.1f MB used up; readers wait for the database (TCP backpressure)",
+                    self.config.spill_max_bytes / 2**20,
+                )
+            self.stats["spill_budget_full"] += 1
+            self._spill_full = True
+            return False
         with open(self.config.spill_path, "ab") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
         self.stats["spilled_rows"] += batch.rows
+        metrics.SPILLED.inc(batch.rows)
+        return True
+
+    def _spill_has_room(self) -> bool:
+        return not self._spill_full and self.spill_bytes() < self.config.spill_max_bytes
 
     def spill_bytes(self) -> int:
         total = 0
@@ -271,17 +380,23 @@ class Writer:
             try:
                 for batch in batches:
                     await self._write_or_set_aside(batch)
+                    self.database_away = False
                     if source == "memory":
                         self.pending.popleft()
                         self.pending_rows -= batch.rows
+                    self.room_changed()
                 if source != "memory":
                     source.unlink()
                     self.stats["replayed_files"] += 1
                     log.info("replayed %d spilled rows from %s", sum(b.rows for b in batches), source)
+                    self._spill_full = False
+                    self.room_changed()
                 delay = self.config.retry_initial_s
             except DB_ERRORS as exc:
                 for batch in batches:
                     batch.maybe_stored = True
+                self.database_away = True
+                self.room_changed()
                 await self._drop_connection()
                 self.stats["retries"] += 1
                 wait = min(delay, self.config.retry_cap_s) * random.uniform(0.5, 1.0)
@@ -371,6 +486,16 @@ class Writer:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
+
+
+def _add(batch: Batch, rows: list[Row]) -> None:
+    if not rows:
+        return
+    if not batch.rows:
+        batch.started = time.monotonic()
+    for row in rows:
+        batch.records.setdefault(row.table, []).append(record(row))
+    batch.rows += len(rows)
 
 
 def _seconds(value: object) -> float:

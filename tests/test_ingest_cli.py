@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ingest.sim import demo
 from ingest.sim.binance_server import BinanceServer, agg_trade, book_ticker
 from ingest.sim.hyperliquid_server import HyperliquidServer, trade
@@ -77,6 +79,22 @@ def test_bad_config_is_a_clear_error(monkeypatch, db_dsn, tmp_path, capsys):
     assert "--symbols is required" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("TOWER_INGEST_SPILL_MAX_MB", "lots", "TOWER_INGEST_SPILL_MAX_MB: Input should be a valid integer"),
+        ("TOWER_INGEST_SPILL_MAX_MB", "-1", "TOWER_INGEST_SPILL_MAX_MB: Input should be greater than or equal to 0"),
+        ("TOWER_INGEST_OVERLOAD_ROWS", "600000", "TOWER_INGEST_OVERLOAD_ROWS: must be below TOWER_INGEST_MEMORY_ROWS"),
+    ],
+)
+def test_bad_overload_settings_are_a_clear_error(monkeypatch, db_dsn, tmp_path, capsys, name, value, says):
+    env(monkeypatch, db_dsn, tmp_path)
+    monkeypatch.setenv(name, value)
+    assert main(["ingest", "binance", "--symbols", "BTCUSDT", "--ws-url", "ws://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
 async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, capsys):
     env(monkeypatch, db_dsn, tmp_path)
     now = datetime.now(UTC)
@@ -106,6 +124,18 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
         "INSERT INTO ops.connection_events (venue, conn_id, event) "
         "VALUES ('binance', 'c1', 'reconnect_attempt'), ('binance', 'c2', 'reconnect_attempt')"
     )
+    # The overload policy's records: 120 + 30 BTC book updates conflated, one reader paused for 2.5 s.
+    await conn.executemany(
+        "INSERT INTO ops.connection_events (venue, conn_id, event, symbol, since, conflated, ts) "
+        "VALUES ('binance', 'writer:ingest', 'conflating', $1, $2, $3, $4)",
+        [("BTCUSDT", now - timedelta(seconds=20), 120, now - timedelta(seconds=10)), ("BTCUSDT", now, 30, now)],
+    )
+    await conn.execute(
+        "INSERT INTO ops.connection_events (venue, conn_id, event, since, ts) "
+        "VALUES ('binance', 'c1', 'paused', $1, $2)",
+        now - timedelta(seconds=2.5),
+        now,
+    )
     # Books every second for the last 2 closed minutes (complete), one more minute under the open gap's time.
     minute = now.replace(second=0, microsecond=0)
     await conn.executemany(
@@ -122,14 +152,18 @@ async def test_status_reports_each_feed(monkeypatch, conn, db_dsn, tmp_path, cap
     assert "complete 24h" in out.splitlines()[0]
     lines = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()[2:]}
     assert out.splitlines()[0].split()[-2:] == ["last", "depth"]
-    age, derivs_age, per_min, reconnects, gaps, rejected, complete, depth_age = lines[("binance", "BTCUSDT")]
+    age, derivs_age, per_min, reconnects, gaps, rejected, complete, conflated, paused, depth_age = lines[
+        ("binance", "BTCUSDT")
+    ]
+    assert (conflated, paused) == ("150", "2.5s")
     assert complete == f"{100 * 2 / 3:.1f}%"  # of the 3 minutes since its first data, not of all 1440
     assert age.endswith("s") and 30 <= float(age[:-1]) < 120
     assert derivs_age.endswith("s") and 5 <= float(derivs_age[:-1]) < 30
     assert (per_min, reconnects, gaps, rejected) == ("38.0", "2", "1", "0")  # 10 trades + 180 books in 5 min
     assert depth_age.endswith("s") and 3 <= float(depth_age[:-1]) < 30  # the newest sample's age
     assert lines[("hyperliquid", "BTC")][:2] == ["never", "never"]
-    assert len(lines[("hyperliquid", "BTC")]) == 7  # no full book: the depth column is blank
+    assert lines[("hyperliquid", "BTC")][-2:] == ["0", "0.0s"]
+    assert len(lines[("hyperliquid", "BTC")]) == 9  # no full book: the depth column is blank
 
 
 async def test_demo_is_labelled_simulated_and_covers_all_four_venues(monkeypatch, conn, db_dsn, tmp_path, capsys):
@@ -200,18 +234,20 @@ async def test_bench_prints_the_result_line_and_leaves_no_rows(monkeypatch, conn
     assert await conn.fetchval("SELECT to_regclass('ops.bench_copy_ceiling')") is None  # scratch table dropped
 
 
-async def test_bench_reports_a_spilling_step_as_failed(monkeypatch, conn, db_dsn, tmp_path, capsys):
+async def test_bench_reports_a_step_whose_writer_is_full_as_failed(monkeypatch, conn, db_dsn, tmp_path, capsys):
     import re
 
     env(monkeypatch, db_dsn, tmp_path)
-    # Batches only close when full (5000 rows), and more than 1000 rows in memory spill: every batch spills.
+    # Batches only close when full (5000 rows), and more than 1000 rows in memory is a full writer: the reader
+    # waits for every commit (a database that answers is no reason to spill).
     monkeypatch.setenv("TOWER_INGEST_MEMORY_ROWS", "1000")
     monkeypatch.setenv("TOWER_INGEST_FLUSH_MS", "60000")
     args = ["bench", "ingest", "--seconds", "0.2", "--step-seconds", "1", "--rate", "20000", "--processes", "1"]
     assert await asyncio.to_thread(main, args) == 0
     out = capsys.readouterr().out.strip().splitlines()
     step = next(line for line in out if line.startswith("step 1: 20,000 msgs/s"))
-    assert ": FAIL (" in step and "rows spilled" in step, step
+    assert ": FAIL (" in step and "readers paused" in step.split(": FAIL (", 1)[1].split(")", 1)[1], step
+    assert "spilled 0," in step, step
     m = re.fullmatch(BENCH_RESULT, out[-1])
     assert m and m[1] == "0" and m[4] == "0.00" and m[5] == "0", out[-1]
     assert await conn.fetchval("SELECT count(*) FROM ops.raw_trades") == 0

@@ -28,6 +28,7 @@ class StepFigures:
     queue_depths: list[int]  # writer backlog in rows, sampled at a fixed interval while flooding
     latencies_ms: list[float]  # receive -> commit, sampled
     batch_rows: int  # the writer's batch size: the queue's slack (see queue_grew)
+    paused_s: float = 0.0  # time readers waited for room in the writer (its memory full: TCP backpressure)
 
 
 @dataclass
@@ -62,6 +63,8 @@ def judge_step(step: StepFigures) -> Verdict:
     reasons = []
     if step.spilled_rows:
         reasons.append(f"{step.spilled_rows:,} rows spilled")
+    if step.paused_s:
+        reasons.append(f"readers paused {step.paused_s:.1f} s (writer memory full)")
     grew, first, last = queue_grew(step.queue_depths, step.batch_rows)
     if grew:
         reasons.append(f"writer queue grew from {first:,.0f} to {last:,.0f} rows")

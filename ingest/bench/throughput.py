@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import resource
 import shutil
 import tempfile
 import time
@@ -68,6 +69,8 @@ class Meter:
         self.latencies_ms: list[float] = []
         self.sent = 0  # frames the flood server was asked to send
         self.spilled_rows = 0
+        self.paused_s = 0.0  # readers waiting for room in the writer
+        self.peak_rss_mb = 0.0  # the worker process's peak resident memory so far
         self.queue_depths: list[int] = []  # the writer's backlog in rows, every SAMPLE_S while flooding
 
     def absorb(self, other: Meter) -> None:
@@ -80,10 +83,19 @@ class Meter:
         self.latencies_ms += other.latencies_ms
         self.sent += other.sent
         self.spilled_rows += other.spilled_rows
+        self.paused_s += other.paused_s
+        self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
 
     def step(self, rate: float, batch_rows: int) -> StepFigures:
         return StepFigures(
-            rate, self.sent, self.rows, self.spilled_rows, self.queue_depths, self.latencies_ms, batch_rows
+            rate,
+            self.sent,
+            self.rows,
+            self.spilled_rows,
+            self.queue_depths,
+            self.latencies_ms,
+            batch_rows,
+            self.paused_s,
         )
 
     def on_commit(self, batch: Batch, committed_at: float) -> None:
@@ -159,6 +171,8 @@ async def end_to_end(
         # The figure is first receive -> last commit: the drain after the flood is part of it, so let it end.
         meter.fully_written = await writer.close(drain_timeout_s=max(120.0, 10 * seconds))
         meter.spilled_rows = writer.stats["spilled_rows"]
+        meter.paused_s = writer.stats["paused_ms"] / 1000
+        meter.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         server.stop()
     if venue.counters.get("gap") or any(k.startswith("rejected") for k in venue.counters):
         print(f"warning: unexpected venue counters {dict(venue.counters)}")
@@ -295,7 +309,9 @@ async def _step(
     print(
         f"step {n}: {rate:,.0f} msgs/s for {plan.step_seconds:g} s: {'pass' if verdict.passed else 'FAIL'} "
         f"({total:,} rows committed, p99 receive -> commit {verdict.p99_ms:,.0f} ms, "
-        f"writer backlog {first:,.0f} -> {last:,.0f} rows, spilled {sum(m.spilled_rows for m in meters):,})"
+        f"writer backlog {first:,.0f} -> {last:,.0f} rows, spilled {sum(m.spilled_rows for m in meters):,}, "
+        f"readers paused {sum(m.paused_s for m in meters):.1f} s, "
+        f"peak RSS so far {max(m.peak_rss_mb for m in meters):,.0f} MB)"
         + ("" if verdict.passed else f": {'; '.join(verdict.reasons)}"),
         flush=True,
     )

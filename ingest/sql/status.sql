@@ -50,6 +50,15 @@ complete AS (
     WHERE bucket >= date_trunc('minute', now()) - INTERVAL '24 hours' AND bucket < date_trunc('minute', now())
     GROUP BY venue, symbol
 ),
+overload AS (
+    -- The writer's overload policy (migration 0805): L1 updates conflated per symbol, reader pauses per venue.
+    SELECT venue, symbol, sum(conflated) AS n FROM ops.connection_events
+    WHERE event = 'conflating' AND ts >= date_trunc('day', now()) GROUP BY venue, symbol
+),
+pauses AS (
+    SELECT venue, extract(epoch FROM sum(ts - since))::float8 AS s FROM ops.connection_events
+    WHERE event = 'paused' AND ts >= date_trunc('day', now()) GROUP BY venue
+),
 rejected AS (
     SELECT venue, symbol, count(*) AS n FROM ops.rejected_messages
     WHERE recv_ts >= date_trunc('day', now()) GROUP BY venue, symbol
@@ -62,6 +71,8 @@ SELECT l.venue, l.symbol,
        coalesce(g.n, 0)                                AS open_gaps,
        coalesce(j.n, 0)                                AS rejected_today,
        coalesce(100.0 * k.n / nullif(k.minutes, 0), 0) AS complete_24h_pct,
+       coalesce(o.n, 0)                                AS conflated_today,
+       coalesce(p.s, 0)                                AS paused_today_s,
        extract(epoch FROM now() - b.last_recv)::float8 AS depth_age_s
 FROM last_msg l
 JOIN last_derivs d USING (venue, symbol)
@@ -71,4 +82,6 @@ LEFT JOIN reconnects c USING (venue)
 LEFT JOIN gaps g USING (venue, symbol)
 LEFT JOIN rejected j USING (venue, symbol)
 LEFT JOIN complete k USING (venue, symbol)
+LEFT JOIN overload o USING (venue, symbol)
+LEFT JOIN pauses p USING (venue)
 ORDER BY l.venue, l.symbol
