@@ -15,6 +15,7 @@ and "" when the connection ended without one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import deque
 
@@ -24,6 +25,8 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport
 MAX_MESSAGE_BYTES = 2**24
 HIGH_WATER = 256  # TCP reads buffered before we stop reading from the socket (backpressure)
 LOW_WATER = 64
+# picows logs every connection at INFO; the runtime logs (and records) connections itself.
+logging.getLogger("picows").setLevel(logging.WARNING)
 ABNORMAL_CLOSURE = 1006  # RFC 6455: the connection ended without a close frame
 
 

@@ -98,10 +98,14 @@ async def _copy_cpu(dsn: str, records: list[tuple], batch_rows: int = 5000) -> f
 
 
 def run_breakdown(frames: int = 100_000, rounds: int = 5, dsn: str | None = None) -> int:
-    return asyncio.run(_breakdown(frames, rounds, dsn))
+    try:
+        from tower.eventloop import run  # uvloop, as `tower ingest` runs (checkouts before issue 13: stdlib)
+    except ImportError:
+        run = asyncio.run
+    return run(breakdown(frames, rounds, dsn))
 
 
-async def _breakdown(frames: int, rounds: int, dsn: str | None) -> int:
+async def breakdown(frames: int, rounds: int, dsn: str | None) -> int:
     tune_gc()  # as `tower ingest` runs: without it, the cycle collector's scans of what a step keeps dominate
     wire_frames = build_frames(frames, SYMBOLS, 1_764_072_000_000, 100_000)
     payloads = [f[4:] if f[1] == 126 else f[2:] for f in wire_frames]  # the frames' JSON text

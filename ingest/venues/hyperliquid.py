@@ -4,27 +4,32 @@ nothing from for 60 s)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import httpx
+import msgspec
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from ingest.rows import BookL1, Derivs, Trade, from_ms
 from ingest.venues.base import (
-    FundingRate,
+    VALIDATION_ERRORS,
+    Frame,
+    FrameFunding,
+    FrameId,
+    FrameMs,
+    FrameNonNegative,
+    FramePositive,
     ListedInstrument,
     Message,
-    NonNegative,
     Parsed,
-    Positive,
     Recent,
     Route,
     Venue,
-    VenueId,
-    VenueMs,
     rest_answer,
+    validate,
     validation_reason,
 )
 
@@ -41,36 +46,53 @@ DEDUP_WINDOW = 20_000  # trade ids remembered per coin: covers a reconnect's sna
 FUNDING_INTERVAL = timedelta(hours=1)  # Hyperliquid pays funding every hour, on the hour
 
 
-class TradeMsg(Message):
+class TradeMsg(Frame):
     coin: str
     side: Literal["A", "B"]
-    px: Positive
-    sz: Positive
-    time: VenueMs
-    tid: VenueId
+    px: FramePositive
+    sz: FramePositive
+    time: FrameMs
+    tid: FrameId
 
 
-class Level(Message):
-    px: Positive
-    sz: Positive
+class Level(Frame):
+    px: FramePositive
+    sz: FramePositive
 
 
-class BboMsg(Message):
+class BboMsg(Frame):
     coin: str
-    time: VenueMs
+    time: FrameMs
     bbo: tuple[Level | None, Level | None]
 
 
-class AssetCtx(Message):
-    markPx: Positive
-    oraclePx: Positive
-    funding: FundingRate
-    openInterest: NonNegative
+class AssetCtx(Frame):
+    markPx: FramePositive
+    oraclePx: FramePositive
+    funding: FrameFunding
+    openInterest: FrameNonNegative
 
 
-class AssetCtxMsg(Message):
+class AssetCtxMsg(Frame):
     coin: str
     ctx: AssetCtx
+
+
+class TradesFrame(Frame, tag_field="channel", tag="trades"):
+    data: list[TradeMsg]
+
+
+class BboFrame(Frame, tag_field="channel", tag="bbo"):
+    data: BboMsg
+
+
+class AssetCtxFrame(Frame, tag_field="channel", tag="activeAssetCtx"):
+    data: AssetCtxMsg
+
+
+# The market-data channels in one pass (decoded and validated by msgspec). Anything else, or a message with
+# one bad part, fails here and takes the general path, which rejects just that part and says why.
+HOT_FRAMES = msgspec.json.Decoder(TradesFrame | BboFrame | AssetCtxFrame, strict=False)
 
 
 class PerpAsset(Message):
@@ -156,6 +178,22 @@ class Hyperliquid(Venue):
         return routes
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            hot = HOT_FRAMES.decode(frame)
+        except msgspec.MsgspecError:
+            return self._parse_other(frame, recv_ts)
+        kind = type(hot)
+        if kind is TradesFrame:
+            out = Parsed(live=True)
+            for i, t in enumerate(hot.data):  # type: ignore[union-attr]
+                self._trade_row(t, out, recv_ts, lambda i=i: orjson.dumps(orjson.loads(frame)["data"][i]))
+            return out
+        if kind is BboFrame:
+            return self._bbo_row(hot.data, frame, recv_ts)  # type: ignore[arg-type]
+        return self._asset_ctx_row(hot.data, frame, recv_ts)  # type: ignore[arg-type]
+
+    def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        """Everything but a valid market-data message: control channels, bad input."""
         msg, bad = self.decode(frame, recv_ts)
         if bad is not None:
             return bad
@@ -186,34 +224,30 @@ class Hyperliquid(Venue):
         out = Parsed(live=True)
         for item in data:
             coin = item.get("coin") if isinstance(item, dict) else None
-            if (t := self.validated(TradeMsg, item, out, recv_ts, "trades", coin)) is None:
-                continue
-            if t.coin not in self.known:
-                out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", orjson.dumps(item)))
-                continue
-            if (t.coin, t.tid) in self.seen_tids:  # a reconnect's snapshot repeats recent trades
-                self.counters["duplicate"] += 1
-                continue
-            if t.time < self.last_trade_time.get(t.coin, 0):
-                out.rows.append(self.reject(recv_ts, "trades", t.coin, "out_of_order", orjson.dumps(item)))
-                continue
-            self.seen_tids.add(t.coin, t.tid)
-            self.last_trade_time[t.coin] = t.time
-            # side is the aggressor: B = bid side took liquidity = buy.
-            out.rows.append(
-                Trade(
-                    self.name,
-                    t.coin,
-                    from_ms(t.time),
-                    recv_ts,
-                    str(t.tid),
-                    t.px,
-                    t.sz,
-                    "buy" if t.side == "B" else "sell",
-                )
-            )
-            self.counters["trades"] += 1
+            if (t := self.validated(TradeMsg, item, out, recv_ts, "trades", coin)) is not None:
+                self._trade_row(t, out, recv_ts, lambda item=item: orjson.dumps(item))
         return out
+
+    def _trade_row(self, t: TradeMsg, out: Parsed, recv_ts: datetime, raw: Callable[[], bytes]) -> None:
+        """One trade of a batch; a rejection stores that trade as it came (`raw()`, built only then)."""
+        if t.coin not in self.known:
+            out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", raw()))
+            return
+        if (t.coin, t.tid) in self.seen_tids:  # a reconnect's snapshot repeats recent trades
+            self.counters["duplicate"] += 1
+            return
+        if t.time < self.last_trade_time.get(t.coin, 0):
+            out.rows.append(self.reject(recv_ts, "trades", t.coin, "out_of_order", raw()))
+            return
+        self.seen_tids.add(t.coin, t.tid)
+        self.last_trade_time[t.coin] = t.time
+        # side is the aggressor: B = bid side took liquidity = buy.
+        out.rows.append(
+            Trade(
+                self.name, t.coin, from_ms(t.time), recv_ts, str(t.tid), t.px, t.sz, "buy" if t.side == "B" else "sell"
+            )
+        )
+        self.counters["trades"] += 1
 
     def _bbo(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         coin = data.get("coin") if isinstance(data, dict) else None
@@ -222,9 +256,12 @@ class Hyperliquid(Venue):
             # one-sided book (its own reason), not a malformed message.
             data = {**data, "bbo": [*data["bbo"], None, None][:2]}
         try:
-            b = BboMsg.model_validate(data)
-        except ValidationError as exc:
+            b = validate(BboMsg, data)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "bbo", coin, validation_reason(exc), frame)])
+        return self._bbo_row(b, frame, recv_ts)
+
+    def _bbo_row(self, b: BboMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if b.coin not in self.known:
             return Parsed([self.reject(recv_ts, "bbo", b.coin, "unknown_symbol", frame)])
         bid, ask = b.bbo
@@ -247,9 +284,12 @@ class Hyperliquid(Venue):
     def _asset_ctx(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         coin = data.get("coin") if isinstance(data, dict) else None
         try:
-            a = AssetCtxMsg.model_validate(data)
-        except ValidationError as exc:
+            a = validate(AssetCtxMsg, data)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "activeAssetCtx", coin, validation_reason(exc), frame)])
+        return self._asset_ctx_row(a, frame, recv_ts)
+
+    def _asset_ctx_row(self, a: AssetCtxMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if a.coin not in self.known:
             return Parsed([self.reject(recv_ts, "activeAssetCtx", a.coin, "unknown_symbol", frame)])
         c = a.ctx
