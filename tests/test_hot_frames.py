@@ -18,6 +18,7 @@ from ingest.venues.hyperliquid import Hyperliquid
 RECV = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MS = 1_764_072_000_000
 PAST_2100 = 4_102_444_800_001
+BOOK = book_ticker("BTCUSDT", 3, "1", "1", "2", "1", MS)
 
 BAD_VALUES = [("NaN", "invalid"), ("-1", "invalid"), ("0", "invalid"), ("1e400", "invalid"), ("Infinity", "invalid")]
 
@@ -44,8 +45,8 @@ def test_binance_trade_with_an_impossible_number_is_rejected_naming_the_field(fi
         ({**agg_trade("BTCUSDT", 7, "1", "1", MS, True), "a": -3}, "invalid: a: "),
         ({**agg_trade("BTCUSDT", 7, "1", "1", MS, True), "a": 2**63}, "invalid: a: "),
         ({**agg_trade("BTCUSDT", 7, "1", "1", MS, True), "s": 5}, "invalid: s: "),
-        ({**book_ticker("BTCUSDT", 3, "1", "1", "2", "1", MS), "b": "NaN"}, "invalid: b: "),
-        ({k: v for k, v in book_ticker("BTCUSDT", 3, "1", "1", "2", "1", MS).items() if k != "A"}, "missing_field: A: "),
+        ({**BOOK, "b": "NaN"}, "invalid: b: "),
+        ({k: v for k, v in BOOK.items() if k != "A"}, "missing_field: A: "),
         (mark_price("BTCUSDT", "91000", "91000", "1.5", MS, MS), "invalid: r: "),
         (mark_price("BTCUSDT", "91000", "NaN", "0.0001", MS, MS), "invalid: i: "),
     ],

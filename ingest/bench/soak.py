@@ -106,6 +106,7 @@ class Ledger:
     fault_ends: list[tuple[str, float]] = field(default_factory=list)  # pending: (kind, wall time)
     recoveries: list[tuple[str, float]] = field(default_factory=list)
     committed: int = 0
+    connected_s: float = 0.0  # time the venue had a subscribed connection to deliver to
 
     def on_commit(self, batch: Batch, committed_at: float) -> None:
         trades = batch.records.get("raw_trades", ())
@@ -285,7 +286,7 @@ async def run_soak(plan: SoakPlan) -> int:
         await venue.call("publish", False)
         with contextlib.suppress(asyncio.CancelledError):
             await schedule
-        ledger.sent, ledger.skipped = await venue.call("ledger")
+        ledger.sent, ledger.skipped, ledger.connected_s = await venue.call("ledger")
         # Let the last rows land: everything delivered and not lost in flight is committed.
         deadline = time.monotonic() + 60
         while writer.pending_rows or writer.queued_groups() or writer.spill_bytes():
@@ -310,7 +311,10 @@ async def run_soak(plan: SoakPlan) -> int:
     drops = sum(ledger.venue_drops.values())
     elapsed = time.monotonic() - started
     print(
-        f"ran {elapsed:.0f} s; {figures['sent'] / plan.seconds:,.0f} trades/s delivered; writer fully flushed: {fully}"
+        f"ran {elapsed:.0f} s; {figures['sent'] / plan.seconds:,.0f} trades/s delivered over the run, "
+        f"{figures['sent'] / max(ledger.connected_s, 1e-9):,.0f} trades/s while a connection was subscribed "
+        f"({ledger.connected_s:.0f} s of {plan.seconds:g} s; the rest is faults and reconnects); "
+        f"writer fully flushed: {fully}"
     )
     print(
         f"trades delivered by the venue: {figures['sent']:,}; stored: {figures['stored']:,}; "

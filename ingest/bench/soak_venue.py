@@ -59,6 +59,7 @@ class Venue:
         self.sent: dict[str, set[int]] = {s: set() for s in symbols}
         self.skipped: list[tuple[str, int, int]] = []
         self.publishing = False
+        self.connected_s = 0.0  # publishing time with at least one subscribed connection to take the trades
 
     def receivers(self, stream: str) -> list[Conn]:
         return [c for c in self.conns if stream in c.subs and c.open]
@@ -102,12 +103,16 @@ class Venue:
     async def publish(self) -> None:
         """Trades at `rate` on a schedule (what falls behind is caught up, so the rate is the rate)."""
         start, made = time.monotonic(), 0
-        i = 0
+        i, last = 0, time.monotonic()
         while True:
             await asyncio.sleep(TICK_S)
+            now, elapsed = time.monotonic(), time.monotonic() - last
+            last = now
             if not self.publishing:
-                start, made = time.monotonic(), 0
+                start, made = now, 0
                 continue
+            if any(c.subs and c.open for c in self.conns):
+                self.connected_s += elapsed
             due = int((time.monotonic() - start) * self.rate) - made
             out: dict[Conn, list[bytes]] = {}
             for _ in range(due):
@@ -192,7 +197,7 @@ class Venue:
         if name == "wait_subscribed":
             return await self.wait_subscribed(*args)
         if name == "ledger":
-            return self.sent, self.skipped
+            return self.sent, self.skipped, self.connected_s
         raise ValueError(f"unknown soak venue command {name!r}")
 
 

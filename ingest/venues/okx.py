@@ -10,17 +10,23 @@ known contract size has its messages quarantined (raw payload kept) rather than 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 import httpx
+import msgspec
 import orjson
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
+    VALIDATION_ERRORS,
     BackfillPage,
+    Frame,
+    FrameId,
+    FrameMs,
+    FramePositive,
     FundingRate,
     Gap,
     ListedInstrument,
@@ -31,9 +37,9 @@ from ingest.venues.base import (
     Recent,
     Route,
     Venue,
-    VenueId,
     VenueMs,
     rest_answer,
+    validate,
     validation_reason,
 )
 
@@ -56,21 +62,52 @@ LIQUIDATION_MEMORY = 512
 INDEX_PAIRING_MS = 5_000  # mark-price and index-tickers both push at least every second or so
 
 
-class TradeItem(Message):
+class TradeItem(Frame):
     instId: str
     tradeId: str
-    px: Positive
-    sz: Positive
+    px: FramePositive
+    sz: FramePositive
     side: Literal["buy", "sell"]  # the taker's side
-    ts: VenueMs
-    count: int = Field(default=1, ge=1)  # trades aggregated into this push; tradeId is the last of them
+    ts: FrameMs
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1  # trades aggregated into this push; tradeId is the last of them
 
 
-class BboItem(Message):
-    asks: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
-    bids: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
-    ts: VenueMs
-    seqId: VenueId | None = None
+Levels = Annotated[list[tuple[FramePositive, FramePositive, str, str]], msgspec.Meta(min_length=1)]
+
+
+class BboItem(Frame):
+    asks: Levels
+    bids: Levels
+    ts: FrameMs
+    seqId: FrameId | None = None
+
+
+class ChannelArg(Frame):
+    channel: str
+    instId: str
+
+
+class ArgOf(Frame):
+    """Just the `arg` of a push (msgspec skips the data unread), to pick its decoder."""
+
+    arg: ChannelArg
+
+
+class TradesMsg(Frame):
+    data: list[TradeItem]
+
+
+class BboMsg(Frame):
+    data: list[BboItem]
+
+
+ARG = msgspec.json.Decoder(ArgOf)
+# Trades and level-1 books decoded and validated in one pass per channel. A push that fails here (or any
+# other channel, an event, a pong) takes the general path, which rejects just the bad part and says why.
+HOT_CHANNELS = {
+    "trades": msgspec.json.Decoder(TradesMsg, strict=False),
+    "bbo-tbt": msgspec.json.Decoder(BboMsg, strict=False),
+}
 
 
 class MarkItem(Message):
@@ -249,6 +286,19 @@ class Okx(Venue):
         return routes
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            arg = ARG.decode(frame).arg
+            hot = HOT_CHANNELS[arg.channel].decode(frame) if arg.instId in self.known else None
+        except (msgspec.MsgspecError, KeyError):
+            hot = None
+        if type(hot) is TradesMsg:
+            return self._trade_rows(arg.instId, hot.data, frame, recv_ts)
+        if type(hot) is BboMsg and len(hot.data) == 1:
+            return self._bbo_row(arg.instId, hot.data[0], frame, recv_ts)
+        return self._parse_other(frame, recv_ts)
+
+    def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        """Everything but a valid trade or book push: derivatives channels, events, pongs, bad input."""
         if frame in ("pong", b"pong"):
             return Parsed()
         msg, bad = self.decode(frame, recv_ts)
@@ -281,18 +331,30 @@ class Okx(Venue):
         return handler(self, symbol, data, frame, recv_ts)
 
     def _trades(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        items: list[tuple[TradeItem, Callable[[], bytes]]] = []
+        out = Parsed(live=True)
+        if self.contract_size(symbol) is not None:
+            for item in data:
+                if (t := self.validated(TradeItem, item, out, recv_ts, "trades", symbol)) is not None:
+                    items.append((t, lambda item=item: orjson.dumps(item)))
+        return self._trade_rows(symbol, items, frame, recv_ts, out)
+
+    def _trade_rows(
+        self, symbol: str, items: list, frame: str | bytes | bytearray, recv_ts: datetime, out: Parsed | None = None
+    ) -> Parsed:
+        """Rows of a push's valid trades: `items` are TradeItems (a push decoded whole) or (TradeItem, raw) pairs;
+        a rejection stores the trade as it came (`raw()`, built only then)."""
         ct = self.contract_size(symbol)
         if ct is None:
             return Parsed([self.reject(recv_ts, "trades", symbol, "no_contract_size", frame)], live=True)
-        out = Parsed(live=True)
-        for item in data:
-            if (t := self.validated(TradeItem, item, out, recv_ts, "trades", symbol)) is None:
-                continue
+        out = out if out is not None else Parsed(live=True)
+        for i, item in enumerate(items):
+            t, raw = item if type(item) is tuple else (item, lambda i=i: orjson.dumps(orjson.loads(frame)["data"][i]))
             if (symbol, t.tradeId) in self.seen_trades:
                 self.counters["duplicate"] += 1
                 continue
             if t.ts < self.last_trade_ms.get(symbol, 0):
-                out.rows.append(self.reject(recv_ts, "trades", symbol, "out_of_order", orjson.dumps(item)))
+                out.rows.append(self.reject(recv_ts, "trades", symbol, "out_of_order", raw()))
                 continue
             self.seen_trades.add(symbol, t.tradeId)
             if (gap := self._id_gap(symbol, t)) is not None:
@@ -348,9 +410,9 @@ class Okx(Venue):
         oldest = None
         for item in msg["data"]:
             try:
-                t = TradeItem.model_validate(item)
+                t = validate(TradeItem, item)
                 tid = int(t.tradeId)
-            except (ValidationError, ValueError) as exc:
+            except (*VALIDATION_ERRORS, ValueError) as exc:
                 raise ValueError(f"history-trades: {exc}"[:300]) from exc
             oldest = tid if oldest is None else min(oldest, tid)
             if gap.from_id < tid < gap.to_id:  # type: ignore[operator]  # backfill_url asked by id
@@ -366,9 +428,15 @@ class Okx(Venue):
         if ct is None:
             return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "no_contract_size", frame)], live=True)
         try:
-            b = BboItem.model_validate(data[0] if len(data) == 1 else None)
-        except ValidationError as exc:
+            b = validate(BboItem, data[0] if len(data) == 1 else None)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, validation_reason(exc), frame)], live=True)
+        return self._bbo_row(symbol, b, frame, recv_ts)
+
+    def _bbo_row(self, symbol: str, b: BboItem, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        ct = self.contract_size(symbol)
+        if ct is None:
+            return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "no_contract_size", frame)], live=True)
         bid_px, bid_sz = b.bids[0][0], b.bids[0][1]
         ask_px, ask_sz = b.asks[0][0], b.asks[0][1]
         if bid_px >= ask_px:
