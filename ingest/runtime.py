@@ -68,13 +68,16 @@ class Link:
         try:
             async for chunk in self.ws.messages():
                 recv_ts = utc_now()  # the frames of one TCP read arrived together
+                fresh = False  # last_data already says "now" for this read (a clock read per frame costs)
                 for frame in chunk:
                     parsed = venue.parse(frame, recv_ts)
-                    if parsed.live:
+                    if parsed.live and not fresh:
                         self.last_data = time.monotonic()
                         self.first_data.set()
+                        fresh = True
                     if parsed.rows and (group := self._stash(parsed.rows)):
                         await self.runner.writer.put(group)  # waits when the writer is behind: backpressure
+                        fresh = False
                     if parsed.acked:
                         self.acked += parsed.acked
                         if self.acked >= route.expected_acks and not self.subscribed.is_set():

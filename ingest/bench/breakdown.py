@@ -12,6 +12,13 @@ goes through each step of `tower ingest` in isolation, on one core, timed with t
 - COPY encode: asyncpg's binary COPY of those records into a temporary table, client CPU only (the
   server works in its own process); needs a database (`TOWER_DSN`), else it is left out.
 
+With a database it also measures the whole thing at once, `end to end`: `tower bench ingest`'s paced run
+(the real connector and writer in this process, the flood server in its own) at END_TO_END_RATE, once for
+END_TO_END_S and once for twice that; the difference in this process's CPU over the difference in rows
+committed is the marginal cost of a message (start-up and shutdown cancel out). It includes what the
+steps leave out (the event loop, the reader loop, timers, the writer's tasks, metrics and the database
+protocol) and is the figure against the issue's target.
+
 Runnable as a script against any checkout (`PYTHONPATH=<checkout> python ingest/bench/breakdown.py`),
 so a base and a branch can be measured alternately in one session and compared as ratios.
 """
@@ -19,6 +26,7 @@ so a base and a branch can be measured alternately in one session and compared a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -35,6 +43,8 @@ from ingest.service import tune_gc
 from ingest.venues import binance
 
 SYMBOLS = [f"BENCH{i}USDT" for i in range(10)]
+END_TO_END_RATE = 20_000.0  # msgs/s: a rate one process sustains with room to spare, so nothing spills
+END_TO_END_S = 5.0
 
 
 async def _framing_cpu(frames: int) -> float:
@@ -86,6 +96,10 @@ async def _copy_cpu(dsn: str, records: list[tuple], batch_rows: int = 5000) -> f
 
     conn = await asyncpg.connect(dsn)
     try:
+        with contextlib.suppress(ImportError):  # the writer's timestamp codec (checkouts before issue 13: none)
+            from ingest.pgcodecs import use_fast_timestamps
+
+            await use_fast_timestamps(conn)
         await conn.execute("CREATE TEMP TABLE breakdown_trades (LIKE ops.raw_trades)")
         start = time.process_time()
         for i in range(0, len(records), batch_rows):
@@ -131,13 +145,43 @@ async def breakdown(frames: int, rounds: int, dsn: str | None) -> int:
             keep("COPY encode", await _copy_cpu(dsn, records))
     best["parse rest"] = best.pop("parse (all)") - best["decode + validate"]
     total = sum(best.values())
+    whole = await _end_to_end_us(dsn) if dsn else None
     for step in ("framing", "decode + validate", "parse rest", "queue hop", "record", "COPY encode"):
         if step in best:
             print(f"  {step:<18} {best[step] / frames * 1e6:6.2f} µs/msg")
-    print(f"  {'total':<18} {total / frames * 1e6:6.2f} µs/msg")
+    print(f"  {'sum of the steps':<18} {total / frames * 1e6:6.2f} µs/msg")
     steps = " ".join(f"{k.split()[0].lower()}_us={v / frames * 1e6:.2f}" for k, v in best.items())
+    if whole is not None:
+        print(f"  {'end to end':<18} {whole:6.2f} µs/msg (marginal, paced at {END_TO_END_RATE:g} msgs/s)")
+        steps += f" end_to_end_us={whole:.2f}"
     print(f"RESULT breakdown total_us={total / frames * 1e6:.2f} {steps}", flush=True)
     return 0
+
+
+async def _end_to_end_us(dsn: str) -> float:
+    """Client CPU per committed row of a paced run through the real connector and writer."""
+    import tempfile
+    from pathlib import Path
+
+    from ingest.bench import throughput
+    from ingest.settings import IngestSettings
+
+    runs = []
+    for seconds in (END_TO_END_S, 2 * END_TO_END_S):
+        with tempfile.TemporaryDirectory(prefix="tower-breakdown-") as spill:
+            settings = IngestSettings(spill_dir=Path(spill))  # type: ignore[call-arg]
+            await throughput._cleanup(dsn)
+            try:
+                start = time.process_time()
+                meter = await throughput.end_to_end(dsn, seconds, END_TO_END_RATE, SYMBOLS, settings)
+                spent = time.process_time() - start
+            finally:
+                await throughput._cleanup(dsn)
+        if meter.spilled_rows or not meter.rows:
+            raise RuntimeError(f"end to end: {meter.rows} rows committed, {meter.spilled_rows} spilled: not clean")
+        runs.append((spent, meter.rows))
+    (short_cpu, short_rows), (long_cpu, long_rows) = runs
+    return (long_cpu - short_cpu) / (long_rows - short_rows) * 1e6
 
 
 def _hops(rows: list) -> None:
