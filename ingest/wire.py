@@ -15,6 +15,7 @@ and "" when the connection ended without one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections import deque
@@ -135,7 +136,8 @@ class WireConnection(WSListener):
             await asyncio.wait_for(asyncio.shield(self.lost), timeout_s)
         except TimeoutError:
             self._abort_if_open()
-            await self.lost
+            with contextlib.suppress(TimeoutError):  # an aborted transport reports its end; never wait for ever
+                await asyncio.wait_for(asyncio.shield(self.lost), 1.0)
 
     # -- internals ----------------------------------------------------------------------------------
 

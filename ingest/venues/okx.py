@@ -82,6 +82,12 @@ class BboItem(Frame):
     seqId: FrameId | None = None
 
 
+class MarkItem(Frame):
+    instId: str
+    markPx: FramePositive
+    ts: FrameMs
+
+
 class ChannelArg(Frame):
     channel: str
     instId: str
@@ -101,19 +107,18 @@ class BboMsg(Frame):
     data: list[BboItem]
 
 
+class MarkMsg(Frame):
+    data: list[MarkItem]
+
+
 ARG = msgspec.json.Decoder(ArgOf)
-# Trades and level-1 books decoded and validated in one pass per channel. A push that fails here (or any
+# Trades, level-1 books and marks decoded and validated in one pass per channel. A push that fails here (or any
 # other channel, an event, a pong) takes the general path, which rejects just the bad part and says why.
 HOT_CHANNELS = {
     "trades": msgspec.json.Decoder(TradesMsg, strict=False),
     "bbo-tbt": msgspec.json.Decoder(BboMsg, strict=False),
+    "mark-price": msgspec.json.Decoder(MarkMsg, strict=False),
 }
-
-
-class MarkItem(Message):
-    instId: str
-    markPx: Positive
-    ts: VenueMs
 
 
 class IndexItem(Message):
@@ -295,10 +300,12 @@ class Okx(Venue):
             return self._trade_rows(arg.instId, hot.data, frame, recv_ts)
         if type(hot) is BboMsg and len(hot.data) == 1:
             return self._bbo_row(arg.instId, hot.data[0], frame, recv_ts)
+        if type(hot) is MarkMsg and hot.data:
+            return self._mark_row(arg.instId, hot.data[-1], recv_ts)
         return self._parse_other(frame, recv_ts)
 
     def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
-        """Everything but a valid trade or book push: derivatives channels, events, pongs, bad input."""
+        """Everything but a valid trade, book or mark push: other channels, events, pongs, bad input."""
         if frame in ("pong", b"pong"):
             return Parsed()
         msg, bad = self.decode(frame, recv_ts)
@@ -466,9 +473,12 @@ class Okx(Venue):
 
     def _mark(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
         try:
-            m = MarkItem.model_validate(data[-1] if data else None)
-        except ValidationError as exc:
+            m = validate(MarkItem, data[-1] if data else None)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "mark-price", symbol, validation_reason(exc), frame)], live=True)
+        return self._mark_row(symbol, m, recv_ts)
+
+    def _mark_row(self, symbol: str, m: MarkItem, recv_ts: datetime) -> Parsed:
         # Mark and index come on separate channels; a mark row carries the index in effect (the latest one,
         # if recent) so every mark yields a basis sample.
         index = self.last_index.get(symbol)
