@@ -36,15 +36,19 @@ class Activation:
         Rows are (venue, symbol, ...) tuples in ingest.rows column order."""
         if not self.waiting:
             return
+        added = False
         for table in DATA_TABLES:
             for record in batch.records.get(table, ()):
                 key = (record[0], record[1])
                 if key in self.waiting:
                     self.waiting.discard(key)
                     self.pending.add(key)
+                    added = True
                     if not self.waiting:
                         break
-        if self.pending:
+        # Only news wakes the task: a wake-up for keys the running flush is already writing would outlive
+        # them, and run() would spin on a set event with nothing pending, holding the event loop.
+        if added:
             self._wake.set()
 
     async def run(self) -> None:
@@ -52,6 +56,7 @@ class Activation:
         which `flush()` writes what the writer's last commits delivered."""
         while True:
             await self._wake.wait()
+            self._wake.clear()
             await self.flush(retry=True)
 
     async def flush(self, retry: bool = False) -> None:

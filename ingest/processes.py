@@ -19,6 +19,7 @@ from dataclasses import replace
 from ingest.service import NEVER_CONNECTED
 from ingest.settings import IngestSettings, VenueConfig
 from ingest.venues import make_venue
+from tower import eventloop
 
 log = logging.getLogger("ingest")
 
@@ -56,7 +57,7 @@ def _worker(
     names = "-".join(v.name for v in venues)
     tune_gc()
     serve_metrics(metrics_port + index if metrics_port else None)  # worker i: port + i
-    result = asyncio.run(
+    result = eventloop.run(
         ingest(
             dsn,
             venues,

@@ -12,8 +12,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+_last_ms: list = [None, None]  # (ms, datetime) of the previous call
+
+
 def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    """A venue's epoch milliseconds as a datetime. Consecutive messages often carry the same millisecond
+    (a burst of trades, a trade and its book update): the previous answer is reused, not rebuilt."""
+    if ms == _last_ms[0]:
+        return _last_ms[1]
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    _last_ms[0], _last_ms[1] = ms, dt
+    return dt
 
 
 @dataclass(slots=True)

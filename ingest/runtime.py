@@ -75,14 +75,17 @@ class Link:
         try:
             async for chunk in self.ws.messages():
                 recv_ts = utc_now()  # the frames of one TCP read arrived together
+                fresh = False  # last_data already says "now" for this read (a clock read per frame costs)
                 for start in range(0, len(chunk), SLICE_FRAMES):
                     for frame in chunk[start : start + SLICE_FRAMES]:
                         parsed = venue.parse(frame, recv_ts)
-                        if parsed.live:
+                        if parsed.live and not fresh:
                             self.last_data = time.monotonic()
                             self.first_data.set()
+                            fresh = True
                         if parsed.rows and (group := self._stash(parsed.rows)):
                             await self._hand_over(group)
+                            fresh = False
                         if parsed.acked:
                             self.acked += parsed.acked
                             if self.acked >= route.expected_acks and not self.subscribed.is_set():
@@ -93,6 +96,7 @@ class Link:
                         if parsed.resync:
                             await self._resync(parsed.resync)
                     await asyncio.sleep(0)  # the writer's share of the loop
+                    fresh = False
         finally:
             guard.cancel()
             if self._stash_timer is not None:

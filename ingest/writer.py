@@ -39,6 +39,7 @@ import orjson
 
 from ingest import metrics
 from ingest.conflation import Conflator
+from ingest.pgcodecs import use_fast_timestamps
 from ingest.rows import COLUMNS, Row, record
 from tower.privileges import require
 
@@ -479,6 +480,7 @@ class Writer:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(self.dsn, timeout=self.config.connect_timeout_s)
+            await use_fast_timestamps(self._conn)
             log.info("writer connected to the database")
         return self._conn
 

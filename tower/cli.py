@@ -11,12 +11,14 @@ import sys
 
 import asyncpg
 
-from tower import logs
+from tower import eventloop, logs
 from tower.migrate import MigrationError
 from tower.policies import PolicyError
 from tower.privileges import MissingGrant, explain, role_of
 from tower.settings import ConfigError
 
+# Commands whose loop carries market data: uvloop where installed (tower/eventloop.py).
+FAST_LOOP_COMMANDS = ("ingest", "bench")
 # One line per command module; each has register(subparsers).
 COMMAND_MODULES = [
     "tower.commands.database",
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             logs.setup(os.environ.get("TOWER_LOG_LEVEL", "INFO"), "TOWER_LOG_LEVEL")
         result = args.run(args)
         if inspect.isawaitable(result):
-            result = asyncio.run(result)
+            result = eventloop.run(result) if args.command in FAST_LOOP_COMMANDS else asyncio.run(result)
         return int(result or 0)
     except Exception as exc:
         denied = _permission_error(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ingest.bench import depth
 from ingest.cli import positive_number, small_count
@@ -46,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=_count_frames, default=20_000, help="frames per venue and kind (default 20000)")
     p.add_argument(
         "--rounds", type=small_count, default=5, help="interleaved rounds; the best of each is kept (default 5)"
+    )
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="instead: client CPU per message of each hot-path step (framing ... COPY encode; COPY needs TOWER_DSN)",
     )
     p.set_defaults(run=run_parse_bench)
 
@@ -101,6 +107,10 @@ async def run_bench(args: argparse.Namespace) -> int:
 async def run_parse_bench(args: argparse.Namespace) -> int:
     from ingest.bench.parse import run_parse_bench as bench
 
+    if args.breakdown:
+        from ingest.bench.breakdown import breakdown
+
+        return await breakdown(args.frames, args.rounds, os.environ.get("TOWER_DSN"))
     return bench(args.frames, args.rounds)
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import asyncpg
 
+from ingest.bench.soak_venue import SoakVenue
 from ingest.rows import COLUMNS
 from ingest.runtime import RuntimeConfig, run_venue
-from ingest.sim.binance_server import BinanceServer, agg_trade
 from ingest.venues.base import Route
 from ingest.venues.binance import Binance
 from ingest.writer import Batch, Writer, WriterConfig
@@ -106,6 +106,7 @@ class Ledger:
     fault_ends: list[tuple[str, float]] = field(default_factory=list)  # pending: (kind, wall time)
     recoveries: list[tuple[str, float]] = field(default_factory=list)
     committed: int = 0
+    connected_s: float = 0.0  # time the venue had a subscribed connection to deliver to
 
     def on_commit(self, batch: Batch, committed_at: float) -> None:
         trades = batch.records.get("raw_trades", ())
@@ -120,69 +121,6 @@ class Ledger:
             else:
                 still.append((kind, ended))
         self.fault_ends = still
-
-
-class TradeFeed:
-    """Publishes sequence-numbered trades at a rate, with occasional deliberate id skips."""
-
-    def __init__(self, server: BinanceServer, symbols: list[str], rate: float, ledger: Ledger) -> None:
-        self.server, self.symbols, self.rate, self.ledger = server, symbols, rate, ledger
-        self.next_id = dict.fromkeys(symbols, 1)
-        self.rng = random.Random(11)
-        self.price = dict.fromkeys(symbols, 100.0)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        tick, i = 0.01, 0
-        per_tick = max(1, int(self.rate * tick))
-        while not stop.is_set():
-            for _ in range(per_tick):
-                symbol = self.symbols[i % len(self.symbols)]
-                i += 1
-                a = self.next_id[symbol]
-                if self.rng.random() < 0.0005:  # the venue really skips ids now and then
-                    self.ledger.skipped.append((symbol, a - 1, a + 3))
-                    a += 3
-                self.next_id[symbol] = a + 1
-                self.price[symbol] *= 1 + self.rng.gauss(0, 1e-4)
-                msg = agg_trade(
-                    symbol,
-                    a,
-                    f"{self.price[symbol]:.4f}",
-                    "0.5",
-                    int(time.time() * 1000),
-                    buyer_is_maker=self.rng.random() < 0.5,
-                )
-                if await self.server.publish(msg):
-                    self.ledger.sent.setdefault(symbol, set()).add(a)
-            await asyncio.sleep(tick)
-
-    async def malformed(self, n: int) -> None:
-        for k in range(n):
-            symbol = self.symbols[k % len(self.symbols)]
-            frame = [
-                '{"e":"aggTrade","s":"' + symbol + '","p":"NaN"',
-                "not json at all",
-                '{"e":"aggTrade"}',
-                '{"e":"aggTrade","s":"' + symbol + '","a":1,"p":"-5","q":"1","T":1,"E":1,"m":true}',
-            ][k % 4]
-            self.ledger.malformed += await self.server.publish_raw(f"{symbol.lower()}@aggTrade", frame)
-
-
-async def drop_connection(server: BinanceServer, kind: str, within_s: float = 15.0) -> bool:
-    """Drops a subscribed connection, waiting for one if the connector is between connections."""
-    deadline = time.monotonic() + within_s
-    while not (clients := [c for c in server.clients if c.subs]):
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
-    client = random.choice(clients)
-    if kind == "close":
-        await client.ws.close(1001, "soak: venue restart")
-    elif kind == "reset":
-        client.ws.transport.abort()
-    else:  # half-open: the socket stays up but nothing more arrives
-        client.subs.clear()
-    return True
 
 
 async def stall(dsn: str, seconds: float) -> bool:
@@ -213,13 +151,7 @@ class SoakPlan:
 
 
 async def faults(
-    plan: SoakPlan,
-    db: SoakDatabase,
-    dsn: str,
-    server: BinanceServer,
-    venue: TradeFeed,
-    ledger: Ledger,
-    stop: asyncio.Event,
+    plan: SoakPlan, db: SoakDatabase, dsn: str, venue: SoakVenue, ledger: Ledger, stop: asyncio.Event
 ) -> None:
     """The schedule: evenly spaced faults of each kind over the run, leaving the last 10% quiet."""
     span = plan.seconds * 0.9
@@ -246,7 +178,7 @@ async def faults(
             print(f"[{time.monotonic() - t0:6.1f}s] database crashed and restarted ({ledger.db_restarts})", flush=True)
         elif kind == "drop":
             how = drop_kinds[sum(ledger.venue_drops.values()) % 3]
-            if await drop_connection(server, how):
+            if await venue.call("drop", how):
                 ledger.venue_drops[how] += 1
                 ledger.fault_ends.append((f"venue_{how}", time.time()))
         elif kind == "stall":
@@ -254,7 +186,7 @@ async def faults(
                 ledger.stalls += 1
                 ledger.fault_ends.append(("db_stall", time.time()))
         else:
-            await venue.malformed(50)
+            ledger.malformed += await venue.call("malformed", 50)
 
 
 async def reconcile(dsn: str, ledger: Ledger) -> dict[str, int]:
@@ -334,25 +266,27 @@ async def run_soak(plan: SoakPlan) -> int:
         WriterConfig(memory_rows=20_000, spill_path=spill / "soak.jsonl", retry_cap_s=1.0),
         on_commit=ledger.on_commit,
     )
-    server = await BinanceServer().start()
     symbols = [f"SOAK{i}USDT" for i in range(plan.symbols)]
-    venue = TradeFeed(server, symbols, plan.rate, ledger)
-    adapter = SoakBinance(symbols, ws_url=server.root, derivs=False)
+    venue = await SoakVenue(symbols, plan.rate).start()  # its own process: it must not starve the connector
+    adapter = SoakBinance(symbols, ws_url=venue.root, derivs=False)
     stop, ingest_stop = asyncio.Event(), asyncio.Event()
     await writer.start()
     # Trades-only connections get 10x the staleness allowance (quiet symbols): 0.5 s -> 5 s here.
     config = RuntimeConfig(stale_after_s=0.5, backoff_initial_s=0.2, backoff_cap_s=2.0)
     ingest = asyncio.create_task(run_venue(adapter, writer, config, ingest_stop))
-    await server.wait_subscribed(f"{symbols[0].lower()}@aggTrade")
-    publisher = asyncio.create_task(venue.run(stop))
     started = time.monotonic()
     try:
-        schedule = asyncio.create_task(faults(plan, db, dsn, server, venue, ledger, stop))
+        if not await venue.call("wait_subscribed", f"{symbols[0].lower()}@aggTrade", 10.0):
+            raise RuntimeError("the connector did not subscribe to the soak venue within 10 s")
+        await venue.call("publish", True)
+        started = time.monotonic()
+        schedule = asyncio.create_task(faults(plan, db, dsn, venue, ledger, stop))
         await asyncio.sleep(plan.seconds)
         stop.set()
-        await publisher
+        await venue.call("publish", False)
         with contextlib.suppress(asyncio.CancelledError):
             await schedule
+        ledger.sent, ledger.skipped, ledger.connected_s = await venue.call("ledger")
         # Let the last rows land: everything delivered and not lost in flight is committed.
         deadline = time.monotonic() + 60
         while writer.pending_rows or writer.queued_groups() or writer.spill_bytes():
@@ -364,7 +298,7 @@ async def run_soak(plan: SoakPlan) -> int:
         ingest_stop.set()
         await ingest
         fully = await writer.close()
-        await server.stop()
+        venue.stop()
     figures = await reconcile(dsn, ledger)
     await asyncio.to_thread(db.stop, True)
     shutil.rmtree(spill, ignore_errors=True)
@@ -377,7 +311,10 @@ async def run_soak(plan: SoakPlan) -> int:
     drops = sum(ledger.venue_drops.values())
     elapsed = time.monotonic() - started
     print(
-        f"ran {elapsed:.0f} s; {figures['sent'] / plan.seconds:,.0f} trades/s delivered; writer fully flushed: {fully}"
+        f"ran {elapsed:.0f} s; {figures['sent'] / plan.seconds:,.0f} trades/s delivered over the run, "
+        f"{figures['sent'] / max(ledger.connected_s, 1e-9):,.0f} trades/s while a connection was subscribed "
+        f"({ledger.connected_s:.0f} s of {plan.seconds:g} s; the rest is faults and reconnects); "
+        f"writer fully flushed: {fully}"
     )
     print(
         f"trades delivered by the venue: {figures['sent']:,}; stored: {figures['stored']:,}; "

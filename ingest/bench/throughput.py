@@ -33,6 +33,7 @@ from ingest.settings import IngestSettings
 from ingest.venues.base import Route
 from ingest.venues.binance import Binance
 from ingest.writer import Batch, Writer
+from tower import eventloop
 
 RECV_TS = COLUMNS["raw_trades"].index("recv_ts")
 
@@ -218,7 +219,7 @@ def _bench_worker(
     dsn: str, seconds: float, rate: float | None, symbols: list[str], settings: IngestSettings, out
 ) -> None:
     tune_gc()
-    out.send(asyncio.run(end_to_end(dsn, seconds, rate, symbols, settings)))
+    out.send(eventloop.run(end_to_end(dsn, seconds, rate, symbols, settings)))
 
 
 async def end_to_end_processes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Hashable, Mapping
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, ClassVar, TypeVar
 
 import httpx
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,7 +30,19 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 FundingRate = Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)]
 
 
-M = TypeVar("M", bound=BaseModel)
+# The same bounds for the hot-path frames, msgspec Structs (decoded and validated in one pass, ~5x
+# cheaper than orjson + pydantic). msgspec has no allow_inf_nan: NaN fails every comparison, and an
+# upper bound at the largest float turns infinity away.
+MAX_FLOAT = sys.float_info.max
+FramePositive = Annotated[float, msgspec.Meta(gt=0, le=MAX_FLOAT)]
+FrameNonNegative = Annotated[float, msgspec.Meta(ge=0, le=MAX_FLOAT)]
+FrameMs = Annotated[int, msgspec.Meta(ge=0, le=4_102_444_800_000)]
+FrameId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+FrameFunding = Annotated[float, msgspec.Meta(ge=-1, le=1)]
+
+M = TypeVar("M", bound=BaseModel | msgspec.Struct)
+# What a message that fails its model raises, pydantic model or msgspec Struct.
+VALIDATION_ERRORS = (ValidationError, msgspec.ValidationError)
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,19 @@ class Message(BaseModel):
     """A venue message model: the fields we use are validated, the ones venues add over time ignored."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class Frame(msgspec.Struct):
+    """A hot-path venue message (trades, L1, derivatives context): msgspec decodes and validates it in one
+    pass. Like `Message`, fields venues add over time are ignored."""
+
+
+def validate(model: type[M], item: object) -> M:
+    """`item` (decoded JSON) as `model`; raises one of VALIDATION_ERRORS. Frames convert leniently, as
+    pydantic does: venues send numbers as strings ("91000.5")."""
+    if issubclass(model, msgspec.Struct):
+        return msgspec.convert(item, model, strict=False)
+    return model.model_validate(item)
 
 
 class Recent:
@@ -340,8 +367,8 @@ class Venue(ABC):
         """One item of a batch message as `model`, or None with its rejection added to `out` (the other
         items of the batch still count)."""
         try:
-            return model.model_validate(item)
-        except ValidationError as exc:
+            return validate(model, item)
+        except VALIDATION_ERRORS as exc:
             out.rows.append(self.reject(recv_ts, stream, symbol, validation_reason(exc), orjson.dumps(item)))
             return None
 
@@ -380,7 +407,10 @@ def _label(value: object) -> str | None:
 
 
 def validation_reason(exc: Exception) -> str:
-    """A short reason from a pydantic ValidationError: 'invalid: p: Input should be greater than 0'."""
+    """A short reason from a pydantic or msgspec ValidationError: 'invalid: p: Input should be greater than
+    0', 'invalid: p: Expected `float` > 0.0', 'missing_field: p: Object missing required field'."""
+    if isinstance(exc, msgspec.ValidationError):
+        return _msgspec_reason(str(exc))
     errors = getattr(exc, "errors", None)
     if errors is None:
         return f"invalid: {exc}"
@@ -388,3 +418,15 @@ def validation_reason(exc: Exception) -> str:
     where = ".".join(str(p) for p in first["loc"])
     kind = "missing_field" if first["type"] == "missing" else "invalid"
     return f"{kind}: {where}: {first['msg']}"[:200]
+
+
+def _msgspec_reason(text: str) -> str:
+    """msgspec says 'Expected `float` > 0.0 - at `$.o.q`' or 'Object missing required field `q` - at `$.o`':
+    the same shape as pydantic's reasons, the path dotted (`data.0.px`, as pydantic's loc)."""
+    what, _, at = text.partition(" - at `")
+    path = [p for p in at.rstrip("`").removeprefix("$").replace("[", ".").replace("]", "").split(".") if p]
+    kind = "invalid"
+    if what.startswith("Object missing required field `"):
+        kind, path = "missing_field", [*path, what.split("`")[1]]
+        what = "Object missing required field"
+    return f"{kind}: {'.'.join(path) or '$'}: {what}"[:200]

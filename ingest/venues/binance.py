@@ -16,14 +16,20 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import httpx
+import msgspec
 import orjson
 from pydantic import Field, ValidationError
 
 from ingest.depth import DepthBook, DepthConfig
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
+    VALIDATION_ERRORS,
     BackfillPage,
-    FundingRate,
+    Frame,
+    FrameFunding,
+    FrameId,
+    FrameMs,
+    FramePositive,
     Gap,
     ListedInstrument,
     Message,
@@ -37,6 +43,7 @@ from ingest.venues.base import (
     VenueId,
     VenueMs,
     rest_answer,
+    validate,
     validation_reason,
 )
 
@@ -77,34 +84,40 @@ LIQUIDATION_MEMORY = 512  # recent forced orders per symbol, to drop the ones an
 BACKFILL_PAGE = 1000  # aggTrades per REST page, the documented maximum
 
 
-class AggTradeMsg(Message):
-    E: VenueMs
+class AggTradeMsg(Frame, tag_field="e", tag="aggTrade"):
+    E: FrameMs
     s: str
-    a: VenueId
-    p: Positive
-    q: Positive
-    T: VenueMs
+    a: FrameId
+    p: FramePositive
+    q: FramePositive
+    T: FrameMs
     m: bool
 
 
-class BookTickerMsg(Message):
-    u: VenueId
-    E: VenueMs
-    T: VenueMs
+class BookTickerMsg(Frame, tag_field="e", tag="bookTicker"):
+    u: FrameId
+    E: FrameMs
+    T: FrameMs
     s: str
-    b: Positive
-    B: Positive
-    a: Positive
-    A: Positive
+    b: FramePositive
+    B: FramePositive
+    a: FramePositive
+    A: FramePositive
 
 
-class MarkPriceMsg(Message):
-    E: VenueMs
+class MarkPriceMsg(Frame, tag_field="e", tag="markPriceUpdate"):
+    E: FrameMs
     s: str
-    p: Positive
-    i: Positive
-    r: FundingRate
-    T: VenueMs
+    p: FramePositive
+    i: FramePositive
+    r: FrameFunding
+    T: FrameMs
+
+
+# The hot frames in one pass: msgspec reads the tag `e` and decodes straight into the right Struct. Anything
+# else (acks, errors, liquidations, the combined-stream wrapper, a bad frame) fails here and takes the
+# general path, which says what it is.
+HOT_FRAMES = msgspec.json.Decoder(AggTradeMsg | BookTickerMsg | MarkPriceMsg, strict=False)
 
 
 class ForceOrderDetail(Message):
@@ -374,6 +387,19 @@ class Binance(Venue):
         )
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            hot = HOT_FRAMES.decode(frame)
+        except msgspec.MsgspecError:
+            return self._parse_other(frame, recv_ts)
+        kind = type(hot)
+        if kind is AggTradeMsg:
+            return self._agg_trade_row(hot, frame, recv_ts)  # type: ignore[arg-type]
+        if kind is BookTickerMsg:
+            return self._book_ticker_row(hot, frame, recv_ts)  # type: ignore[arg-type]
+        return self._mark_price_row(hot, frame, recv_ts)  # type: ignore[arg-type]
+
+    def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        """Everything but a valid hot frame: control messages, liquidations, the wrapper, bad input."""
         msg, bad = self.decode(frame, recv_ts)
         if bad is not None:
             return bad
@@ -403,9 +429,12 @@ class Binance(Venue):
     def _agg_trade(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
         symbol = msg.get("s")
         try:
-            t = AggTradeMsg.model_validate(msg)
-        except ValidationError as exc:
+            t = validate(AggTradeMsg, msg)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "aggTrade", symbol, validation_reason(exc), frame)])
+        return self._agg_trade_row(t, frame, recv_ts)
+
+    def _agg_trade_row(self, t: AggTradeMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if t.s not in self.known:
             return Parsed([self.reject(recv_ts, "aggTrade", t.s, "unknown_symbol", frame)])
         out = Parsed(live=True)
@@ -442,9 +471,12 @@ class Binance(Venue):
     def _book_ticker(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
         symbol = msg.get("s")
         try:
-            b = BookTickerMsg.model_validate(msg)
-        except ValidationError as exc:
+            b = validate(BookTickerMsg, msg)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "bookTicker", symbol, validation_reason(exc), frame)])
+        return self._book_ticker_row(b, frame, recv_ts)
+
+    def _book_ticker_row(self, b: BookTickerMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if b.s not in self.known:
             return Parsed([self.reject(recv_ts, "bookTicker", b.s, "unknown_symbol", frame)])
         if b.b >= b.a:
@@ -466,9 +498,12 @@ class Binance(Venue):
     def _mark_price(self, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
         symbol = msg.get("s")
         try:
-            m = MarkPriceMsg.model_validate(msg)
-        except ValidationError as exc:
+            m = validate(MarkPriceMsg, msg)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "markPrice", symbol, validation_reason(exc), frame)])
+        return self._mark_price_row(m, frame, recv_ts)
+
+    def _mark_price_row(self, m: MarkPriceMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if m.s not in self.known:
             return Parsed([self.reject(recv_ts, "markPrice", m.s, "unknown_symbol", frame)])
         last = self.last_mark.get(m.s)

@@ -7,18 +7,26 @@ Linear contracts are quoted in base units (one contract = one coin), so no size 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import httpx
+import msgspec
 import orjson
 from pydantic import Field, ValidationError
 
 from ingest.depth import DepthConfig
 from ingest.rows import BookL1, Derivs, Liquidation, Trade, from_ms
 from ingest.venues.base import (
+    VALIDATION_ERRORS,
     BackfillPage,
+    Frame,
+    FrameId,
+    FrameMs,
+    FrameNonNegative,
+    FramePositive,
     FundingRate,
     Gap,
     ListedInstrument,
@@ -32,6 +40,7 @@ from ingest.venues.base import (
     VenueId,
     VenueMs,
     rest_answer,
+    validate,
     validation_reason,
 )
 
@@ -55,13 +64,17 @@ TRADE_DEDUP_WINDOW = 20_000
 LIQUIDATION_MEMORY = 512
 
 
-class TradeItem(Message):
-    T: VenueMs
+class TradeItem(Frame):
+    T: FrameMs
     s: str
     S: Literal["Buy", "Sell"]  # the taker's side
-    v: Positive
-    p: Positive
+    v: FramePositive
+    p: FramePositive
     i: str
+
+
+class TradesMsg(Frame):
+    data: list[TradeItem]
 
 
 class RecentTradeItem(Message):
@@ -75,20 +88,35 @@ class RecentTradeItem(Message):
     time: VenueMs
 
 
-class BookData(Message):
+class BookData(Frame):
     s: str
-    b: list[tuple[Positive, NonNegative]]
-    a: list[tuple[Positive, NonNegative]]
-    u: VenueId
+    b: list[tuple[FramePositive, FrameNonNegative]]
+    a: list[tuple[FramePositive, FrameNonNegative]]
+    u: FrameId
 
 
-class BookMsg(Message):
+class BookMsg(Frame):
     """One message validated in one pass: cheaper than validating its parts separately."""
 
     type: Literal["snapshot", "delta"]
-    ts: VenueMs
-    cts: VenueMs | None = None  # the matching engine's time of this book state
+    ts: FrameMs
     data: BookData
+    cts: FrameMs | None = None  # the matching engine's time of this book state
+
+
+class TopicOf(Frame):
+    """Just the topic of a message (msgspec skips the rest unread), to pick its decoder."""
+
+    topic: str
+
+
+TOPIC = msgspec.json.Decoder(TopicOf)
+# Trades and level-1 books decoded and validated in one pass per topic kind. A message that fails here
+# (or any other topic) takes the general path, which rejects just the bad part and says why.
+HOT_TOPICS = {
+    "publicTrade": msgspec.json.Decoder(TradesMsg, strict=False),
+    "orderbook.1": msgspec.json.Decoder(BookMsg, strict=False),
+}
 
 
 class DepthData(Message):
@@ -292,6 +320,22 @@ class Bybit(Venue):
         return routes
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            kind, _, symbol = TOPIC.decode(frame).topic.rpartition(".")
+            hot = HOT_TOPICS[kind].decode(frame) if symbol in self.known else None
+        except (msgspec.MsgspecError, KeyError):
+            hot = None
+        if hot is None:
+            return self._parse_other(frame, recv_ts)
+        if type(hot) is TradesMsg:
+            out = Parsed(live=True)
+            for i, t in enumerate(hot.data):
+                self._trade_row(symbol, t, out, recv_ts, lambda i=i: orjson.dumps(orjson.loads(frame)["data"][i]))
+            return out
+        return self._book_row(symbol, hot, frame, recv_ts)  # type: ignore[arg-type]
+
+    def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        """Everything but a valid trade or book message: tickers, liquidations, control, bad input."""
         msg, bad = self.decode(frame, recv_ts)
         if bad is not None:
             return bad
@@ -330,30 +374,35 @@ class Bybit(Venue):
             return Parsed([self.reject(recv_ts, "publicTrade", symbol, "invalid: data: not a list", frame)])
         out = Parsed(live=True)
         for item in data:
-            if (t := self.validated(TradeItem, item, out, recv_ts, "publicTrade", symbol)) is None:
-                continue
-            if t.s != symbol:
-                out.rows.append(self.reject(recv_ts, "publicTrade", t.s, "symbol_mismatch", orjson.dumps(item)))
-                continue
-            if (symbol, t.i) in self.seen_trades:
-                self.counters["duplicate"] += 1
-                continue
-            if t.T < self.last_trade_ms.get(symbol, 0):
-                out.rows.append(self.reject(recv_ts, "publicTrade", symbol, "out_of_order", orjson.dumps(item)))
-                continue
-            self.seen_trades.add(symbol, t.i)
-            self.last_trade_ms[symbol] = t.T
-            out.rows.append(
-                Trade(self.name, symbol, from_ms(t.T), recv_ts, t.i, t.p, t.v, "buy" if t.S == "Buy" else "sell")
-            )
-            self.counters["trades"] += 1
+            if (t := self.validated(TradeItem, item, out, recv_ts, "publicTrade", symbol)) is not None:
+                self._trade_row(symbol, t, out, recv_ts, lambda item=item: orjson.dumps(item))
         return out
+
+    def _trade_row(self, symbol: str, t: TradeItem, out: Parsed, recv_ts: datetime, raw: Callable[[], bytes]) -> None:
+        """One trade of a message; a rejection stores that trade as it came (`raw()`, built only then)."""
+        if t.s != symbol:
+            out.rows.append(self.reject(recv_ts, "publicTrade", t.s, "symbol_mismatch", raw()))
+            return
+        if (symbol, t.i) in self.seen_trades:
+            self.counters["duplicate"] += 1
+            return
+        if t.T < self.last_trade_ms.get(symbol, 0):
+            out.rows.append(self.reject(recv_ts, "publicTrade", symbol, "out_of_order", raw()))
+            return
+        self.seen_trades.add(symbol, t.i)
+        self.last_trade_ms[symbol] = t.T
+        side = "buy" if t.S == "Buy" else "sell"
+        out.rows.append(Trade(self.name, symbol, from_ms(t.T), recv_ts, t.i, t.p, t.v, side))
+        self.counters["trades"] += 1
 
     def _book(self, symbol: str, msg: dict, frame: str | bytes, recv_ts: datetime) -> Parsed:
         try:
-            m = BookMsg.model_validate(msg)
-        except ValidationError as exc:
+            m = validate(BookMsg, msg)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "orderbook.1", symbol, validation_reason(exc), frame)])
+        return self._book_row(symbol, m, frame, recv_ts)
+
+    def _book_row(self, symbol: str, m: BookMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         b, kind, venue_ms = m.data, m.type, m.cts if m.cts is not None else m.ts
         state = self.book.get(symbol)
         if kind == "snapshot":

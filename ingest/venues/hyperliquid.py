@@ -7,28 +7,32 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Literal, TypeVar
 
 import httpx
+import msgspec
 import orjson
-from pydantic import Field, RootModel, ValidationError
+from pydantic import Field, RootModel
 
 from ingest.rows import BookL1, Derivs, Trade, from_ms
 from ingest.venues.base import (
-    FundingRate,
+    VALIDATION_ERRORS,
+    Frame,
+    FrameFunding,
+    FrameId,
+    FrameMs,
+    FrameNonNegative,
+    FramePositive,
     ListedInstrument,
     Message,
-    NonNegative,
     Parsed,
-    Positive,
     Recent,
     Route,
     Venue,
-    VenueId,
-    VenueMs,
     rest_answer,
+    validate,
     validation_reason,
 )
 
@@ -53,35 +57,35 @@ SIG_FIGS_CHOICES = (2, 3, 4)  # coarsest first; 5 figures is the prices' own pre
 log = logging.getLogger(__name__)
 
 
-class TradeMsg(Message):
+class TradeMsg(Frame):
     coin: str
     side: Literal["A", "B"]
-    px: Positive
-    sz: Positive
-    time: VenueMs
-    tid: VenueId
+    px: FramePositive
+    sz: FramePositive
+    time: FrameMs
+    tid: FrameId
 
 
-class Level(Message):
-    px: Positive
-    sz: Positive
+class Level(Frame):
+    px: FramePositive
+    sz: FramePositive
 
 
-class BboMsg(Message):
+class BboMsg(Frame):
     coin: str
-    time: VenueMs
+    time: FrameMs
     bbo: tuple[Level | None, Level | None]
 
 
-class BookLevel(Message):
-    px: Positive
-    sz: Positive
-    n: Annotated[int, Field(ge=0)]  # orders at this level
+class BookLevel(Frame):
+    px: FramePositive
+    sz: FramePositive
+    n: Annotated[int, msgspec.Meta(ge=0)]  # orders at this level
 
 
-class L2BookMsg(Message):
+class L2BookMsg(Frame):
     coin: str
-    time: VenueMs
+    time: FrameMs
     levels: tuple[list[BookLevel], list[BookLevel]]  # bids best first, asks best first
 
 
@@ -99,19 +103,36 @@ def depth_sig_figs(mid: float) -> int | None:
     return None
 
 
-class AssetCtx(Message):
-    markPx: Positive
-    oraclePx: Positive
-    funding: FundingRate
-    openInterest: NonNegative
+class AssetCtx(Frame):
+    markPx: FramePositive
+    oraclePx: FramePositive
+    funding: FrameFunding
+    openInterest: FrameNonNegative
 
 
-class AssetCtxMsg(Message):
+class AssetCtxMsg(Frame):
     coin: str
     ctx: AssetCtx
 
 
 CoinMsg = TypeVar("CoinMsg", L2BookMsg, AssetCtxMsg)
+
+
+class TradesFrame(Frame, tag_field="channel", tag="trades"):
+    data: list[TradeMsg]
+
+
+class BboFrame(Frame, tag_field="channel", tag="bbo"):
+    data: BboMsg
+
+
+class AssetCtxFrame(Frame, tag_field="channel", tag="activeAssetCtx"):
+    data: AssetCtxMsg
+
+
+# The market-data channels in one pass (decoded and validated by msgspec). Anything else, or a message with
+# one bad part, fails here and takes the general path, which rejects just that part and says why.
+HOT_FRAMES = msgspec.json.Decoder(TradesFrame | BboFrame | AssetCtxFrame, strict=False)
 
 
 class PerpAsset(Message):
@@ -229,6 +250,22 @@ class Hyperliquid(Venue):
         return routes
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            hot = HOT_FRAMES.decode(frame)
+        except msgspec.MsgspecError:
+            return self._parse_other(frame, recv_ts)
+        kind = type(hot)
+        if kind is TradesFrame:
+            out = Parsed(live=True)
+            for i, t in enumerate(hot.data):  # type: ignore[union-attr]
+                self._trade_row(t, out, recv_ts, lambda i=i: orjson.dumps(orjson.loads(frame)["data"][i]))
+            return out
+        if kind is BboFrame:
+            return self._bbo_row(hot.data, frame, recv_ts)  # type: ignore[arg-type]
+        return self._asset_ctx_row(hot.data, frame, recv_ts)  # type: ignore[arg-type]
+
+    def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        """Everything but a valid market-data message: control channels, bad input."""
         msg, bad = self.decode(frame, recv_ts)
         if bad is not None:
             return bad
@@ -261,34 +298,30 @@ class Hyperliquid(Venue):
         out = Parsed(live=True)
         for item in data:
             coin = item.get("coin") if isinstance(item, dict) else None
-            if (t := self.validated(TradeMsg, item, out, recv_ts, "trades", coin)) is None:
-                continue
-            if t.coin not in self.known:
-                out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", orjson.dumps(item)))
-                continue
-            if (t.coin, t.tid) in self.seen_tids:  # a reconnect's snapshot repeats recent trades
-                self.counters["duplicate"] += 1
-                continue
-            if t.time < self.last_trade_time.get(t.coin, 0):
-                out.rows.append(self.reject(recv_ts, "trades", t.coin, "out_of_order", orjson.dumps(item)))
-                continue
-            self.seen_tids.add(t.coin, t.tid)
-            self.last_trade_time[t.coin] = t.time
-            # side is the aggressor: B = bid side took liquidity = buy.
-            out.rows.append(
-                Trade(
-                    self.name,
-                    t.coin,
-                    from_ms(t.time),
-                    recv_ts,
-                    str(t.tid),
-                    t.px,
-                    t.sz,
-                    "buy" if t.side == "B" else "sell",
-                )
-            )
-            self.counters["trades"] += 1
+            if (t := self.validated(TradeMsg, item, out, recv_ts, "trades", coin)) is not None:
+                self._trade_row(t, out, recv_ts, lambda item=item: orjson.dumps(item))
         return out
+
+    def _trade_row(self, t: TradeMsg, out: Parsed, recv_ts: datetime, raw: Callable[[], bytes]) -> None:
+        """One trade of a batch; a rejection stores that trade as it came (`raw()`, built only then)."""
+        if t.coin not in self.known:
+            out.rows.append(self.reject(recv_ts, "trades", t.coin, "unknown_symbol", raw()))
+            return
+        if (t.coin, t.tid) in self.seen_tids:  # a reconnect's snapshot repeats recent trades
+            self.counters["duplicate"] += 1
+            return
+        if t.time < self.last_trade_time.get(t.coin, 0):
+            out.rows.append(self.reject(recv_ts, "trades", t.coin, "out_of_order", raw()))
+            return
+        self.seen_tids.add(t.coin, t.tid)
+        self.last_trade_time[t.coin] = t.time
+        # side is the aggressor: B = bid side took liquidity = buy.
+        out.rows.append(
+            Trade(
+                self.name, t.coin, from_ms(t.time), recv_ts, str(t.tid), t.px, t.sz, "buy" if t.side == "B" else "sell"
+            )
+        )
+        self.counters["trades"] += 1
 
     def _bbo(self, data: object, frame: str | bytes, recv_ts: datetime) -> Parsed:
         coin = data.get("coin") if isinstance(data, dict) else None
@@ -297,9 +330,12 @@ class Hyperliquid(Venue):
             # one-sided book (its own reason), not a malformed message.
             data = {**data, "bbo": [*data["bbo"], None, None][:2]}
         try:
-            b = BboMsg.model_validate(data)
-        except ValidationError as exc:
+            b = validate(BboMsg, data)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "bbo", coin, validation_reason(exc), frame)])
+        return self._bbo_row(b, frame, recv_ts)
+
+    def _bbo_row(self, b: BboMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
         if b.coin not in self.known:
             return Parsed([self.reject(recv_ts, "bbo", b.coin, "unknown_symbol", frame)])
         bid, ask = b.bbo
@@ -325,8 +361,8 @@ class Hyperliquid(Venue):
         """One coin's message as `model`, or its rejection (not the venue's format, or a coin we do not ingest)."""
         coin = data.get("coin") if isinstance(data, dict) else None
         try:
-            m = model.model_validate(data)
-        except ValidationError as exc:
+            m = validate(model, data)
+        except VALIDATION_ERRORS as exc:
             return None, Parsed([self.reject(recv_ts, stream, coin, validation_reason(exc), frame)])
         if m.coin not in self.known:
             return None, Parsed([self.reject(recv_ts, stream, m.coin, "unknown_symbol", frame)])
@@ -359,6 +395,11 @@ class Hyperliquid(Venue):
         a, bad = self._coin_message(AssetCtxMsg, "activeAssetCtx", data, frame, recv_ts)
         if bad is not None:
             return bad
+        return self._asset_ctx_row(a, frame, recv_ts)
+
+    def _asset_ctx_row(self, a: AssetCtxMsg, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        if a.coin not in self.known:
+            return Parsed([self.reject(recv_ts, "activeAssetCtx", a.coin, "unknown_symbol", frame)])
         c = a.ctx
         values = (c.markPx, c.oraclePx, c.funding, c.openInterest)
         if self.last_ctx.get(a.coin) == values:  # the snapshot after a (re)subscribe repeats the current state

@@ -14,18 +14,24 @@ import logging
 import math
 import zlib
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import httpx
+import msgspec
 import orjson
 from pydantic import Field, ValidationError
 
 from ingest.depth import DepthBook, Level
 from ingest.rows import BookL1, Derivs, GapEvent, Liquidation, Trade, from_ms
 from ingest.venues.base import (
+    VALIDATION_ERRORS,
     BackfillPage,
+    Frame,
+    FrameId,
+    FrameMs,
+    FramePositive,
     FundingRate,
     Gap,
     ListedInstrument,
@@ -39,6 +45,7 @@ from ingest.venues.base import (
     VenueId,
     VenueMs,
     rest_answer,
+    validate,
     validation_reason,
 )
 
@@ -68,21 +75,17 @@ CHECKSUM_LEVELS = 25  # the checksum covers the best 25 levels of each side
 BOOKS_STALE_FACTOR = 3.0
 
 
-class TradeItem(Message):
+class TradeItem(Frame):
     instId: str
     tradeId: str
-    px: Positive
-    sz: Positive
+    px: FramePositive
+    sz: FramePositive
     side: Literal["buy", "sell"]  # the taker's side
-    ts: VenueMs
-    count: int = Field(default=1, ge=1)  # trades aggregated into this push; tradeId is the last of them
+    ts: FrameMs
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1  # trades aggregated into this push; tradeId is the last of them
 
 
-class BboItem(Message):
-    asks: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
-    bids: list[tuple[Positive, Positive, str, str]] = Field(min_length=1)
-    ts: VenueMs
-    seqId: VenueId | None = None
+Levels = Annotated[list[tuple[FramePositive, FramePositive, str, str]], msgspec.Meta(min_length=1)]
 
 
 WireLevel = tuple[str, str, str, str]  # price, size (contracts), deprecated "0", orders at the price
@@ -100,10 +103,50 @@ class BooksItem(Message):
     prevSeqId: Annotated[int, Field(ge=-1, le=2**63 - 1)]
 
 
-class MarkItem(Message):
+class BboItem(Frame):
+    asks: Levels
+    bids: Levels
+    ts: FrameMs
+    seqId: FrameId | None = None
+
+
+class MarkItem(Frame):
     instId: str
-    markPx: Positive
-    ts: VenueMs
+    markPx: FramePositive
+    ts: FrameMs
+
+
+class ChannelArg(Frame):
+    channel: str
+    instId: str
+
+
+class ArgOf(Frame):
+    """Just the `arg` of a push (msgspec skips the data unread), to pick its decoder."""
+
+    arg: ChannelArg
+
+
+class TradesMsg(Frame):
+    data: list[TradeItem]
+
+
+class BboMsg(Frame):
+    data: list[BboItem]
+
+
+class MarkMsg(Frame):
+    data: list[MarkItem]
+
+
+ARG = msgspec.json.Decoder(ArgOf)
+# Trades, level-1 books and marks decoded and validated in one pass per channel. A push that fails here (or any
+# other channel, an event, a pong) takes the general path, which rejects just the bad part and says why.
+HOT_CHANNELS = {
+    "trades": msgspec.json.Decoder(TradesMsg, strict=False),
+    "bbo-tbt": msgspec.json.Decoder(BboMsg, strict=False),
+    "mark-price": msgspec.json.Decoder(MarkMsg, strict=False),
+}
 
 
 class IndexItem(Message):
@@ -372,6 +415,21 @@ class Okx(Venue):
         return [orjson.dumps({"op": op, "args": [books_arg(symbol)]}) for op in ("unsubscribe", "subscribe")]
 
     def parse(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        try:
+            arg = ARG.decode(frame).arg
+            hot = HOT_CHANNELS[arg.channel].decode(frame) if arg.instId in self.known else None
+        except (msgspec.MsgspecError, KeyError):
+            hot = None
+        if type(hot) is TradesMsg:
+            return self._trade_rows(arg.instId, hot.data, frame, recv_ts)
+        if type(hot) is BboMsg and len(hot.data) == 1:
+            return self._bbo_row(arg.instId, hot.data[0], frame, recv_ts)
+        if type(hot) is MarkMsg and hot.data:
+            return self._mark_row(arg.instId, hot.data[-1], recv_ts)
+        return self._parse_other(frame, recv_ts)
+
+    def _parse_other(self, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        """Everything but a valid trade, book or mark push: other channels, events, pongs, bad input."""
         if frame in ("pong", b"pong"):
             return Parsed()
         msg, bad = self.decode(frame, recv_ts)
@@ -406,18 +464,30 @@ class Okx(Venue):
         return handler(self, symbol, data, frame, recv_ts)
 
     def _trades(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
+        items: list[tuple[TradeItem, Callable[[], bytes]]] = []
+        out = Parsed(live=True)
+        if self.contract_size(symbol) is not None:
+            for item in data:
+                if (t := self.validated(TradeItem, item, out, recv_ts, "trades", symbol)) is not None:
+                    items.append((t, lambda item=item: orjson.dumps(item)))
+        return self._trade_rows(symbol, items, frame, recv_ts, out)
+
+    def _trade_rows(
+        self, symbol: str, items: list, frame: str | bytes | bytearray, recv_ts: datetime, out: Parsed | None = None
+    ) -> Parsed:
+        """Rows of a push's valid trades: `items` are TradeItems (a push decoded whole) or (TradeItem, raw) pairs;
+        a rejection stores the trade as it came (`raw()`, built only then)."""
         ct = self.contract_size(symbol)
         if ct is None:
             return Parsed([self.reject(recv_ts, "trades", symbol, "no_contract_size", frame)], live=True)
-        out = Parsed(live=True)
-        for item in data:
-            if (t := self.validated(TradeItem, item, out, recv_ts, "trades", symbol)) is None:
-                continue
+        out = out if out is not None else Parsed(live=True)
+        for i, item in enumerate(items):
+            t, raw = item if type(item) is tuple else (item, lambda i=i: orjson.dumps(orjson.loads(frame)["data"][i]))
             if (symbol, t.tradeId) in self.seen_trades:
                 self.counters["duplicate"] += 1
                 continue
             if t.ts < self.last_trade_ms.get(symbol, 0):
-                out.rows.append(self.reject(recv_ts, "trades", symbol, "out_of_order", orjson.dumps(item)))
+                out.rows.append(self.reject(recv_ts, "trades", symbol, "out_of_order", raw()))
                 continue
             self.seen_trades.add(symbol, t.tradeId)
             if (gap := self._id_gap(symbol, t)) is not None:
@@ -474,9 +544,9 @@ class Okx(Venue):
         oldest = None
         for item in msg["data"]:
             try:
-                t = TradeItem.model_validate(item)
+                t = validate(TradeItem, item)
                 tid = int(t.tradeId)
-            except (ValidationError, ValueError) as exc:
+            except (*VALIDATION_ERRORS, ValueError) as exc:
                 raise ValueError(f"history-trades: {exc}"[:300]) from exc
             oldest = tid if oldest is None else min(oldest, tid)
             if gap.from_id < tid < gap.to_id:  # type: ignore[operator]  # backfill_url asked by id
@@ -492,9 +562,15 @@ class Okx(Venue):
         if ct is None:
             return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "no_contract_size", frame)], live=True)
         try:
-            b = BboItem.model_validate(data[0] if len(data) == 1 else None)
-        except ValidationError as exc:
+            b = validate(BboItem, data[0] if len(data) == 1 else None)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, validation_reason(exc), frame)], live=True)
+        return self._bbo_row(symbol, b, frame, recv_ts)
+
+    def _bbo_row(self, symbol: str, b: BboItem, frame: str | bytes | bytearray, recv_ts: datetime) -> Parsed:
+        ct = self.contract_size(symbol)
+        if ct is None:
+            return Parsed([self.reject(recv_ts, "bbo-tbt", symbol, "no_contract_size", frame)], live=True)
         bid_px, bid_sz = b.bids[0][0], b.bids[0][1]
         ask_px, ask_sz = b.asks[0][0], b.asks[0][1]
         if bid_px >= ask_px:
@@ -524,9 +600,12 @@ class Okx(Venue):
 
     def _mark(self, symbol: str, data: list, frame: str | bytes, recv_ts: datetime) -> Parsed:
         try:
-            m = MarkItem.model_validate(data[-1] if data else None)
-        except ValidationError as exc:
+            m = validate(MarkItem, data[-1] if data else None)
+        except VALIDATION_ERRORS as exc:
             return Parsed([self.reject(recv_ts, "mark-price", symbol, validation_reason(exc), frame)], live=True)
+        return self._mark_row(symbol, m, recv_ts)
+
+    def _mark_row(self, symbol: str, m: MarkItem, recv_ts: datetime) -> Parsed:
         # Mark and index come on separate channels; a mark row carries the index in effect (the latest one,
         # if recent) so every mark yields a basis sample.
         index = self.last_index.get(symbol)
