@@ -59,6 +59,22 @@ def build_frames(count: int, symbols: list[str], start_ms: int, rate: float) -> 
     return frames
 
 
+async def accept_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads a client's WebSocket upgrade request and answers it (101): the benches' servers speak the
+    protocol on raw streams, without a library's per-frame cost."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
 async def _read_client_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     b0, b1 = await reader.readexactly(2)
     n = b1 & 0x7F
@@ -89,17 +105,7 @@ async def _serve(frames: list[bytes], rate: float | None, port_out, done_out) ->
     served = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        key = next(
-            line.split(b":", 1)[1].strip()
-            for line in request.split(b"\r\n")
-            if line.lower().startswith(b"sec-websocket-key:")
-        )
-        accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-        )
+        await accept_upgrade(reader, writer)
         _, request_frame = await _read_client_frame(reader)
         subscribe = orjson.loads(request_frame)
         writer.write(ws_frame(orjson.dumps({"result": None, "id": subscribe.get("id")})))

@@ -11,9 +11,7 @@ frames) and collects the ledger at the end: every id written to a connection, ev
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import multiprocessing
 import random
 import struct
@@ -22,7 +20,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ingest.bench.flood import WS_GUID, _read_client_frame, ws_frame
+from ingest.bench.flood import _read_client_frame, accept_upgrade, ws_frame
 from tower import eventloop
 
 TICK_S = 0.005
@@ -67,17 +65,7 @@ class Venue:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Conn(writer)
         try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in request.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
-            writer.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            await accept_upgrade(reader, writer)
             self.conns.add(conn)
             while True:
                 opcode, data = await _read_client_frame(reader)
