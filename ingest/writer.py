@@ -315,16 +315,13 @@ class Writer:
     def _spill(self, batch: Batch, over_budget: bool = False) -> bool:
         """Appends the batch to the spill file; False (nothing written) if it would pass the disk budget,
         unless over_budget (shutdown: what is in memory is not thrown away)."""
+        used = self.spill_bytes()
+        # A full budget refuses before encoding: during an outage every batch comes here, 5000 rows each.
+        if not over_budget and used >= self.config.spill_max_bytes:
+            return self._refuse_spill()
         line = orjson.dumps({"records": batch.records}, default=_seconds) + b"\n"
-        if not over_budget and self.spill_bytes() + len(line) > self.config.spill_max_bytes:
-            if not self.stats["spill_budget_full"]:
-                log.warning(
-                    "spill budget of %.1f MB used up; readers wait for the database (TCP backpressure)",
-                    self.config.spill_max_bytes / 2**20,
-                )
-            self.stats["spill_budget_full"] += 1
-            self._spill_full = True
-            return False
+        if not over_budget and used + len(line) > self.config.spill_max_bytes:
+            return self._refuse_spill()
         with open(self.config.spill_path, "ab") as f:
             f.write(line)
             f.flush()
@@ -332,6 +329,16 @@ class Writer:
         self.stats["spilled_rows"] += batch.rows
         metrics.SPILLED.inc(batch.rows)
         return True
+
+    def _refuse_spill(self) -> bool:
+        if not self.stats["spill_budget_full"]:
+            log.warning(
+                "spill budget of %.1f MB used up; readers wait for the database (TCP backpressure)",
+                self.config.spill_max_bytes / 2**20,
+            )
+        self.stats["spill_budget_full"] += 1
+        self._spill_full = True
+        return False
 
     def _spill_has_room(self) -> bool:
         return not self._spill_full and self.spill_bytes() < self.config.spill_max_bytes
