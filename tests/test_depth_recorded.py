@@ -13,6 +13,8 @@ import orjson
 from ingest.depth import DepthConfig
 from ingest.rows import BookDepth, GapEvent, Rejection
 from ingest.venues.binance import Binance
+from ingest.venues.bybit import Bybit
+from ingest.venues.hyperliquid import Hyperliquid
 from ingest.venues.okx import Okx
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -113,3 +115,36 @@ def test_okx_a_live_checksum_that_does_not_match_is_a_checksum_break():
         rows += venue.parse(orjson.dumps(msg), at(line["recv"])).rows
     gaps = [r for r in rows if isinstance(r, GapEvent)]
     assert [(g.stream, g.cause) for g in gaps] == [("depth", "checksum")]
+
+
+def test_bybit_live_orderbook_snapshot_and_delta_give_the_venues_book():
+    # tardis.dev's recording of Bybit v5 `orderbook.50.BTCUSDT` (same message format as the `.200` topic the
+    # adapter subscribes; the topic is renamed on the way in, the only change): a snapshot, then a delta that
+    # adds a bid and deletes levels the 1-level snapshot never held.
+    venue = Bybit(["BTCUSDT"])
+    venue.configure_depth(DepthConfig(sample_s=0.0))
+    rows = []
+    for line in (GOLDEN / "bybit" / "orderbook_live.jsonl").read_text().splitlines():
+        rows += venue.parse(line.replace("orderbook.50.", "orderbook.200."), at(1680652809)).rows
+    assert not [r for r in rows if isinstance(r, GapEvent | Rejection)]
+    book = venue.depth.book("BTCUSDT")
+    assert book.bids == {28162.57: 0.07562, 28161.04: 0.177474} and book.asks == {28162.58: 0.506829}
+    assert book.update_id == 59438061
+    last = [r for r in rows if isinstance(r, BookDepth)][-1]
+    assert last.mid == (28162.57 + 28162.58) / 2 and last.bid_10bps == 28162.57 * 0.07562 + 28161.04 * 0.177474
+
+
+def test_hyperliquid_live_l2book_gives_exact_bands_and_an_empty_book_is_no_sample():
+    # tardis.dev's recording of Hyperliquid `l2Book`: SHIA's book empty on both sides, BANANA's two levels a side.
+    venue = Hyperliquid(["SHIA", "BANANA"])
+    venue.configure_depth(DepthConfig(sample_s=1.0))
+    rows = []
+    for line in (GOLDEN / "hyperliquid" / "l2book_live.jsonl").read_text().splitlines():
+        rows += venue.parse(line, at(1730160008)).rows
+    assert not [r for r in rows if isinstance(r, GapEvent | Rejection)]  # an empty book is no sample, not bad
+    samples = [r for r in rows if isinstance(r, BookDepth)]
+    assert [s.symbol for s in samples] == ["BANANA"]
+    s = samples[0]
+    assert s.mid == (59.8 + 59.811) / 2 and (s.bid_levels, s.ask_levels) == (2, 2)
+    assert s.bid_10bps == 59.8 * 3.4 + 59.778 * 1.6 and s.ask_10bps == 59.811 * 2.9 + 59.832 * 17.6
+    assert s.ts == at(1730160007.687)
